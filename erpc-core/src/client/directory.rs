@@ -1,0 +1,118 @@
+//! The client's view of each service's providers, kept current from the registry.
+//!
+//! The first call to a service subscribes; a background task then applies every change.
+//! An empty list pushed by the registry while providers were known is not applied (the
+//! last non-empty list is kept, Dubbo's "empty protection"): a registry that restarts
+//! empty or loses its data must not turn into "no provider" for every consumer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::registry::{Provider, Registry};
+use crate::service::ServiceKey;
+use crate::Error;
+
+/// A provider list snapshot.
+pub(crate) type Providers = Arc<Vec<Provider>>;
+
+struct Entry {
+    providers: watch::Receiver<Option<Providers>>,
+    task: JoinHandle<()>,
+}
+
+/// Provider lists per service.
+pub(crate) struct Directory {
+    registry: Arc<dyn Registry>,
+    entries: Mutex<HashMap<ServiceKey, Entry>>,
+    first_list_wait: Duration,
+}
+
+impl Directory {
+    pub(crate) fn new(registry: Arc<dyn Registry>, first_list_wait: Duration) -> Self {
+        Self {
+            registry,
+            entries: Mutex::new(HashMap::new()),
+            first_list_wait,
+        }
+    }
+
+    /// The current providers of `key`, subscribing on first use.
+    pub(crate) async fn providers(&self, key: &ServiceKey) -> Result<Providers, Error> {
+        let mut receiver = self.receiver(key);
+        if let Some(list) = receiver.borrow().clone() {
+            return Ok(list);
+        }
+        let waited = tokio::time::timeout(self.first_list_wait, receiver.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(list)) => Ok(list.clone().unwrap_or_default()),
+            _ => Err(Error::NoProvider {
+                service: format!("{key} (registry gave no provider list within {:?})", self.first_list_wait),
+            }),
+        }
+    }
+
+    fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Providers>> {
+        let mut entries = self.entries.lock();
+        if let Some(entry) = entries.get(key) {
+            return entry.providers.clone();
+        }
+        let (sender, receiver) = watch::channel(None);
+        let task = tokio::spawn(follow(self.registry.clone(), key.clone(), sender));
+        entries.insert(
+            key.clone(),
+            Entry {
+                providers: receiver.clone(),
+                task,
+            },
+        );
+        receiver
+    }
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        for entry in self.entries.get_mut().values() {
+            entry.task.abort();
+        }
+    }
+}
+
+/// Subscribes to `key` and publishes its lists, resubscribing when the stream fails.
+async fn follow(registry: Arc<dyn Registry>, key: ServiceKey, sender: watch::Sender<Option<Providers>>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match registry.subscribe(&key).await {
+            Ok(mut changes) => {
+                delay = Duration::from_millis(100);
+                while let Some(change) = changes.next().await {
+                    let known = sender.borrow().as_ref().is_some_and(|l| !l.is_empty());
+                    if change.all.is_empty() && known {
+                        tracing::warn!(service = %key, "registry pushed an empty provider list; keeping the last one");
+                        continue;
+                    }
+                    tracing::debug!(
+                        service = %key,
+                        providers = change.all.len(),
+                        added = change.added.len(),
+                        removed = change.removed.len(),
+                        "provider list changed"
+                    );
+                    sender.send_replace(Some(Arc::new(change.all)));
+                }
+                tracing::warn!(service = %key, "registry subscription ended; resubscribing");
+            }
+            Err(e) => tracing::warn!(service = %key, error = %e, "subscribe failed; retrying"),
+        }
+        if sender.is_closed() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,132 @@
+//! The one error type of erpc: every failure a caller, a server or a registry can meet.
+
+use std::time::Duration;
+
+use crate::protocol::Status;
+
+/// Everything that can go wrong in erpc, with enough context to act on it.
+///
+/// Application errors are not here: a method returning `Result<T, MyError>` delivers
+/// `MyError` as a value inside `Ok(..)`. This enum is for failures of the call itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call did not finish before its deadline; the provider was told to cancel it.
+    #[error("call {method} on {service} timed out after {after:?}")]
+    Timeout {
+        /// Service key of the call.
+        service: String,
+        /// Method name.
+        method: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// A TCP connection to a provider could not be opened (the request never left).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// Provider address.
+        addr: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+    /// The connection carrying the call broke, or the peer stopped answering heartbeats.
+    #[error("connection to {addr} lost: {reason}")]
+    ConnectionLost {
+        /// Provider address.
+        addr: String,
+        /// What was observed (closed, heartbeat timeout, I/O error...).
+        reason: String,
+    },
+    /// The registry knows no usable provider for the service.
+    #[error("no provider available for {service}")]
+    NoProvider {
+        /// Service key.
+        service: String,
+    },
+    /// The provider does not host the service (wrong interface, group or version).
+    #[error("service not found: {service}")]
+    ServiceNotFound {
+        /// Service key as sent.
+        service: String,
+    },
+    /// The provider hosts the service but not the method.
+    #[error("method {method} not found on {service}")]
+    MethodNotFound {
+        /// Service key.
+        service: String,
+        /// Method name as sent.
+        method: String,
+    },
+    /// Arguments or a result could not be serialized.
+    #[error("encode failed: {0}")]
+    Encode(String),
+    /// Arguments or a result could not be deserialized.
+    #[error("decode failed: {0}")]
+    Decode(String),
+    /// The provider refused the call because it is at its limit; retry elsewhere.
+    #[error("provider overloaded: {0}")]
+    Overloaded(String),
+    /// The provider's handler panicked; the message is the panic payload.
+    #[error("remote handler failed: {0}")]
+    HandlerPanicked(String),
+    /// The call was cancelled before it completed.
+    #[error("call cancelled")]
+    Cancelled,
+    /// The provider is shutting down and did not take the call (it never ran).
+    #[error("provider {addr} is going away")]
+    GoingAway {
+        /// Provider address.
+        addr: String,
+    },
+    /// The provider answered with a protocol-level failure not covered above.
+    #[error("remote error ({status:?}): {message}")]
+    Remote {
+        /// Status from the response frame.
+        status: Status,
+        /// Message from the provider.
+        message: String,
+    },
+    /// A frame broke the wire protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A registry operation failed.
+    #[error("registry error: {0}")]
+    Registry(String),
+    /// A setting was invalid (file, environment or builder).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// An I/O error outside a call (binding a listener, reading a file).
+    #[error("i/o error: {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the request provably never reached a provider's handler, so sending it
+    /// to another provider cannot run it twice.
+    pub fn never_reached_provider(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. }
+                | Error::GoingAway { .. }
+                | Error::Overloaded(_)
+                | Error::NoProvider { .. }
+        )
+    }
+
+    /// Builds an [`Error::Io`] with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results in erpc.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! erpc-core: the runtime behind `#[erpc::service]`.
+//!
+//! - [`protocol`]: the wire format (`PROTOCOL.md`), frame codec and request head.
+//! - [`serialize`] and [`compress`]: payload encodings, chosen per call.
+//! - [`Client`]: providers from a [`registry::Registry`], balancing, one multiplexed
+//!   connection per provider, heartbeats, deadlines and cancellation.
+//! - [`Server`]: dispatch to hosted [`Service`]s with a concurrency limit, panic
+//!   isolation, registration and graceful shutdown.
+//! - [`Config`]: settings from builders, `erpc.toml` and `ERPC_*` variables.
+//!
+//! Users normally depend on the `erpc` facade crate, which re-exports all of this.
+
+pub mod balance;
+mod client;
+pub mod compress;
+pub mod config;
+mod error;
+mod message;
+pub mod protocol;
+pub mod registry;
+pub mod serialize;
+mod server;
+mod service;
+mod transport;
+
+pub use client::{BlockingClient, CallOptions, Client, ClientBuilder, ServiceClient};
+pub use compress::{Compression, CompressionPolicy};
+pub use config::{ClientConfig, Config, ServerConfig};
+pub use error::{Error, Result};
+pub use protocol::Metadata;
+pub use serialize::Serialization;
+pub use server::{termination_signal, Server, ServerBuilder, ServerHandle};
+pub use service::{MethodDescriptor, Reply, Request, Service, ServiceDescriptor, ServiceKey};

@@ -1,0 +1,218 @@
+//! The request head: what a request carries besides its arguments.
+//!
+//! ```text
+//! u32  deadline in milliseconds, relative to receipt (0 = none)
+//! str  interface      (u16 length + UTF-8)
+//! str  group
+//! str  version
+//! str  method
+//! u16  metadata pair count, then per pair: str key, str value
+//! ```
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, BytesMut};
+
+use crate::service::ServiceKey;
+
+/// Key/value pairs that travel with a request (trace ids, caller name, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata(Vec<(String, String)>);
+
+impl Metadata {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`, replacing an earlier value.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All pairs in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The decoded head of a request frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Time the caller still waits, measured from when the frame was sent.
+    pub deadline: Option<Duration>,
+    /// Service interface, group and version.
+    pub service: ServiceKey,
+    /// Method name.
+    pub method: String,
+    /// Request metadata.
+    pub metadata: Metadata,
+}
+
+/// Borrowed view used to encode a head without building a [`RequestHead`].
+pub(crate) struct HeadRef<'a> {
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) service: &'a ServiceKey,
+    pub(crate) method: &'a str,
+    pub(crate) metadata: &'a Metadata,
+}
+
+impl HeadRef<'_> {
+    /// Appends the encoded head to `out`; fails when a string is longer than 65535 bytes.
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), String> {
+        let millis = self
+            .deadline
+            .map(|d| d.as_millis().clamp(1, u32::MAX as u128) as u32)
+            .unwrap_or(0);
+        out.put_u32(millis);
+        let key = self.service;
+        for s in [&key.interface, &key.group, &key.version, self.method] {
+            put_str(out, s)?;
+        }
+        let count = u16::try_from(self.metadata.len())
+            .map_err(|_| "more than 65535 metadata pairs".to_string())?;
+        out.put_u16(count);
+        for (k, v) in self.metadata.iter() {
+            put_str(out, k)?;
+            put_str(out, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl RequestHead {
+    /// Encodes this head (see the module docs for the layout).
+    pub fn encode(&self, out: &mut BytesMut) -> Result<(), String> {
+        HeadRef {
+            deadline: self.deadline,
+            service: &self.service,
+            method: &self.method,
+            metadata: &self.metadata,
+        }
+        .encode(out)
+    }
+
+    /// Decodes a head; every length is checked against the bytes present.
+    pub fn decode(mut buf: &[u8]) -> Result<Self, String> {
+        if buf.remaining() < 4 {
+            return Err("request head shorter than its deadline field".into());
+        }
+        let millis = buf.get_u32();
+        let interface = get_str(&mut buf, "interface")?;
+        let group = get_str(&mut buf, "group")?;
+        let version = get_str(&mut buf, "version")?;
+        let method = get_str(&mut buf, "method")?;
+        if buf.remaining() < 2 {
+            return Err("request head lacks its metadata count".into());
+        }
+        let count = buf.get_u16();
+        let mut metadata = Metadata::new();
+        for _ in 0..count {
+            let key = get_str(&mut buf, "metadata key")?;
+            let value = get_str(&mut buf, "metadata value")?;
+            metadata.0.push((key, value));
+        }
+        if buf.has_remaining() {
+            return Err(format!("{} stray bytes after request head", buf.remaining()));
+        }
+        Ok(Self {
+            deadline: (millis > 0).then(|| Duration::from_millis(u64::from(millis))),
+            service: ServiceKey {
+                interface,
+                group,
+                version,
+            },
+            method,
+            metadata,
+        })
+    }
+}
+
+fn put_str(out: &mut BytesMut, s: &str) -> Result<(), String> {
+    let len = u16::try_from(s.len()).map_err(|_| format!("string of {} bytes exceeds 65535", s.len()))?;
+    out.put_u16(len);
+    out.put_slice(s.as_bytes());
+    Ok(())
+}
+
+fn get_str(buf: &mut &[u8], field: &str) -> Result<String, String> {
+    if buf.remaining() < 2 {
+        return Err(format!("request head truncated before {field}"));
+    }
+    let len = usize::from(buf.get_u16());
+    if buf.remaining() < len {
+        return Err(format!("{field} claims {len} bytes, {} present", buf.remaining()));
+    }
+    let (bytes, rest) = buf.split_at(len);
+    let s = std::str::from_utf8(bytes).map_err(|_| format!("{field} is not UTF-8"))?;
+    *buf = rest;
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RequestHead {
+        let mut metadata = Metadata::new();
+        metadata.insert("trace-id", "abc");
+        RequestHead {
+            deadline: Some(Duration::from_millis(3000)),
+            service: ServiceKey::new("demo::Hello", "g", "1.0"),
+            method: "hello".into(),
+            metadata,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let head = sample();
+        let mut out = BytesMut::new();
+        head.encode(&mut out).unwrap();
+        assert_eq!(RequestHead::decode(&out).unwrap(), head);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let mut out = BytesMut::new();
+        sample().encode(&mut out).unwrap();
+        for cut in 0..out.len() {
+            assert!(RequestHead::decode(&out[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_and_trailing_bytes() {
+        let mut out = BytesMut::new();
+        sample().encode(&mut out).unwrap();
+        let mut trailing = out.clone();
+        trailing.put_u8(0);
+        assert!(RequestHead::decode(&trailing).unwrap_err().contains("stray"));
+        let mut bad = out.clone();
+        bad[6] = 0xFF; // first byte of the interface name
+        assert!(RequestHead::decode(&bad).unwrap_err().contains("UTF-8"));
+    }
+}

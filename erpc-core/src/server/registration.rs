@@ -1,0 +1,77 @@
+//! What a server announces in the registry, and announcing it robustly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::router::Router;
+use crate::registry::{Provider, Registration, Registry};
+use crate::serialize::Serialization;
+
+/// This build's erpc version, registered so operators can see what runs where.
+const ERPC_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The registrations of every hosted service at one address.
+#[derive(Debug, Clone)]
+pub(crate) struct Registrations(Arc<Vec<Registration>>);
+
+impl Registrations {
+    pub(crate) fn new(router: &Router, addr: &str, weight: u32) -> Self {
+        let serializations: Vec<&str> = Serialization::ALL.iter().map(|s| s.name()).collect();
+        let list = router
+            .services()
+            .map(|service| {
+                let key = service.key();
+                let methods: Vec<&str> = service.descriptor().methods.iter().map(|m| m.name).collect();
+                let mut provider = Provider::new(addr);
+                provider.weight = weight;
+                let meta = &mut provider.metadata;
+                meta.insert("protocol".into(), "erpc".into());
+                meta.insert("erpc.version".into(), ERPC_VERSION.into());
+                meta.insert("interface".into(), key.interface.clone());
+                meta.insert("group".into(), key.group.clone());
+                meta.insert("version".into(), key.version.clone());
+                meta.insert("serialization".into(), serializations.join(","));
+                meta.insert("methods".into(), methods.join(","));
+                meta.insert("side".into(), "provider".into());
+                Registration { key, provider }
+            })
+            .collect();
+        Self(Arc::new(list))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Registers every service, retrying each failure with backoff until it succeeds
+    /// (a registry that is down at start must not keep the provider unannounced).
+    pub(crate) async fn register_all(self, registry: Arc<dyn Registry>) {
+        for registration in self.0.iter() {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match registry.register(registration).await {
+                    Ok(()) => {
+                        tracing::info!(service = %registration.key, addr = %registration.provider.addr, "registered");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = %registration.key, error = %e, retry_in = ?delay, "registration failed");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deregisters every service, each bounded in time so shutdown cannot hang on it.
+    pub(crate) async fn deregister_all(&self, registry: &dyn Registry) {
+        for registration in self.0.iter() {
+            match tokio::time::timeout(Duration::from_secs(3), registry.deregister(registration)).await {
+                Ok(Ok(())) => tracing::info!(service = %registration.key, "deregistered"),
+                Ok(Err(e)) => tracing::warn!(service = %registration.key, error = %e, "deregistration failed"),
+                Err(_) => tracing::warn!(service = %registration.key, "deregistration timed out"),
+            }
+        }
+    }
+}

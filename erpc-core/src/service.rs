@@ -1,0 +1,147 @@
+//! What `#[erpc::service]` generates code against: service identity, descriptors and the
+//! server-side dispatch trait.
+
+use std::fmt;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::compress::CompressionPolicy;
+use crate::protocol::{Metadata, MessageType, FrameHeader, Status};
+use crate::protocol::codec::FrameBuilder;
+use crate::serialize::Serialization;
+use crate::Error;
+
+/// Identity of a service: interface name, group and version (Dubbo's triple).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Interface name, by default the Rust path of the trait (`crate::module::Trait`).
+    pub interface: String,
+    /// Group; empty by default.
+    pub group: String,
+    /// Version; `1.0` by default.
+    pub version: String,
+}
+
+impl ServiceKey {
+    /// Builds a key.
+    pub fn new(
+        interface: impl Into<String>,
+        group: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        Self {
+            interface: interface.into(),
+            group: group.into(),
+            version: version.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    /// `group/interface:version`, the group part omitted when empty (Dubbo's form).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.group.is_empty() {
+            write!(f, "{}/", self.group)?;
+        }
+        write!(f, "{}:{}", self.interface, self.version)
+    }
+}
+
+/// One method of a service, as declared on the trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// Method name (the wire name).
+    pub name: &'static str,
+    /// Argument names in order.
+    pub args: &'static [&'static str],
+    /// Marked `#[erpc(idempotent)]`: safe to retry on another provider.
+    pub idempotent: bool,
+}
+
+/// A service interface: its name and methods, fixed at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceDescriptor {
+    /// Interface name.
+    pub interface: &'static str,
+    /// Group given in the attribute (default `""`).
+    pub default_group: &'static str,
+    /// Version given in the attribute (default `"1.0"`).
+    pub default_version: &'static str,
+    /// Methods in declaration order; a method's index is its position here.
+    pub methods: &'static [MethodDescriptor],
+}
+
+impl ServiceDescriptor {
+    /// Index of the method called `name`.
+    pub fn method_index(&self, name: &str) -> Option<usize> {
+        self.methods.iter().position(|m| m.name == name)
+    }
+}
+
+/// A decoded request handed to a [`Service`]: arguments still serialized.
+#[derive(Debug)]
+pub struct Request {
+    pub(crate) request_id: u64,
+    pub(crate) serialization: Serialization,
+    pub(crate) compression: CompressionPolicy,
+    pub(crate) payload: Bytes,
+    pub(crate) metadata: Metadata,
+}
+
+impl Request {
+    /// Decodes the argument tuple.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.serialization.decode(&self.payload)
+    }
+
+    /// Metadata sent by the caller.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The serializer the caller used (and the reply will use).
+    pub fn serialization(&self) -> Serialization {
+        self.serialization
+    }
+
+    /// Encodes `value` as the successful response to this request.
+    pub fn reply<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reply, Error> {
+        let mut header = FrameHeader::new(MessageType::Response, self.request_id);
+        header.serializer = self.serialization.id();
+        header.status = Status::Ok as u8;
+        let mut frame = FrameBuilder::new(header, 64);
+        frame.end_head();
+        self.serialization.encode(value, frame.buf())?;
+        crate::message::compress_payload(&mut frame, self.compression)?;
+        frame
+            .finish()
+            .map(|b| Reply(b.freeze()))
+            .map_err(Error::Encode)
+    }
+}
+
+/// An encoded response frame produced by [`Request::reply`].
+#[derive(Debug, Clone)]
+pub struct Reply(pub(crate) Bytes);
+
+/// Server-side dispatch: implemented by the generated `XxxServer<T>`.
+///
+/// The server resolves a request's method name to an index once, from a hash table built
+/// at start, then calls [`Service::call`] with that index.
+pub trait Service: Send + Sync + 'static {
+    /// The interface this service implements.
+    fn descriptor(&self) -> &'static ServiceDescriptor;
+    /// Group this instance is served under.
+    fn group(&self) -> &str;
+    /// Version this instance is served under.
+    fn version(&self) -> &str;
+    /// Runs method number `method` (an index into the descriptor's methods).
+    fn call(&self, method: usize, request: Request) -> BoxFuture<'static, Result<Reply, Error>>;
+
+    /// The full key of this instance.
+    fn key(&self) -> ServiceKey {
+        ServiceKey::new(self.descriptor().interface, self.group(), self.version())
+    }
+}

@@ -1,0 +1,322 @@
+//! The client's multiplexed connection to one provider.
+//!
+//! Every concurrent call to the provider shares this one TCP connection: a call gets a
+//! request id, parks a oneshot sender in the pending table and queues its frame to the
+//! writer task; the reader task matches each response's id to its waiting call.
+//!
+//! The reader also keeps the heartbeat: after `heartbeat_interval` without inbound
+//! traffic it sends a ping, and when nothing arrives within `heartbeat_timeout` after
+//! that, the peer is declared dead. When the connection ends for any reason every
+//! pending call fails at once with [`Error::ConnectionLost`] (never left hanging).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use super::writer::{run_writer, OutFrame, QUEUE_FRAMES};
+use crate::message::EncodedRequest;
+use crate::protocol::codec::control_frame;
+use crate::protocol::{Frame, FrameCodec, Inbound, MessageType};
+use crate::Error;
+
+/// Connection-level settings taken from the client configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSettings {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) max_frame: u32,
+}
+
+type Waiter = oneshot::Sender<Result<Frame, Error>>;
+
+/// Calls waiting for responses, and why the connection closed once it has.
+#[derive(Default)]
+struct Pending {
+    waiters: HashMap<u64, Waiter>,
+    closed: Option<String>,
+}
+
+struct Shared {
+    addr: String,
+    pending: Mutex<Pending>,
+    going_away: AtomicBool,
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl Shared {
+    /// Marks the connection closed and fails every waiting call.
+    fn close(&self, reason: String) {
+        let waiters = {
+            let mut pending = self.pending.lock();
+            if pending.closed.is_none() {
+                pending.closed = Some(reason.clone());
+            }
+            std::mem::take(&mut pending.waiters)
+        };
+        self.closed.store(true, Ordering::Release);
+        if !waiters.is_empty() {
+            tracing::debug!(addr = %self.addr, calls = waiters.len(), %reason, "failing pending calls");
+        }
+        for (_, waiter) in waiters {
+            let _ = waiter.send(Err(Error::ConnectionLost {
+                addr: self.addr.clone(),
+                reason: reason.clone(),
+            }));
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// One multiplexed connection; cheap to share behind an `Arc`.
+///
+/// The reader task holds only a weak handle to the write queue: once the pool and the
+/// last call let go of the connection, the queue closes and the socket shuts down.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<OutFrame>,
+    next_id: AtomicU64,
+}
+
+impl Connection {
+    /// Opens a connection and starts its reader and writer tasks.
+    pub(crate) async fn connect(addr: &str, settings: &ConnectionSettings) -> Result<Arc<Self>, Error> {
+        let connect_error = |reason: String| Error::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_error(format!("timed out after {:?}", settings.connect_timeout)))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| connect_error(format!("TCP_NODELAY: {e}")))?;
+        let (read, write) = stream.into_split();
+        let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
+        let shared = Arc::new(Shared {
+            addr: addr.to_string(),
+            pending: Mutex::new(Pending::default()),
+            going_away: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        });
+        let writer_shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run_writer(write, rx).await {
+                writer_shared.close(format!("write failed: {e}"));
+            }
+        });
+        let reader = Reader {
+            shared: shared.clone(),
+            queue: queue.downgrade(),
+            settings: settings.clone(),
+        };
+        tokio::spawn(reader.run(FramedRead::new(read, FrameCodec::new(settings.max_frame))));
+        tracing::debug!(%addr, "connected");
+        Ok(Arc::new(Self {
+            shared,
+            queue,
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    /// Provider address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// False once the connection closed or the provider said goaway.
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.shared.going_away.load(Ordering::Acquire) && !self.shared.is_closed()
+    }
+
+    /// True once the provider said goaway.
+    pub(crate) fn is_going_away(&self) -> bool {
+        self.shared.going_away.load(Ordering::Acquire)
+    }
+
+    /// Calls currently waiting on this connection.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Sends an encoded request and waits for its response frame.
+    ///
+    /// Dropping the returned future before it completes (timeout, caller gone) removes
+    /// the call and sends a cancel frame so the provider stops the handler.
+    pub(crate) async fn call(&self, request: &EncodedRequest) -> Result<Frame, Error> {
+        if self.is_going_away() {
+            return Err(Error::GoingAway {
+                addr: self.shared.addr.clone(),
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = request.with_id(id);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.shared.pending.lock();
+            if let Some(reason) = &pending.closed {
+                return Err(Error::Connect {
+                    addr: self.shared.addr.clone(),
+                    reason: format!("connection already closed: {reason}"),
+                });
+            }
+            pending.waiters.insert(id, tx);
+        }
+        let mut guard = CallGuard {
+            connection: self,
+            id,
+            finished: false,
+        };
+        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.queue.send(frame).await.is_err() {
+            guard.finished = true;
+            self.shared.pending.lock().waiters.remove(&id);
+            return Err(self.lost("writer stopped"));
+        }
+        let outcome = rx.await;
+        guard.finished = true;
+        match outcome {
+            Ok(result) => result,
+            Err(_) => Err(self.lost("response channel dropped")),
+        }
+    }
+
+    fn lost(&self, reason: &str) -> Error {
+        Error::ConnectionLost {
+            addr: self.shared.addr.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Cleans up a call that ends early: forget the waiter and tell the provider to stop.
+struct CallGuard<'a> {
+    connection: &'a Connection,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let shared = &self.connection.shared;
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.finished {
+            return;
+        }
+        let was_waiting = shared.pending.lock().waiters.remove(&self.id).is_some();
+        if was_waiting {
+            let _ = self
+                .connection
+                .queue
+                .try_send(control_frame(MessageType::Cancel, self.id).into());
+        }
+    }
+}
+
+/// The read side: responses, pongs, goaway, heartbeat.
+struct Reader {
+    shared: Arc<Shared>,
+    queue: mpsc::WeakSender<OutFrame>,
+    settings: ConnectionSettings,
+}
+
+impl Reader {
+    async fn run(self, mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>) {
+        let interval = self.settings.heartbeat_interval;
+        let mut last_read = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+        let heartbeat = tokio::time::sleep(interval);
+        tokio::pin!(heartbeat);
+        let reason = loop {
+            tokio::select! {
+                item = frames.next() => match item {
+                    Some(Ok(inbound)) => {
+                        last_read = Instant::now();
+                        ping_sent = None;
+                        self.handle(inbound);
+                    }
+                    Some(Err(e)) => break format!("read failed: {e}"),
+                    None => break "closed by peer".to_string(),
+                },
+                () = &mut heartbeat => {
+                    let now = Instant::now();
+                    match ping_sent {
+                        Some(sent) if now >= sent + self.settings.heartbeat_timeout => {
+                            break format!("no answer to heartbeat within {:?}", self.settings.heartbeat_timeout);
+                        }
+                        Some(sent) => heartbeat.as_mut().reset(sent + self.settings.heartbeat_timeout),
+                        None if now >= last_read + interval => {
+                            if !self.send(control_frame(MessageType::Ping, 0)) {
+                                break "writer stopped".to_string();
+                            }
+                            ping_sent = Some(now);
+                            heartbeat.as_mut().reset(now + self.settings.heartbeat_timeout);
+                        }
+                        None => heartbeat.as_mut().reset(last_read + interval),
+                    }
+                }
+            }
+        };
+        tracing::debug!(addr = %self.shared.addr, %reason, "connection closed");
+        self.shared.close(reason);
+    }
+
+    fn send(&self, frame: Bytes) -> bool {
+        match self.queue.upgrade() {
+            Some(queue) => queue.try_send(frame.into()).is_ok(),
+            None => false,
+        }
+    }
+
+    fn handle(&self, inbound: Inbound) {
+        match inbound {
+            Inbound::Frame(frame) => match frame.header.message_type() {
+                Some(MessageType::Response) => self.complete(frame.header.request_id, Ok(frame)),
+                Some(MessageType::Ping) => {
+                    self.send(control_frame(MessageType::Pong, frame.header.request_id));
+                }
+                Some(MessageType::GoAway) => {
+                    tracing::info!(addr = %self.shared.addr, "provider is going away");
+                    self.shared.going_away.store(true, Ordering::Release);
+                }
+                Some(MessageType::Pong) => {}
+                other => tracing::warn!(addr = %self.shared.addr, ?other, "unexpected frame from provider"),
+            },
+            Inbound::Oversized(header) => self.complete(
+                header.request_id,
+                Err(Error::Protocol(format!(
+                    "response of {} bytes exceeds the {}-byte limit",
+                    header.body_len, self.settings.max_frame
+                ))),
+            ),
+            Inbound::Malformed { header, reason } => {
+                self.complete(header.request_id, Err(Error::Protocol(reason)))
+            }
+        }
+    }
+
+    fn complete(&self, id: u64, result: Result<Frame, Error>) {
+        let waiter = self.shared.pending.lock().waiters.remove(&id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(result);
+            }
+            None => tracing::trace!(id, "response for a call nobody waits for (cancelled)"),
+        }
+    }
+}
