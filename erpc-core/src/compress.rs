@@ -49,7 +49,8 @@ impl Compression {
         match self {
             Self::None => Ok(data.to_vec()),
             Self::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(data).map_err(fail)?;
                 enc.finish().map_err(fail)
             }
@@ -132,15 +133,24 @@ mod tests {
             assert_eq!(c.decompress(&packed, data.len()).unwrap(), data, "{c:?}");
             if c != Compression::None {
                 assert!(packed.len() < 1_000, "{c:?} did not compress");
-                assert!(c.decompress(&packed, 1_000).is_err(), "{c:?} ignored the limit");
-                assert!(matches!(c.decompress(b"not compressed", 1_000), Err(Error::Decode(_))));
+                assert!(
+                    c.decompress(&packed, 1_000).is_err(),
+                    "{c:?} ignored the limit"
+                );
+                assert!(matches!(
+                    c.decompress(b"not compressed", 1_000),
+                    Err(Error::Decode(_))
+                ));
             }
         }
     }
 
     #[test]
     fn threshold_selects_algorithm() {
-        let p = CompressionPolicy { algorithm: Compression::Zstd, threshold: 10 };
+        let p = CompressionPolicy {
+            algorithm: Compression::Zstd,
+            threshold: 10,
+        };
         assert_eq!(p.for_len(9), Compression::None);
         assert_eq!(p.for_len(10), Compression::Zstd);
     }

@@ -159,7 +159,9 @@ impl Config {
         let mut config = if Path::new(&path).exists() {
             Self::from_file(&path)?
         } else if std::env::var_os("ERPC_CONFIG").is_some() {
-            return Err(Error::Config(format!("ERPC_CONFIG names {path:?}, which does not exist")));
+            return Err(Error::Config(format!(
+                "ERPC_CONFIG names {path:?}, which does not exist"
+            )));
         } else {
             Self::default()
         };
@@ -195,15 +197,39 @@ impl Config {
         }
         let c = &mut self.client;
         set(&var, "ERPC_CLIENT_TIMEOUT_MS", &mut c.timeout_ms)?;
-        set(&var, "ERPC_CLIENT_CONNECT_TIMEOUT_MS", &mut c.connect_timeout_ms)?;
+        set(
+            &var,
+            "ERPC_CLIENT_CONNECT_TIMEOUT_MS",
+            &mut c.connect_timeout_ms,
+        )?;
         set(&var, "ERPC_CLIENT_SERIALIZATION", &mut c.serialization)?;
         set(&var, "ERPC_CLIENT_COMPRESSION", &mut c.compression)?;
-        set(&var, "ERPC_CLIENT_COMPRESSION_THRESHOLD", &mut c.compression_threshold)?;
-        set(&var, "ERPC_CLIENT_HEARTBEAT_INTERVAL_MS", &mut c.heartbeat_interval_ms)?;
-        set(&var, "ERPC_CLIENT_HEARTBEAT_TIMEOUT_MS", &mut c.heartbeat_timeout_ms)?;
+        set(
+            &var,
+            "ERPC_CLIENT_COMPRESSION_THRESHOLD",
+            &mut c.compression_threshold,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_HEARTBEAT_INTERVAL_MS",
+            &mut c.heartbeat_interval_ms,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_HEARTBEAT_TIMEOUT_MS",
+            &mut c.heartbeat_timeout_ms,
+        )?;
         set(&var, "ERPC_CLIENT_MAX_FRAME_BYTES", &mut c.max_frame_bytes)?;
-        set(&var, "ERPC_CLIENT_RECONNECT_BACKOFF_MS", &mut c.reconnect_backoff_ms)?;
-        set(&var, "ERPC_CLIENT_RECONNECT_BACKOFF_MAX_MS", &mut c.reconnect_backoff_max_ms)?;
+        set(
+            &var,
+            "ERPC_CLIENT_RECONNECT_BACKOFF_MS",
+            &mut c.reconnect_backoff_ms,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_RECONNECT_BACKOFF_MAX_MS",
+            &mut c.reconnect_backoff_max_ms,
+        )?;
         set(&var, "ERPC_CLIENT_RETRIES", &mut c.retries)?;
         let s = &mut self.server;
         set(&var, "ERPC_SERVER_BIND", &mut s.bind)?;
@@ -214,9 +240,17 @@ impl Config {
         set(&var, "ERPC_SERVER_MAX_CONCURRENCY", &mut s.max_concurrency)?;
         set(&var, "ERPC_SERVER_MAX_FRAME_BYTES", &mut s.max_frame_bytes)?;
         set(&var, "ERPC_SERVER_COMPRESSION", &mut s.compression)?;
-        set(&var, "ERPC_SERVER_COMPRESSION_THRESHOLD", &mut s.compression_threshold)?;
+        set(
+            &var,
+            "ERPC_SERVER_COMPRESSION_THRESHOLD",
+            &mut s.compression_threshold,
+        )?;
         set(&var, "ERPC_SERVER_IDLE_TIMEOUT_MS", &mut s.idle_timeout_ms)?;
-        set(&var, "ERPC_SERVER_DRAIN_TIMEOUT_MS", &mut s.drain_timeout_ms)?;
+        set(
+            &var,
+            "ERPC_SERVER_DRAIN_TIMEOUT_MS",
+            &mut s.drain_timeout_ms,
+        )?;
         self.validate()
     }
 
@@ -226,13 +260,19 @@ impl Config {
         Compression::from_str(&self.client.compression)?;
         Compression::from_str(&self.server.compression)?;
         if self.server.max_concurrency == 0 {
-            return Err(Error::Config("server.max_concurrency must be at least 1".into()));
+            return Err(Error::Config(
+                "server.max_concurrency must be at least 1".into(),
+            ));
         }
         Ok(())
     }
 }
 
-fn set<T: FromStr>(var: &impl Fn(&str) -> Option<String>, name: &str, slot: &mut T) -> Result<(), Error>
+fn set<T: FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    slot: &mut T,
+) -> Result<(), Error>
 where
     T::Err: std::fmt::Display,
 {
@@ -251,7 +291,8 @@ mod tests {
 
     #[test]
     fn env_overrides_file_and_bad_values_are_named() {
-        let mut config = Config::from_toml("registry = \"static://a:1\"\n[client]\ntimeout_ms = 10").unwrap();
+        let mut config =
+            Config::from_toml("registry = \"static://a:1\"\n[client]\ntimeout_ms = 10").unwrap();
         config
             .apply_env(|name| match name {
                 "ERPC_CLIENT_TIMEOUT_MS" => Some("20".into()),

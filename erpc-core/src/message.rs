@@ -11,9 +11,9 @@ use crate::protocol::head::HeadRef;
 use crate::protocol::{
     encode_frame, Frame, FrameHeader, MessageType, Metadata, RequestHead, Status, HEADER_LEN,
 };
-use crate::transport::writer::OutFrame;
 use crate::serialize::Serialization;
 use crate::service::{Request, ServiceKey};
+use crate::transport::writer::OutFrame;
 use crate::Error;
 
 /// Everything needed to encode a request except the request id (set per connection).
@@ -73,7 +73,10 @@ impl EncodedRequest {
 }
 
 /// Compresses the payload written into `frame` when the policy says so.
-pub(crate) fn compress_payload(frame: &mut FrameBuilder, policy: CompressionPolicy) -> Result<(), Error> {
+pub(crate) fn compress_payload(
+    frame: &mut FrameBuilder,
+    policy: CompressionPolicy,
+) -> Result<(), Error> {
     let algorithm = policy.for_len(frame.payload_len());
     if algorithm != Compression::None {
         let packed = algorithm.compress(frame.payload())?;
@@ -85,10 +88,15 @@ pub(crate) fn compress_payload(frame: &mut FrameBuilder, policy: CompressionPoli
 
 /// Reads the payload of a frame: resolves serializer and compression ids, inflates.
 fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
-    let serialization = Serialization::from_id(frame.header.serializer)
-        .ok_or_else(|| Error::Decode(format!("unknown serializer id {}", frame.header.serializer)))?;
-    let compression = Compression::from_id(frame.header.compression)
-        .ok_or_else(|| Error::Decode(format!("unknown compression id {}", frame.header.compression)))?;
+    let serialization = Serialization::from_id(frame.header.serializer).ok_or_else(|| {
+        Error::Decode(format!("unknown serializer id {}", frame.header.serializer))
+    })?;
+    let compression = Compression::from_id(frame.header.compression).ok_or_else(|| {
+        Error::Decode(format!(
+            "unknown compression id {}",
+            frame.header.compression
+        ))
+    })?;
     let payload = match compression {
         Compression::None => frame.payload.clone(),
         other => Bytes::from(other.decompress(&frame.payload, max_len)?),
@@ -113,19 +121,33 @@ pub(crate) fn decode_response<R: DeserializeOwned>(
     serialization.decode(&payload)
 }
 
-fn status_error(status: Status, message: String, key: &ServiceKey, method: &str, addr: &str) -> Error {
+fn status_error(
+    status: Status,
+    message: String,
+    key: &ServiceKey,
+    method: &str,
+    addr: &str,
+) -> Error {
     match status {
-        Status::ServiceNotFound => Error::ServiceNotFound { service: key.to_string() },
+        Status::ServiceNotFound => Error::ServiceNotFound {
+            service: key.to_string(),
+        },
         Status::MethodNotFound => Error::MethodNotFound {
             service: key.to_string(),
             method: method.to_string(),
         },
-        Status::BadRequest => Error::Decode(format!("provider could not decode the request: {message}")),
+        Status::BadRequest => {
+            Error::Decode(format!("provider could not decode the request: {message}"))
+        }
         Status::Overloaded => Error::Overloaded(message),
         Status::HandlerPanicked => Error::HandlerPanicked(message),
         Status::Cancelled => Error::Cancelled,
-        Status::EncodeFailed => Error::Encode(format!("provider could not encode the result: {message}")),
-        Status::ShuttingDown => Error::GoingAway { addr: addr.to_string() },
+        Status::EncodeFailed => {
+            Error::Encode(format!("provider could not encode the result: {message}"))
+        }
+        Status::ShuttingDown => Error::GoingAway {
+            addr: addr.to_string(),
+        },
         _ => Error::Remote { status, message },
     }
 }
@@ -172,7 +194,10 @@ mod tests {
     use tokio_util::codec::Decoder;
 
     fn parse(bytes: &[u8]) -> Frame {
-        match FrameCodec::default().decode(&mut BytesMut::from(bytes)).unwrap() {
+        match FrameCodec::default()
+            .decode(&mut BytesMut::from(bytes))
+            .unwrap()
+        {
             Some(Inbound::Frame(f)) => f,
             other => panic!("expected a frame, got {other:?}"),
         }
@@ -184,7 +209,10 @@ mod tests {
         let metadata = Metadata::new();
         for serialization in Serialization::ALL {
             for algorithm in Compression::ALL {
-                let policy = CompressionPolicy { algorithm, threshold: 0 };
+                let policy = CompressionPolicy {
+                    algorithm,
+                    threshold: 0,
+                };
                 let out = OutboundRequest {
                     key: &key,
                     method: "add",
@@ -203,7 +231,8 @@ mod tests {
                 let reply = inbound.request.reply(&Some(7u32)).unwrap();
                 let frame = parse(&reply.0);
                 assert_eq!(frame.header.request_id, 42);
-                let got: Option<u32> = decode_response(&frame, &key, "add", "a:1", 1 << 20).unwrap();
+                let got: Option<u32> =
+                    decode_response(&frame, &key, "add", "a:1", 1 << 20).unwrap();
                 assert_eq!(got, Some(7), "{serialization} {algorithm:?}");
             }
         }
@@ -212,11 +241,19 @@ mod tests {
     #[test]
     fn error_statuses_map_to_typed_errors() {
         let key = ServiceKey::new("i", "", "1.0");
-        let cases: [(Status, fn(&Error) -> bool); 4] = [
+        type Check = fn(&Error) -> bool;
+        let cases: [(Status, Check); 4] = [
             (Status::Overloaded, |e| matches!(e, Error::Overloaded(_))),
-            (Status::HandlerPanicked, |e| matches!(e, Error::HandlerPanicked(m) if m == "boom")),
-            (Status::MethodNotFound, |e| matches!(e, Error::MethodNotFound { .. })),
-            (Status::ShuttingDown, |e| matches!(e, Error::GoingAway { .. })),
+            (
+                Status::HandlerPanicked,
+                |e| matches!(e, Error::HandlerPanicked(m) if m == "boom"),
+            ),
+            (Status::MethodNotFound, |e| {
+                matches!(e, Error::MethodNotFound { .. })
+            }),
+            (Status::ShuttingDown, |e| {
+                matches!(e, Error::GoingAway { .. })
+            }),
         ];
         for (status, check) in cases {
             let frame = parse(&error_response(1, status, "boom"));

@@ -134,7 +134,11 @@ impl std::str::FromStr for Serialization {
         Self::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::Config(format!("unknown serializer {s:?} (msgpack, json, postcard)")))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown serializer {s:?} (msgpack, json, postcard)"
+                ))
+            })
     }
 }
 
@@ -157,7 +161,11 @@ mod tests {
 
     #[test]
     fn every_serializer_round_trips_and_ids_are_unique() {
-        let value = Sample { name: "x".into(), n: -5, list: vec![1, 2] };
+        let value = Sample {
+            name: "x".into(),
+            n: -5,
+            list: vec![1, 2],
+        };
         for s in Serialization::ALL {
             let mut out = BytesMut::new();
             s.encode(&value, &mut out).unwrap();

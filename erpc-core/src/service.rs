@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::compress::CompressionPolicy;
-use crate::protocol::{Metadata, MessageType, FrameHeader, Status};
 use crate::protocol::codec::FrameBuilder;
+use crate::protocol::{FrameHeader, MessageType, Metadata, Status};
 use crate::serialize::Serialization;
 use crate::Error;
 

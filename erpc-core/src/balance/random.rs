@@ -67,8 +67,14 @@ mod tests {
         let mut b = Provider::new("b:1");
         b.weight = 300;
         let candidates = [
-            Candidate { provider: &a, in_flight: 0 },
-            Candidate { provider: &b, in_flight: 0 },
+            Candidate {
+                provider: &a,
+                in_flight: 0,
+            },
+            Candidate {
+                provider: &b,
+                in_flight: 0,
+            },
         ];
         let balancer = WeightedRandom::seeded(7);
         let mut hits = [0u32; 2];

@@ -48,11 +48,15 @@ impl Directory {
         if let Some(list) = receiver.borrow().clone() {
             return Ok(list);
         }
-        let waited = tokio::time::timeout(self.first_list_wait, receiver.wait_for(Option::is_some)).await;
+        let waited =
+            tokio::time::timeout(self.first_list_wait, receiver.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(list)) => Ok(list.clone().unwrap_or_default()),
             _ => Err(Error::NoProvider {
-                service: format!("{key} (registry gave no provider list within {:?})", self.first_list_wait),
+                service: format!(
+                    "{key} (registry gave no provider list within {:?})",
+                    self.first_list_wait
+                ),
             }),
         }
     }
@@ -84,7 +88,11 @@ impl Drop for Directory {
 }
 
 /// Subscribes to `key` and publishes its lists, resubscribing when the stream fails.
-async fn follow(registry: Arc<dyn Registry>, key: ServiceKey, sender: watch::Sender<Option<Providers>>) {
+async fn follow(
+    registry: Arc<dyn Registry>,
+    key: ServiceKey,
+    sender: watch::Sender<Option<Providers>>,
+) {
     let mut delay = Duration::from_millis(100);
     loop {
         match registry.subscribe(&key).await {

@@ -92,12 +92,20 @@ impl Client {
     /// it provably never reached one (connect refused, goaway, overloaded) it is sent to
     /// another, up to the configured retries. The whole call is bounded by the timeout;
     /// on timeout the provider is told to cancel the handler.
-    pub async fn call<A, R>(&self, key: &ServiceKey, method: &str, args: &A, options: &CallOptions) -> Result<R, Error>
+    pub async fn call<A, R>(
+        &self,
+        key: &ServiceKey,
+        method: &str,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let timeout = options.timeout.unwrap_or_else(|| self.inner.config.timeout());
+        let timeout = options
+            .timeout
+            .unwrap_or_else(|| self.inner.config.timeout());
         let request = OutboundRequest {
             key,
             method,
@@ -117,7 +125,12 @@ impl Client {
         }
     }
 
-    async fn send<R: DeserializeOwned>(&self, key: &ServiceKey, method: &str, request: &EncodedRequest) -> Result<R, Error> {
+    async fn send<R: DeserializeOwned>(
+        &self,
+        key: &ServiceKey,
+        method: &str,
+        request: &EncodedRequest,
+    ) -> Result<R, Error> {
         let providers = self.inner.directory.providers(key).await?;
         let mut tried: Vec<&str> = Vec::new();
         let mut last_error = None;
@@ -159,7 +172,12 @@ impl Client {
 
     /// Chooses among providers not yet tried, preferring those not avoided (goaway or
     /// reconnect backoff); avoided ones are used only when nothing else is left.
-    fn pick<'a>(&self, providers: &'a [Provider], tried: &[&str], method: &str) -> Option<&'a Provider> {
+    fn pick<'a>(
+        &self,
+        providers: &'a [Provider],
+        tried: &[&str],
+        method: &str,
+    ) -> Option<&'a Provider> {
         let fresh: Vec<&Provider> = providers
             .iter()
             .filter(|p| !tried.contains(&p.addr.as_str()))
@@ -169,7 +187,11 @@ impl Client {
             .copied()
             .filter(|p| !self.inner.pool.is_avoided(&p.addr))
             .collect();
-        let pool = if preferred.is_empty() { fresh } else { preferred };
+        let pool = if preferred.is_empty() {
+            fresh
+        } else {
+            preferred
+        };
         let candidates: Vec<Candidate<'_>> = pool
             .iter()
             .map(|p| Candidate {
@@ -255,9 +277,9 @@ impl ClientBuilder {
     /// Fails when no registry was given or a setting is invalid.
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config;
-        let registry = self
-            .registry
-            .ok_or_else(|| Error::Config("a client needs a registry (e.g. static://host:port)".into()))?;
+        let registry = self.registry.ok_or_else(|| {
+            Error::Config("a client needs a registry (e.g. static://host:port)".into())
+        })?;
         let serialization: Serialization = config.serialization.parse()?;
         let compression = config.compression_policy()?;
         let settings = ConnectionSettings {
@@ -277,7 +299,9 @@ impl ClientBuilder {
                 compression,
                 directory: Directory::new(registry, first_list_wait),
                 pool: Pool::new(settings, backoff),
-                balancer: self.balancer.unwrap_or_else(|| Arc::new(WeightedRandom::new())),
+                balancer: self
+                    .balancer
+                    .unwrap_or_else(|| Arc::new(WeightedRandom::new())),
                 config,
             }),
         })

@@ -107,7 +107,11 @@ impl Pool {
                 state.connection = None;
                 state.failures += 1;
                 let exp = state.failures.saturating_sub(1).min(16);
-                let delay = self.backoff.initial.saturating_mul(1 << exp).min(self.backoff.max);
+                let delay = self
+                    .backoff
+                    .initial
+                    .saturating_mul(1 << exp)
+                    .min(self.backoff.max);
                 state.retry_at = Some(Instant::now() + delay);
                 state.last_error = e.to_string();
             }

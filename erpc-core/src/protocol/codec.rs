@@ -240,7 +240,10 @@ mod tests {
         let Some(Inbound::Frame(f)) = got else {
             panic!("no frame decoded")
         };
-        assert_eq!((f.header.request_id, &f.head[..], &f.payload[..]), (7, &b"hd"[..], &b"payload"[..]));
+        assert_eq!(
+            (f.header.request_id, &f.head[..], &f.payload[..]),
+            (7, &b"hd"[..], &b"payload"[..])
+        );
     }
 
     #[test]
@@ -277,7 +280,9 @@ mod tests {
         buf.put_slice(&[1, 2]);
         buf.extend_from_slice(&control_frame(MessageType::Ping, 4));
         let items = decode_all(&mut FrameCodec::default(), &buf);
-        assert!(matches!(&items[0], Inbound::Malformed { reason, .. } if reason.contains("head length")));
+        assert!(
+            matches!(&items[0], Inbound::Malformed { reason, .. } if reason.contains("head length"))
+        );
         assert!(matches!(&items[1], Inbound::Frame(f) if f.header.request_id == 4));
     }
 
@@ -291,7 +296,11 @@ mod tests {
         header.version = 9;
         header.write_to(&mut buf);
         let items = decode_all(&mut FrameCodec::default(), &buf);
-        assert!(matches!(&items[0], Inbound::Malformed { reason, .. } if reason.contains("type 99")));
-        assert!(matches!(&items[1], Inbound::Malformed { reason, .. } if reason.contains("version 9")));
+        assert!(
+            matches!(&items[0], Inbound::Malformed { reason, .. } if reason.contains("type 99"))
+        );
+        assert!(
+            matches!(&items[1], Inbound::Malformed { reason, .. } if reason.contains("version 9"))
+        );
     }
 }

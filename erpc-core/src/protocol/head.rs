@@ -136,7 +136,10 @@ impl RequestHead {
             metadata.0.push((key, value));
         }
         if buf.has_remaining() {
-            return Err(format!("{} stray bytes after request head", buf.remaining()));
+            return Err(format!(
+                "{} stray bytes after request head",
+                buf.remaining()
+            ));
         }
         Ok(Self {
             deadline: (millis > 0).then(|| Duration::from_millis(u64::from(millis))),
@@ -152,7 +155,8 @@ impl RequestHead {
 }
 
 fn put_str(out: &mut BytesMut, s: &str) -> Result<(), String> {
-    let len = u16::try_from(s.len()).map_err(|_| format!("string of {} bytes exceeds 65535", s.len()))?;
+    let len =
+        u16::try_from(s.len()).map_err(|_| format!("string of {} bytes exceeds 65535", s.len()))?;
     out.put_u16(len);
     out.put_slice(s.as_bytes());
     Ok(())
@@ -164,7 +168,10 @@ fn get_str(buf: &mut &[u8], field: &str) -> Result<String, String> {
     }
     let len = usize::from(buf.get_u16());
     if buf.remaining() < len {
-        return Err(format!("{field} claims {len} bytes, {} present", buf.remaining()));
+        return Err(format!(
+            "{field} claims {len} bytes, {} present",
+            buf.remaining()
+        ));
     }
     let (bytes, rest) = buf.split_at(len);
     let s = std::str::from_utf8(bytes).map_err(|_| format!("{field} is not UTF-8"))?;
@@ -210,7 +217,9 @@ mod tests {
         sample().encode(&mut out).unwrap();
         let mut trailing = out.clone();
         trailing.put_u8(0);
-        assert!(RequestHead::decode(&trailing).unwrap_err().contains("stray"));
+        assert!(RequestHead::decode(&trailing)
+            .unwrap_err()
+            .contains("stray"));
         let mut bad = out.clone();
         bad[6] = 0xFF; // first byte of the interface name
         assert!(RequestHead::decode(&bad).unwrap_err().contains("UTF-8"));

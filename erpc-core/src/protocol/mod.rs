@@ -186,7 +186,9 @@ impl FrameHeader {
             status: b[8],
             flags: b[9],
             head_len: u16::from_be_bytes([b[10], b[11]]),
-            request_id: u64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]),
+            request_id: u64::from_be_bytes([
+                b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
+            ]),
             body_len: u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
         };
         Some((magic, header))

@@ -119,9 +119,11 @@ pub trait Registry: Send + Sync + 'static {
 /// # let _ = registry;
 /// ```
 pub fn from_url(url: &str) -> Result<Arc<dyn Registry>, Error> {
-    let (scheme, _) = url
-        .split_once("://")
-        .ok_or_else(|| Error::Config(format!("registry URL {url:?} lacks a scheme (static://...)")))?;
+    let (scheme, _) = url.split_once("://").ok_or_else(|| {
+        Error::Config(format!(
+            "registry URL {url:?} lacks a scheme (static://...)"
+        ))
+    })?;
     match scheme {
         "static" => Ok(Arc::new(StaticRegistry::from_url(url)?)),
         other => Err(Error::Config(format!(
@@ -145,7 +147,7 @@ mod tests {
         assert_eq!(change.added, vec![c]);
         assert_eq!(change.updated, vec![b2]);
         assert_eq!(change.removed, vec!["a:1".to_string()]);
-        assert!(Change::between(&[a.clone()], vec![a]).is_empty());
+        assert!(Change::between(std::slice::from_ref(&a), vec![a.clone()]).is_empty());
     }
 
     #[test]

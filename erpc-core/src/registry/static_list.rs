@@ -42,7 +42,9 @@ impl StaticRegistry {
                 .rsplit_once(':')
                 .ok_or_else(|| Error::Config(format!("{addr:?} in {url:?} lacks a port")))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(Error::Config(format!("{addr:?} in {url:?} is not host:port")));
+                return Err(Error::Config(format!(
+                    "{addr:?} in {url:?} is not host:port"
+                )));
             }
             addrs.push(addr.to_string());
         }
@@ -84,7 +86,13 @@ mod tests {
     fn parses_and_rejects() {
         let r = StaticRegistry::from_url("static://a:1, b:2").unwrap();
         assert_eq!(r.addrs(), vec!["a:1", "b:2"]);
-        for bad in ["static://", "static://a", "static://a:x", "nacos://a:1", "static://:1"] {
+        for bad in [
+            "static://",
+            "static://a",
+            "static://a:x",
+            "nacos://a:1",
+            "static://:1",
+        ] {
             assert!(StaticRegistry::from_url(bad).is_err(), "{bad}");
         }
     }

@@ -10,7 +10,9 @@ pub(crate) async fn advertised_addr(bound: SocketAddr) -> String {
         return bound.to_string();
     }
     let port = bound.port();
-    let ip = host_ip(port).await.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let ip = host_ip(port)
+        .await
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     SocketAddr::new(ip, port).to_string()
 }
 
@@ -22,7 +24,10 @@ async fn host_ip(port: u16) -> Option<IpAddr> {
     if name.is_empty() {
         return None;
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port)).await.ok()?.collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
+        .await
+        .ok()?
+        .collect();
     addrs
         .into_iter()
         .map(|a| a.ip())

@@ -128,7 +128,9 @@ impl Conn {
         match inbound {
             Inbound::Frame(frame) => match frame.header.message_type() {
                 Some(MessageType::Request) => self.on_request(frame),
-                Some(MessageType::Ping) => self.send(control_frame(MessageType::Pong, frame.header.request_id).into()),
+                Some(MessageType::Ping) => {
+                    self.send(control_frame(MessageType::Pong, frame.header.request_id).into())
+                }
                 Some(MessageType::Cancel) => {
                     if let Some(call) = self.calls.lock().remove(&frame.header.request_id) {
                         tracing::debug!(peer = %self.peer, request_id = frame.header.request_id, "call cancelled by caller");
@@ -156,16 +158,20 @@ impl Conn {
 
     fn on_request(&self, frame: Frame) {
         let id = frame.header.request_id;
-        let inbound = match decode_request(&frame, self.ctx.compression, self.ctx.max_frame as usize) {
-            Ok(inbound) => inbound,
-            Err((status, message)) => return self.reply_error(id, status, &message),
-        };
+        let inbound =
+            match decode_request(&frame, self.ctx.compression, self.ctx.max_frame as usize) {
+                Ok(inbound) => inbound,
+                Err((status, message)) => return self.reply_error(id, status, &message),
+            };
         let (route, index) = match self.ctx.router.resolve(&inbound.head) {
             Ok(found) => found,
             Err((status, message)) => return self.reply_error(id, status, &message),
         };
         let Ok(permit) = self.ctx.limiter.clone().try_acquire_owned() else {
-            let message = format!("server is at its limit of {} concurrent calls", self.ctx.max_concurrency);
+            let message = format!(
+                "server is at its limit of {} concurrent calls",
+                self.ctx.max_concurrency
+            );
             return self.reply_error(id, Status::Overloaded, &message);
         };
         let (abort, registration) = AbortHandle::new_pair();
@@ -186,8 +192,14 @@ impl Conn {
             calls.lock().remove(&id);
             let frame = match outcome {
                 Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
-                Ok(None) => error_response(id, Status::DeadlineExceeded, "deadline passed on the provider"),
-                Ok(Some(Err(panic))) => error_response(id, Status::HandlerPanicked, &panic_message(&*panic)),
+                Ok(None) => error_response(
+                    id,
+                    Status::DeadlineExceeded,
+                    "deadline passed on the provider",
+                ),
+                Ok(Some(Err(panic))) => {
+                    error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
+                }
                 Ok(Some(Ok(Err(e)))) => error_response(id, status_for(&e), &e.to_string()),
                 Ok(Some(Ok(Ok(reply)))) => reply.0,
             };

@@ -255,7 +255,8 @@ impl Server {
             drop(listener);
             context.draining.cancel();
             let all = u32::try_from(context.max_concurrency).unwrap_or(u32::MAX);
-            let drained = tokio::time::timeout(drain_timeout, context.limiter.acquire_many(all)).await;
+            let drained =
+                tokio::time::timeout(drain_timeout, context.limiter.acquire_many(all)).await;
             if drained.is_err() {
                 tracing::warn!(timeout = ?drain_timeout, "drain timeout reached with calls still running");
             }

@@ -21,7 +21,12 @@ impl Registrations {
             .services()
             .map(|service| {
                 let key = service.key();
-                let methods: Vec<&str> = service.descriptor().methods.iter().map(|m| m.name).collect();
+                let methods: Vec<&str> = service
+                    .descriptor()
+                    .methods
+                    .iter()
+                    .map(|m| m.name)
+                    .collect();
                 let mut provider = Provider::new(addr);
                 provider.weight = weight;
                 let meta = &mut provider.metadata;
@@ -67,9 +72,13 @@ impl Registrations {
     /// Deregisters every service, each bounded in time so shutdown cannot hang on it.
     pub(crate) async fn deregister_all(&self, registry: &dyn Registry) {
         for registration in self.0.iter() {
-            match tokio::time::timeout(Duration::from_secs(3), registry.deregister(registration)).await {
+            match tokio::time::timeout(Duration::from_secs(3), registry.deregister(registration))
+                .await
+            {
                 Ok(Ok(())) => tracing::info!(service = %registration.key, "deregistered"),
-                Ok(Err(e)) => tracing::warn!(service = %registration.key, error = %e, "deregistration failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(service = %registration.key, error = %e, "deregistration failed")
+                }
                 Err(_) => tracing::warn!(service = %registration.key, "deregistration timed out"),
             }
         }

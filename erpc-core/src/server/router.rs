@@ -47,18 +47,22 @@ impl Router {
     /// The service and method index for a request, or the status to answer.
     pub(crate) fn resolve(&self, head: &RequestHead) -> Result<(&Route, usize), (Status, String)> {
         let key = &head.service;
-        let route = self.services.get(&key).ok_or_else(|| {
+        let route = self.services.get(key).ok_or_else(|| {
             (
                 Status::ServiceNotFound,
                 format!("service {key} is not hosted here"),
             )
         })?;
-        let index = route.methods.get(head.method.as_str()).copied().ok_or_else(|| {
-            (
-                Status::MethodNotFound,
-                format!("method {} not found on {key}", head.method),
-            )
-        })?;
+        let index = route
+            .methods
+            .get(head.method.as_str())
+            .copied()
+            .ok_or_else(|| {
+                (
+                    Status::MethodNotFound,
+                    format!("method {} not found on {key}", head.method),
+                )
+            })?;
         Ok((route, index))
     }
 }

@@ -93,7 +93,10 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Opens a connection and starts its reader and writer tasks.
-    pub(crate) async fn connect(addr: &str, settings: &ConnectionSettings) -> Result<Arc<Self>, Error> {
+    pub(crate) async fn connect(
+        addr: &str,
+        settings: &ConnectionSettings,
+    ) -> Result<Arc<Self>, Error> {
         let connect_error = |reason: String| Error::Connect {
             addr: addr.to_string(),
             reason,
@@ -295,7 +298,9 @@ impl Reader {
                     self.shared.going_away.store(true, Ordering::Release);
                 }
                 Some(MessageType::Pong) => {}
-                other => tracing::warn!(addr = %self.shared.addr, ?other, "unexpected frame from provider"),
+                other => {
+                    tracing::warn!(addr = %self.shared.addr, ?other, "unexpected frame from provider")
+                }
             },
             Inbound::Oversized(header) => self.complete(
                 header.request_id,

@@ -37,7 +37,10 @@ impl From<Bytes> for OutFrame {
 }
 
 /// Sends frames from `queue` until it closes or the socket fails.
-pub(crate) async fn run_writer<W>(mut socket: W, mut queue: mpsc::Receiver<OutFrame>) -> std::io::Result<()>
+pub(crate) async fn run_writer<W>(
+    mut socket: W,
+    mut queue: mpsc::Receiver<OutFrame>,
+) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
@@ -113,9 +116,12 @@ mod tests {
             let frame = Bytes::from(vec![i; usize::from(i % 5)]);
             expected.extend_from_slice(&frame);
             let (a, b) = frame.split_at(frame.len() / 2);
-            tx.send(OutFrame { first: Bytes::copy_from_slice(a), rest: Bytes::copy_from_slice(b) })
-                .await
-                .unwrap();
+            tx.send(OutFrame {
+                first: Bytes::copy_from_slice(a),
+                rest: Bytes::copy_from_slice(b),
+            })
+            .await
+            .unwrap();
         }
         drop(tx);
         let got = reader.await.unwrap().unwrap();

@@ -1,0 +1,6 @@
+#[erpc::service]
+pub struct Store {
+    items: Vec<String>,
+}
+
+fn main() {}
