@@ -1,0 +1,27 @@
+//! The README's quick-start command: the embedded demo runs two providers, spreads calls
+//! over both, and shuts them down cleanly.
+
+use std::process::Command;
+
+#[test]
+fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
+    let output = Command::new(env!("CARGO_BIN_EXE_demo-consumer"))
+        .args(["--calls", "400"])
+        .env_remove("ERPC_REGISTRY")
+        .env_remove("ERPC_PORT")
+        .output()
+        .expect("demo-consumer runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("\"Hello description is an erpc demo\""), "{stdout}");
+    assert!(stdout.contains("Err(DivisionByZero)"), "{stdout}");
+    let per_provider: Vec<u32> = stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" calls"))
+        .filter_map(|l| l.split_whitespace().rev().nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(per_provider.len(), 2, "expected two providers:\n{stdout}");
+    assert_eq!(per_provider.iter().sum::<u32>(), 400);
+    assert!(per_provider.iter().all(|&n| n >= 100), "calls not spread: {per_provider:?}");
+    assert!(stdout.contains("all providers stopped"), "{stdout}");
+}
