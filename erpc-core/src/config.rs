@@ -26,9 +26,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::{BreakerPolicy, ClusterMode, RetryBudgetPolicy};
 use crate::compress::{Compression, CompressionPolicy};
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::serialize::Serialization;
+use crate::server::LimitRule;
 use crate::Error;
 
 /// All erpc settings.
@@ -67,8 +69,25 @@ pub struct ClientConfig {
     pub reconnect_backoff_ms: u64,
     /// Longest delay between reconnect attempts.
     pub reconnect_backoff_max_ms: u64,
-    /// Extra attempts on other providers for calls that provably never reached one.
+    /// Extra attempts on other providers (for idempotent calls, or calls that provably
+    /// never reached a provider).
     pub retries: u32,
+    /// Cluster mode: `failover`, `failfast`, `failsafe`, `forking`, `forking:N`.
+    pub cluster: String,
+    /// Load balancer: `random`, `round_robin`, `consistent_hash`, `least_active`, `p2c`.
+    pub balancer: String,
+    /// Calls in flight per provider; further callers wait (within their deadline).
+    pub max_in_flight_per_provider: usize,
+    /// Retries allowed as a share of calls (the retry budget).
+    pub retry_budget_ratio: f64,
+    /// Consecutive failures that eject a provider (circuit breaker).
+    pub breaker_consecutive_failures: u32,
+    /// Failure share over the breaker window that ejects a provider.
+    pub breaker_error_rate: f64,
+    /// Calls needed in the window before the error rate counts.
+    pub breaker_min_calls: u32,
+    /// First ejection time; doubles while ejections repeat.
+    pub breaker_ejection_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +104,14 @@ impl Default for ClientConfig {
             reconnect_backoff_ms: 100,
             reconnect_backoff_max_ms: 5_000,
             retries: 2,
+            cluster: ClusterMode::default().name().into(),
+            balancer: "p2c".into(),
+            max_in_flight_per_provider: 10_000,
+            retry_budget_ratio: RetryBudgetPolicy::default().ratio,
+            breaker_consecutive_failures: BreakerPolicy::default().consecutive_failures,
+            breaker_error_rate: BreakerPolicy::default().error_rate,
+            breaker_min_calls: BreakerPolicy::default().min_calls,
+            breaker_ejection_ms: BreakerPolicy::default().base_ejection.as_millis() as u64,
         }
     }
 }
@@ -111,6 +138,8 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// Longest wait for in-flight calls on graceful shutdown.
     pub drain_timeout_ms: u64,
+    /// Per-service and per-method limits (`[[server.limits]]` tables).
+    pub limits: Vec<LimitRule>,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +154,7 @@ impl Default for ServerConfig {
             compression_threshold: CompressionPolicy::default().threshold,
             idle_timeout_ms: 60_000,
             drain_timeout_ms: 10_000,
+            limits: Vec::new(),
         }
     }
 }
@@ -132,6 +162,16 @@ impl Default for ServerConfig {
 impl ClientConfig {
     pub(crate) fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub(crate) fn breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            consecutive_failures: self.breaker_consecutive_failures.max(1),
+            error_rate: self.breaker_error_rate,
+            min_calls: self.breaker_min_calls,
+            base_ejection: Duration::from_millis(self.breaker_ejection_ms),
+            ..BreakerPolicy::default()
+        }
     }
 
     pub(crate) fn compression_policy(&self) -> Result<CompressionPolicy, Error> {
@@ -231,6 +271,38 @@ impl Config {
             &mut c.reconnect_backoff_max_ms,
         )?;
         set(&var, "ERPC_CLIENT_RETRIES", &mut c.retries)?;
+        set(&var, "ERPC_CLIENT_CLUSTER", &mut c.cluster)?;
+        set(&var, "ERPC_CLIENT_BALANCER", &mut c.balancer)?;
+        set(
+            &var,
+            "ERPC_CLIENT_MAX_IN_FLIGHT_PER_PROVIDER",
+            &mut c.max_in_flight_per_provider,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_RETRY_BUDGET_RATIO",
+            &mut c.retry_budget_ratio,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_BREAKER_CONSECUTIVE_FAILURES",
+            &mut c.breaker_consecutive_failures,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_BREAKER_ERROR_RATE",
+            &mut c.breaker_error_rate,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_BREAKER_MIN_CALLS",
+            &mut c.breaker_min_calls,
+        )?;
+        set(
+            &var,
+            "ERPC_CLIENT_BREAKER_EJECTION_MS",
+            &mut c.breaker_ejection_ms,
+        )?;
         let s = &mut self.server;
         set(&var, "ERPC_SERVER_BIND", &mut s.bind)?;
         if let Some(v) = var("ERPC_SERVER_ADVERTISE") {
@@ -257,6 +329,8 @@ impl Config {
     /// Checks names that are only known at run time (serializer, compression).
     pub fn validate(&self) -> Result<(), Error> {
         Serialization::from_str(&self.client.serialization)?;
+        ClusterMode::from_str(&self.client.cluster)?;
+        crate::balance::by_name(&self.client.balancer)?;
         Compression::from_str(&self.client.compression)?;
         Compression::from_str(&self.server.compression)?;
         if self.server.max_concurrency == 0 {
@@ -314,5 +388,10 @@ mod tests {
         assert!(Config::from_toml("[client]\ntimeout = 1").is_err());
         assert!(Config::from_toml("[client]\nserialization = \"kryo\"").is_err());
         assert!(Config::from_toml("[server]\nmax_concurrency = 0").is_err());
+        let limits = Config::from_toml(
+            "[[server.limits]]\nservice = \"a::B\"\nmethod = \"m\"\nmax_concurrency = 3",
+        )
+        .unwrap();
+        assert_eq!(limits.server.limits[0].max_concurrency, Some(3));
     }
 }

@@ -43,6 +43,12 @@ pub enum Error {
         /// Service key.
         service: String,
     },
+    /// Every provider of the service is ejected by its circuit breaker; failing fast.
+    #[error("all providers of {service} are ejected (circuit open)")]
+    CircuitOpen {
+        /// Service key.
+        service: String,
+    },
     /// The provider does not host the service (wrong interface, group or version).
     #[error("service not found: {service}")]
     ServiceNotFound {

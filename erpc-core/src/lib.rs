@@ -23,11 +23,14 @@ mod server;
 mod service;
 mod transport;
 
-pub use client::{BlockingClient, CallOptions, Client, ClientBuilder, ServiceClient};
+pub use client::{
+    BlockingClient, BreakerPolicy, CallOptions, Client, ClientBuilder, ClusterMode,
+    RetryBudgetPolicy, ServiceClient,
+};
 pub use compress::{Compression, CompressionPolicy};
 pub use config::{ClientConfig, Config, ServerConfig};
 pub use error::{Error, Result};
 pub use protocol::Metadata;
 pub use serialize::Serialization;
-pub use server::{termination_signal, Server, ServerBuilder, ServerHandle};
+pub use server::{termination_signal, LimitRule, Server, ServerBuilder, ServerHandle};
 pub use service::{MethodDescriptor, Reply, Request, Service, ServiceDescriptor, ServiceKey};

@@ -15,7 +15,7 @@ use crate::errors::Errors;
 const SERVICE_KEYS: &[&str] = &["name", "group", "version", "crate"];
 
 /// Options accepted by `#[erpc(..)]` on a method.
-const METHOD_OPTIONS: &[&str] = &["idempotent"];
+const METHOD_OPTIONS: &[&str] = &["idempotent", "hash_key"];
 
 /// Arguments of `#[erpc::service(..)]`.
 #[derive(Default)]
@@ -97,6 +97,8 @@ fn set_crate(slot: &mut Option<Path>, key: &Path, value: &LitStr, errors: &mut E
 pub(crate) struct MethodOptions {
     /// `#[erpc(idempotent)]`: the call may be retried on another provider.
     pub(crate) idempotent: bool,
+    /// `#[erpc(hash_key = "arg")]`: the argument sticky balancers route by.
+    pub(crate) hash_key: Option<LitStr>,
 }
 
 impl MethodOptions {
@@ -117,8 +119,26 @@ impl MethodOptions {
                 }
             };
             for meta in metas {
+                if let Meta::NameValue(pair) = &meta {
+                    if pair.path.is_ident("hash_key") {
+                        match string_literal(&pair.value) {
+                            Some(_) if options.hash_key.is_some() => {
+                                errors.spanned(&pair.path, "duplicate `hash_key`")
+                            }
+                            Some(lit) => options.hash_key = Some(lit),
+                            None => errors.spanned(
+                                &pair.value,
+                                "`hash_key` expects an argument name, e.g. `hash_key = \"user_id\"`",
+                            ),
+                        }
+                        continue;
+                    }
+                }
                 let Meta::Path(path) = &meta else {
-                    errors.spanned(&meta, "`#[erpc(..)]` options take no value");
+                    errors.spanned(
+                        &meta,
+                        "`#[erpc(..)]` options take no value except `hash_key = \"arg\"`",
+                    );
                     continue;
                 };
                 let name = path_name(path);
@@ -206,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             unknown("method option", "retry", METHOD_OPTIONS),
-            "unknown method option `retry`; expected one of `idempotent`"
+            "unknown method option `retry`; expected one of `idempotent`, `hash_key`"
         );
     }
 }

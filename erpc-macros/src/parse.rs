@@ -56,6 +56,8 @@ pub(crate) struct Method {
     pub(crate) output: Type,
     /// `#[erpc(idempotent)]`.
     pub(crate) idempotent: bool,
+    /// `#[erpc(hash_key = "..")]`: the argument sticky balancers route by.
+    pub(crate) hash_key: Option<Ident>,
 }
 
 /// One argument of a service method.
@@ -155,6 +157,16 @@ impl Method {
                 (**ty).clone()
             }
         };
+        let hash_key = options.hash_key.as_ref().and_then(|lit| {
+            let found = args.iter().find(|arg| arg.ident.unraw() == lit.value());
+            if found.is_none() {
+                errors.spanned(
+                    lit,
+                    format!("`hash_key` names no argument of `{}`", sig.ident),
+                );
+            }
+            found.map(|arg| arg.ident.clone())
+        });
         if errors.len() != before {
             return None;
         }
@@ -170,6 +182,7 @@ impl Method {
             args,
             output,
             idempotent: options.idempotent,
+            hash_key,
         })
     }
 }

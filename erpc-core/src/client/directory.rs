@@ -26,20 +26,40 @@ struct Entry {
     task: JoinHandle<()>,
 }
 
+/// Called after any service's provider list changed.
+pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
+
 /// Provider lists per service.
 pub(crate) struct Directory {
     registry: Arc<dyn Registry>,
     entries: Mutex<HashMap<ServiceKey, Entry>>,
     first_list_wait: Duration,
+    on_change: OnChange,
 }
 
 impl Directory {
-    pub(crate) fn new(registry: Arc<dyn Registry>, first_list_wait: Duration) -> Self {
+    pub(crate) fn new(
+        registry: Arc<dyn Registry>,
+        first_list_wait: Duration,
+        on_change: OnChange,
+    ) -> Self {
         Self {
             registry,
             entries: Mutex::new(HashMap::new()),
             first_list_wait,
+            on_change,
         }
+    }
+
+    /// True when some subscribed service currently lists `addr`.
+    pub(crate) fn lists(&self, addr: &str) -> bool {
+        self.entries.lock().values().any(|entry| {
+            entry
+                .providers
+                .borrow()
+                .as_ref()
+                .is_some_and(|list| list.iter().any(|p| p.addr == addr))
+        })
     }
 
     /// The current providers of `key`, subscribing on first use.
@@ -67,7 +87,12 @@ impl Directory {
             return entry.providers.clone();
         }
         let (sender, receiver) = watch::channel(None);
-        let task = tokio::spawn(follow(self.registry.clone(), key.clone(), sender));
+        let task = tokio::spawn(follow(
+            self.registry.clone(),
+            key.clone(),
+            sender,
+            self.on_change.clone(),
+        ));
         entries.insert(
             key.clone(),
             Entry {
@@ -92,6 +117,7 @@ async fn follow(
     registry: Arc<dyn Registry>,
     key: ServiceKey,
     sender: watch::Sender<Option<Providers>>,
+    on_change: OnChange,
 ) {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -112,6 +138,9 @@ async fn follow(
                         "provider list changed"
                     );
                     sender.send_replace(Some(Arc::new(change.all)));
+                    if !change.removed.is_empty() {
+                        on_change();
+                    }
                 }
                 tracing::warn!(service = %key, "registry subscription ended; resubscribing");
             }

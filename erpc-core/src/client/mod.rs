@@ -1,23 +1,32 @@
 //! The consumer side: find providers, pick one, send the call, wait with a deadline.
 //!
 //! A call's path: generated stub → [`Client::call`] (encode once, deadline) → directory
-//! (provider list from the registry) → balancer → pool (one multiplexed connection per
-//! provider) → connection → frame codec → socket.
+//! (provider list from the registry) → cluster mode (failover, forking, ...) → balancer
+//! over the endpoints that are neither ejected nor going away → endpoint (in-flight cap,
+//! breaker, one multiplexed connection) → connection → frame codec → socket.
 
 mod blocking;
+mod breaker;
+mod budget;
+mod cluster;
 mod directory;
 mod pool;
 mod stub;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::time::Instant;
 
 pub use blocking::BlockingClient;
+pub use breaker::BreakerPolicy;
+pub use budget::RetryBudgetPolicy;
+pub use cluster::ClusterMode;
 pub use stub::ServiceClient;
 
-use crate::balance::{Candidate, LoadBalancer, PickContext, WeightedRandom};
+use crate::balance::{Candidate, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::ClientConfig;
 use crate::message::{decode_response, EncodedRequest, OutboundRequest};
@@ -27,16 +36,25 @@ use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::ConnectionSettings;
 use crate::Error;
+use budget::RetryBudget;
 use directory::Directory;
-use pool::{Backoff, Pool};
+use pool::{Backoff, Endpoint, EndpointSettings, Pool};
 
-/// Per-call settings; the generated stubs keep one per client.
+/// Per-call settings; the generated stubs keep one per client handle.
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     /// Overrides the client's timeout.
     pub timeout: Option<Duration>,
     /// Sent with the request.
     pub metadata: Metadata,
+    /// The caller asserts the call is safe to run more than once (retries and forking).
+    pub idempotent: bool,
+    /// Key for sticky balancers (consistent hash).
+    pub hash_key: Option<u64>,
+    /// Overrides the client's balancer.
+    pub balancer: Option<Arc<dyn LoadBalancer>>,
+    /// Overrides the client's cluster mode.
+    pub cluster: Option<ClusterMode>,
 }
 
 /// A handle to erpc's consumer runtime; clone it freely (all clones share connections).
@@ -61,18 +79,40 @@ struct Inner {
     config: ClientConfig,
     serialization: Serialization,
     compression: CompressionPolicy,
+    cluster: ClusterMode,
     directory: Directory,
     pool: Pool,
     balancer: Arc<dyn LoadBalancer>,
+    budget: RetryBudget,
+}
+
+impl Inner {
+    /// Drops endpoints no subscribed service lists any more.
+    fn prune(&self) {
+        self.pool.retain(|addr| self.directory.lists(addr));
+    }
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("serialization", &self.inner.serialization)
+            .field("cluster", &self.inner.cluster)
             .field("balancer", &self.inner.balancer)
             .finish_non_exhaustive()
     }
+}
+
+/// One call in progress: what it goes to and until when.
+struct Call<'a> {
+    key: &'a ServiceKey,
+    method: &'a str,
+    request: &'a EncodedRequest,
+    options: &'a CallOptions,
+    idempotent: bool,
+    hash_key: Option<u64>,
+    deadline: Instant,
+    timeout: Duration,
 }
 
 impl Client {
@@ -88,16 +128,31 @@ impl Client {
 
     /// Calls `method` of service `key` with the argument tuple `args`.
     ///
-    /// The call is encoded once; it goes to a provider chosen by the balancer, and when
-    /// it provably never reached one (connect refused, goaway, overloaded) it is sent to
-    /// another, up to the configured retries. The whole call is bounded by the timeout;
-    /// on timeout the provider is told to cancel the handler.
+    /// The call is encoded once and bounded by one deadline. Under the cluster mode it
+    /// may be sent to several providers, but only when that cannot run it twice (see
+    /// [`ClusterMode`]). On timeout the provider is told to cancel the handler.
     pub async fn call<A, R>(
         &self,
         key: &ServiceKey,
         method: &str,
         args: &A,
         options: &CallOptions,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.invoke(key, method, args, options, None).await
+    }
+
+    /// [`Client::call`] with a per-call hash key overriding the options' one.
+    pub(crate) async fn invoke<A, R>(
+        &self,
+        key: &ServiceKey,
+        method: &str,
+        args: &A,
+        options: &CallOptions,
+        hash_key: Option<u64>,
     ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
@@ -115,95 +170,269 @@ impl Client {
             compression: self.inner.compression,
         }
         .encode(args)?;
-        match tokio::time::timeout(timeout, self.send(key, method, &request)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                service: key.to_string(),
-                method: method.to_string(),
-                after: timeout,
-            }),
+        let call = Call {
+            key,
+            method,
+            request: &request,
+            options,
+            idempotent: options.idempotent,
+            hash_key: hash_key.or(options.hash_key),
+            deadline: Instant::now() + timeout,
+            timeout,
+        };
+        self.inner.budget.deposit();
+        match options.cluster.unwrap_or(self.inner.cluster) {
+            ClusterMode::Failover => self.failover(&call, self.inner.config.retries).await,
+            ClusterMode::Failfast => self.failover(&call, 0).await,
+            ClusterMode::Failsafe => match self.failover(&call, 0).await {
+                Ok(value) => Ok(value),
+                Err(e) => failsafe_value(e, key, method),
+            },
+            ClusterMode::Forking(n) if call.idempotent && n > 1 => self.forking(&call, n).await,
+            ClusterMode::Forking(_) => self.failover(&call, self.inner.config.retries).await,
         }
     }
 
-    async fn send<R: DeserializeOwned>(
+    /// Tries providers one after another while the failure allows another attempt.
+    async fn failover<R: DeserializeOwned>(
         &self,
-        key: &ServiceKey,
-        method: &str,
-        request: &EncodedRequest,
+        call: &Call<'_>,
+        retries: u32,
     ) -> Result<R, Error> {
-        let providers = self.inner.directory.providers(key).await?;
+        let providers = self.providers(call).await?;
         let mut tried: Vec<&str> = Vec::new();
         let mut last_error = None;
-        for _ in 0..=self.inner.config.retries {
-            let Some(provider) = self.pick(&providers, &tried, method) else {
+        for attempt in 0..=retries {
+            let Some(endpoint_addr) = self.pick(&providers, &tried, call)? else {
                 break;
             };
-            match self.attempt(provider, key, method, request).await {
-                Err(e) if e.never_reached_provider() => {
-                    tracing::debug!(addr = %provider.addr, error = %e, "call did not reach provider; trying another");
-                    tried.push(&provider.addr);
+            if attempt > 0 && !self.inner.budget.withdraw() {
+                tracing::debug!(service = %call.key, "retry budget spent; not retrying");
+                break;
+            }
+            match self.attempt(endpoint_addr, call).await {
+                Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
+                    tracing::debug!(addr = %endpoint_addr.addr, error = %e, "attempt failed; trying another provider");
+                    tried.push(&endpoint_addr.addr);
                     last_error = Some(e);
                 }
                 other => return other,
             }
         }
         Err(last_error.unwrap_or_else(|| Error::NoProvider {
-            service: key.to_string(),
+            service: call.key.to_string(),
         }))
     }
 
+    /// Sends to `n` providers at once; the first success wins, the rest are cancelled.
+    async fn forking<R: DeserializeOwned>(&self, call: &Call<'_>, n: usize) -> Result<R, Error> {
+        let providers = self.providers(call).await?;
+        let mut chosen: Vec<&str> = Vec::new();
+        let mut attempts = FuturesUnordered::new();
+        for _ in 0..n {
+            let Some(provider) = self.pick(&providers, &chosen, call)? else {
+                break;
+            };
+            chosen.push(&provider.addr);
+            attempts.push(self.attempt::<R>(provider, call));
+        }
+        let mut last_error = None;
+        while let Some(result) = attempts.next().await {
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::NoProvider {
+            service: call.key.to_string(),
+        }))
+    }
+
+    async fn providers(&self, call: &Call<'_>) -> Result<Arc<Vec<Provider>>, Error> {
+        match tokio::time::timeout_at(call.deadline, self.inner.directory.providers(call.key)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(timeout_error(call)),
+        }
+    }
+
+    /// One attempt on one provider, bounded by the call's deadline.
     async fn attempt<R: DeserializeOwned>(
         &self,
         provider: &Provider,
-        key: &ServiceKey,
-        method: &str,
-        request: &EncodedRequest,
+        call: &Call<'_>,
     ) -> Result<R, Error> {
-        let connection = self.inner.pool.get(&provider.addr).await?;
-        let frame = connection.call(request).await?;
+        let endpoint = self.inner.pool.endpoint(&provider.addr);
+        let attempt = async {
+            let _slot = endpoint.acquire().await?;
+            if !endpoint.begin() {
+                return Err(Error::CircuitOpen {
+                    service: call.key.to_string(),
+                });
+            }
+            let mut verdict = Verdict {
+                endpoint: &endpoint,
+                started: Instant::now(),
+                done: false,
+            };
+            let result = self.exchange(&endpoint, call).await;
+            verdict.finish(&result);
+            result
+        };
+        match tokio::time::timeout_at(call.deadline, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                endpoint.record(false, call.timeout);
+                Err(timeout_error(call))
+            }
+        }
+    }
+
+    async fn exchange<R: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint,
+        call: &Call<'_>,
+    ) -> Result<R, Error> {
+        let connection = endpoint.connection(&self.inner.pool.settings).await?;
+        let frame = connection.call(call.request).await?;
         decode_response(
             &frame,
-            key,
-            method,
+            call.key,
+            call.method,
             connection.addr(),
             self.inner.config.max_frame_bytes as usize,
         )
     }
 
-    /// Chooses among providers not yet tried, preferring those not avoided (goaway or
-    /// reconnect backoff); avoided ones are used only when nothing else is left.
+    /// Chooses among providers not yet tried and not ejected, preferring those not
+    /// avoided (goaway, reconnect backoff). Fails with [`Error::CircuitOpen`] when every
+    /// provider is ejected.
     fn pick<'a>(
         &self,
         providers: &'a [Provider],
         tried: &[&str],
-        method: &str,
-    ) -> Option<&'a Provider> {
-        let fresh: Vec<&Provider> = providers
+        call: &Call<'_>,
+    ) -> Result<Option<&'a Provider>, Error> {
+        let mut fresh: Vec<(&'a Provider, Arc<Endpoint>)> = Vec::with_capacity(providers.len());
+        let mut ejected = 0;
+        for provider in providers
             .iter()
             .filter(|p| !tried.contains(&p.addr.as_str()))
-            .collect();
-        let preferred: Vec<&Provider> = fresh
+        {
+            let endpoint = self.inner.pool.endpoint(&provider.addr);
+            if endpoint.admits() {
+                fresh.push((provider, endpoint));
+            } else {
+                ejected += 1;
+            }
+        }
+        if fresh.is_empty() {
+            return if ejected > 0 && tried.is_empty() {
+                Err(Error::CircuitOpen {
+                    service: call.key.to_string(),
+                })
+            } else {
+                Ok(None)
+            };
+        }
+        if fresh.iter().any(|(_, e)| !e.is_avoided()) {
+            fresh.retain(|(_, e)| !e.is_avoided());
+        }
+        let candidates: Vec<Candidate<'_>> = fresh
             .iter()
-            .copied()
-            .filter(|p| !self.inner.pool.is_avoided(&p.addr))
-            .collect();
-        let pool = if preferred.is_empty() {
-            fresh
-        } else {
-            preferred
-        };
-        let candidates: Vec<Candidate<'_>> = pool
-            .iter()
-            .map(|p| Candidate {
-                provider: p,
-                in_flight: self.inner.pool.in_flight(&p.addr),
+            .map(|(provider, endpoint)| Candidate {
+                provider,
+                in_flight: endpoint.in_flight(),
+                latency: endpoint.latency(),
             })
             .collect();
         let ctx = PickContext {
-            method,
-            hash_key: None,
+            method: call.method,
+            hash_key: call.hash_key,
         };
-        self.inner.balancer.pick(&candidates, &ctx).map(|i| pool[i])
+        let balancer = call
+            .options
+            .balancer
+            .as_ref()
+            .unwrap_or(&self.inner.balancer);
+        Ok(balancer.pick(&candidates, &ctx).map(|i| fresh[i].0))
+    }
+}
+
+/// Records an attempt's outcome in its endpoint's breaker and latency estimate; an
+/// attempt dropped before finishing (cancelled, or lost a forking race) records nothing.
+struct Verdict<'a> {
+    endpoint: &'a Endpoint,
+    started: Instant,
+    done: bool,
+}
+
+impl Verdict<'_> {
+    fn finish<R>(&mut self, result: &Result<R, Error>) {
+        self.done = true;
+        match result {
+            // Refusals say nothing about the provider's health.
+            Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
+            Err(e) if counts_against_provider(e) => {
+                self.endpoint.record(false, self.started.elapsed())
+            }
+            _ => self.endpoint.record(true, self.started.elapsed()),
+        }
+    }
+}
+
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.endpoint.abandon();
+        }
+    }
+}
+
+/// Failures that say the provider (or the path to it) is unhealthy.
+fn counts_against_provider(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Connect { .. }
+            | Error::ConnectionLost { .. }
+            | Error::Timeout { .. }
+            | Error::HandlerPanicked(_)
+            | Error::Protocol(_)
+    )
+}
+
+/// Whether a failed attempt may be sent to another provider.
+fn may_retry(error: &Error, idempotent: bool) -> bool {
+    error.never_reached_provider()
+        || (idempotent
+            && matches!(
+                error,
+                Error::ConnectionLost { .. } | Error::HandlerPanicked(_) | Error::Remote { .. }
+            ))
+}
+
+fn timeout_error(call: &Call<'_>) -> Error {
+    Error::Timeout {
+        service: call.key.to_string(),
+        method: call.method.to_string(),
+        after: call.timeout,
+    }
+}
+
+/// Failsafe's answer: `()` or `None` where the return type allows it, else the error.
+fn failsafe_value<R: DeserializeOwned>(
+    error: Error,
+    key: &ServiceKey,
+    method: &str,
+) -> Result<R, Error> {
+    let unit: serde::de::value::UnitDeserializer<serde::de::value::Error> =
+        serde::de::value::UnitDeserializer::new();
+    match R::deserialize(unit) {
+        Ok(value) => {
+            tracing::warn!(service = %key, method, error = %error, "failsafe: call failed; returning an empty value");
+            Ok(value)
+        }
+        Err(_) => Err(error),
     }
 }
 
@@ -234,6 +463,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Shorthand: a client for fixed provider addresses.
+    pub fn direct<I, S>(self, addrs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.registry(StaticRegistry::new(addrs))
+    }
+
     /// Default per-call timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout_ms = millis(timeout);
@@ -260,15 +498,30 @@ impl ClientBuilder {
         self
     }
 
-    /// Extra attempts for calls that never reached a provider.
+    /// Extra attempts on other providers.
     pub fn retries(mut self, retries: u32) -> Self {
         self.config.retries = retries;
         self
     }
 
-    /// The load balancer (default: weighted random).
+    /// The cluster mode (default failover).
+    pub fn cluster(mut self, mode: ClusterMode) -> Self {
+        self.config.cluster = match mode {
+            ClusterMode::Forking(n) => format!("forking:{n}"),
+            other => other.name().to_string(),
+        };
+        self
+    }
+
+    /// The load balancer (default: see [`crate::balance`]).
     pub fn balancer(mut self, balancer: impl LoadBalancer) -> Self {
         self.balancer = Some(Arc::new(balancer));
+        self
+    }
+
+    /// Calls in flight per provider before further callers wait.
+    pub fn max_in_flight_per_provider(mut self, limit: usize) -> Self {
+        self.config.max_in_flight_per_provider = limit;
         self
     }
 
@@ -282,38 +535,49 @@ impl ClientBuilder {
         })?;
         let serialization: Serialization = config.serialization.parse()?;
         let compression = config.compression_policy()?;
-        let settings = ConnectionSettings {
-            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
-            heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
-            max_frame: config.max_frame_bytes,
+        let cluster: ClusterMode = config.cluster.parse()?;
+        let balancer = match self.balancer {
+            Some(balancer) => balancer,
+            None => crate::balance::by_name(&config.balancer)?,
         };
-        let backoff = Backoff {
-            initial: Duration::from_millis(config.reconnect_backoff_ms),
-            max: Duration::from_millis(config.reconnect_backoff_max_ms),
+        let settings = EndpointSettings {
+            connection: ConnectionSettings {
+                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+                heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
+                heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
+                max_frame: config.max_frame_bytes,
+            },
+            backoff: Backoff {
+                initial: Duration::from_millis(config.reconnect_backoff_ms),
+                max: Duration::from_millis(config.reconnect_backoff_max_ms),
+            },
+            breaker: config.breaker_policy(),
+            max_in_flight: config.max_in_flight_per_provider,
         };
+        let budget = RetryBudget::new(RetryBudgetPolicy {
+            ratio: config.retry_budget_ratio,
+            ..RetryBudgetPolicy::default()
+        });
         let first_list_wait = config.timeout().max(Duration::from_secs(1));
-        Ok(Client {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let weak = weak.clone();
+            let on_change = Arc::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.prune();
+                }
+            });
+            Inner {
                 serialization,
                 compression,
-                directory: Directory::new(registry, first_list_wait),
-                pool: Pool::new(settings, backoff),
-                balancer: self
-                    .balancer
-                    .unwrap_or_else(|| Arc::new(WeightedRandom::new())),
+                cluster,
+                directory: Directory::new(registry, first_list_wait, on_change),
+                pool: Pool::new(settings),
+                balancer,
+                budget,
                 config,
-            }),
-        })
-    }
-
-    /// Shorthand: a client for fixed provider addresses.
-    pub fn direct<I, S>(self, addrs: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.registry(StaticRegistry::new(addrs))
+            }
+        });
+        Ok(Client { inner })
     }
 }
 

@@ -1,17 +1,20 @@
-//! One connection per provider address, opened on first use and re-opened with backoff.
+//! Per-provider endpoints: one connection each (opened on first use, re-opened with
+//! backoff), the client's in-flight cap, latency estimate and circuit breaker.
 //!
-//! Concurrent callers to an address that has no live connection wait for a single
-//! connect attempt instead of each opening their own. After a failed attempt the address
-//! is not tried again until its backoff (doubling up to a ceiling) has passed: calls in
-//! that window fail fast with [`Error::Connect`] instead of storming a dead provider.
+//! Concurrent callers to an address with no live connection wait for a single connect
+//! attempt instead of each opening their own. After a failed attempt the address is not
+//! tried again until its backoff (doubling up to a ceiling) has passed: calls in that
+//! window fail fast with [`Error::Connect`] instead of storming a dead provider.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::breaker::{Breaker, BreakerPolicy};
 use crate::transport::{Connection, ConnectionSettings};
 use crate::Error;
 
@@ -22,122 +25,245 @@ pub(crate) struct Backoff {
     pub(crate) max: Duration,
 }
 
+/// Endpoint-level settings shared by every endpoint of a pool.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointSettings {
+    pub(crate) connection: ConnectionSettings,
+    pub(crate) backoff: Backoff,
+    pub(crate) breaker: BreakerPolicy,
+    pub(crate) max_in_flight: usize,
+}
+
 #[derive(Default)]
-struct SlotState {
+struct Link {
     connection: Option<Arc<Connection>>,
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
 }
 
-#[derive(Default)]
-struct Slot {
-    state: Mutex<SlotState>,
-    connecting: tokio::sync::Mutex<()>,
+/// Peak-sensitive moving average of round-trip time: a slow sample takes effect at
+/// once, fast samples pull it down gradually (time constant `DECAY`).
+#[derive(Debug, Default)]
+struct PeakEwma {
+    nanos: f64,
+    stamp: Option<Instant>,
 }
 
-impl Slot {
+const DECAY: Duration = Duration::from_secs(5);
+
+impl PeakEwma {
+    fn observe(&mut self, rtt: Duration) {
+        let now = Instant::now();
+        let sample = rtt.as_nanos() as f64;
+        self.nanos = match self.stamp {
+            None => sample,
+            Some(_) if sample > self.nanos => sample,
+            Some(stamp) => {
+                let age = now.duration_since(stamp).as_secs_f64();
+                let keep = (-age / DECAY.as_secs_f64()).exp();
+                self.nanos * keep + sample * (1.0 - keep)
+            }
+        };
+        self.stamp = Some(now);
+    }
+
+    fn get(&self) -> Option<Duration> {
+        self.stamp.map(|_| Duration::from_nanos(self.nanos as u64))
+    }
+}
+
+/// One provider address as this client sees it.
+pub(crate) struct Endpoint {
+    addr: String,
+    link: Mutex<Link>,
+    connecting: tokio::sync::Mutex<()>,
+    breaker: Breaker,
+    latency: Mutex<PeakEwma>,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl Endpoint {
     fn usable(&self) -> Option<Arc<Connection>> {
-        self.state
+        self.link
             .lock()
             .connection
             .as_ref()
             .filter(|c| c.is_usable())
             .cloned()
     }
-}
 
-/// Connections keyed by provider address.
-pub(crate) struct Pool {
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
-    settings: ConnectionSettings,
-    backoff: Backoff,
-}
+    /// Calls this client has in flight here.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.max_in_flight - self.permits.available_permits()
+    }
 
-impl Pool {
-    pub(crate) fn new(settings: ConnectionSettings, backoff: Backoff) -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-            settings,
-            backoff,
+    /// Observed latency, if any.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        self.latency.lock().get()
+    }
+
+    /// True when new calls should go elsewhere if possible: the provider said goaway,
+    /// the address is inside its reconnect backoff, or its breaker is open.
+    pub(crate) fn is_avoided(&self) -> bool {
+        let link = self.link.lock();
+        let going_away = link.connection.as_ref().is_some_and(|c| c.is_going_away());
+        let backing_off = link.retry_at.is_some_and(|t| Instant::now() < t);
+        going_away || backing_off
+    }
+
+    /// The breaker admits a call now.
+    pub(crate) fn admits(&self) -> bool {
+        self.breaker.admits()
+    }
+
+    /// Waits for an in-flight slot (bounded by the caller's deadline).
+    pub(crate) async fn acquire(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Config("endpoint closed".into()))
+    }
+
+    /// Starts a call through the breaker; false when it must not be sent.
+    pub(crate) fn begin(&self) -> bool {
+        self.breaker.begin()
+    }
+
+    /// Records the outcome of a call that was sent.
+    pub(crate) fn record(&self, success: bool, rtt: Duration) {
+        self.breaker.record(success);
+        if success {
+            self.latency.lock().observe(rtt);
         }
     }
 
-    fn slot(&self, addr: &str) -> Arc<Slot> {
-        let mut slots = self.slots.lock();
-        if let Some(slot) = slots.get(addr) {
-            return slot.clone();
-        }
-        slots.entry(addr.to_string()).or_default().clone()
+    /// A call that was sent ended without a verdict (cancelled by the caller).
+    pub(crate) fn abandon(&self) {
+        self.breaker.abandon_probe();
     }
 
-    /// A live connection to `addr`, connecting if needed.
-    pub(crate) async fn get(&self, addr: &str) -> Result<Arc<Connection>, Error> {
-        let slot = self.slot(addr);
-        if let Some(connection) = slot.usable() {
+    /// A live connection, connecting if needed.
+    pub(crate) async fn connection(
+        &self,
+        settings: &EndpointSettings,
+    ) -> Result<Arc<Connection>, Error> {
+        if let Some(connection) = self.usable() {
             return Ok(connection);
         }
-        let _connecting = slot.connecting.lock().await;
-        if let Some(connection) = slot.usable() {
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.usable() {
             return Ok(connection);
         }
         {
-            let state = slot.state.lock();
-            if let Some(retry_at) = state.retry_at.filter(|t| Instant::now() < *t) {
+            let link = self.link.lock();
+            if let Some(retry_at) = link.retry_at.filter(|t| Instant::now() < *t) {
                 return Err(Error::Connect {
-                    addr: addr.to_string(),
+                    addr: self.addr.clone(),
                     reason: format!(
                         "backing off for {:?} after {} failed attempts (last: {})",
                         retry_at - Instant::now(),
-                        state.failures,
-                        state.last_error
+                        link.failures,
+                        link.last_error
                     ),
                 });
             }
         }
-        let result = Connection::connect(addr, &self.settings).await;
-        let mut state = slot.state.lock();
+        let result = Connection::connect(&self.addr, &settings.connection).await;
+        let mut link = self.link.lock();
         match &result {
             Ok(connection) => {
-                state.connection = Some(connection.clone());
-                state.failures = 0;
-                state.retry_at = None;
+                link.connection = Some(connection.clone());
+                link.failures = 0;
+                link.retry_at = None;
             }
             Err(e) => {
-                state.connection = None;
-                state.failures += 1;
-                let exp = state.failures.saturating_sub(1).min(16);
-                let delay = self
+                link.connection = None;
+                link.failures += 1;
+                let exp = link.failures.saturating_sub(1).min(16);
+                let delay = settings
                     .backoff
                     .initial
                     .saturating_mul(1 << exp)
-                    .min(self.backoff.max);
-                state.retry_at = Some(Instant::now() + delay);
-                state.last_error = e.to_string();
+                    .min(settings.backoff.max);
+                link.retry_at = Some(Instant::now() + delay);
+                link.last_error = e.to_string();
             }
         }
         result
     }
+}
 
-    /// Calls in flight to `addr` (0 when not connected).
-    pub(crate) fn in_flight(&self, addr: &str) -> usize {
-        let slots = self.slots.lock();
-        slots
-            .get(addr)
-            .and_then(|s| s.state.lock().connection.as_ref().map(|c| c.in_flight()))
-            .unwrap_or(0)
+/// Endpoints keyed by provider address.
+pub(crate) struct Pool {
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    pub(crate) settings: EndpointSettings,
+}
+
+impl Pool {
+    pub(crate) fn new(settings: EndpointSettings) -> Self {
+        Self {
+            endpoints: Mutex::new(HashMap::new()),
+            settings,
+        }
     }
 
-    /// True when `addr` should not get new calls now: it said goaway, or it is inside
-    /// its reconnect backoff.
-    pub(crate) fn is_avoided(&self, addr: &str) -> bool {
-        let slots = self.slots.lock();
-        let Some(slot) = slots.get(addr) else {
-            return false;
-        };
-        let state = slot.state.lock();
-        let going_away = state.connection.as_ref().is_some_and(|c| c.is_going_away());
-        let backing_off = state.retry_at.is_some_and(|t| Instant::now() < t);
-        going_away || backing_off
+    /// The endpoint for `addr`, created on first use.
+    pub(crate) fn endpoint(&self, addr: &str) -> Arc<Endpoint> {
+        let mut endpoints = self.endpoints.lock();
+        if let Some(endpoint) = endpoints.get(addr) {
+            return endpoint.clone();
+        }
+        let max = self.settings.max_in_flight.max(1);
+        endpoints
+            .entry(addr.to_string())
+            .or_insert_with(|| {
+                Arc::new(Endpoint {
+                    addr: addr.to_string(),
+                    link: Mutex::default(),
+                    connecting: tokio::sync::Mutex::new(()),
+                    breaker: Breaker::new(self.settings.breaker),
+                    latency: Mutex::default(),
+                    permits: Arc::new(Semaphore::new(max)),
+                    max_in_flight: max,
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets endpoints whose address no service lists any more. Their connections
+    /// close once the calls still running on them have finished.
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.endpoints.lock().retain(|addr, _| {
+            let kept = keep(addr);
+            if !kept {
+                tracing::debug!(%addr, "provider removed; its connection drains and closes");
+            }
+            kept
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn peak_ewma_jumps_up_and_decays_down() {
+        let mut ewma = PeakEwma::default();
+        assert_eq!(ewma.get(), None);
+        ewma.observe(Duration::from_millis(1));
+        ewma.observe(Duration::from_millis(50));
+        assert_eq!(
+            ewma.get(),
+            Some(Duration::from_millis(50)),
+            "peaks apply at once"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        ewma.observe(Duration::from_millis(1));
+        let after = ewma.get().unwrap();
+        assert!(after < Duration::from_millis(10), "decayed to {after:?}");
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{CallOptions, Client};
+use super::{CallOptions, Client, ClusterMode};
+use crate::balance::LoadBalancer;
 use crate::service::{ServiceDescriptor, ServiceKey};
 use crate::Error;
 
@@ -18,6 +19,8 @@ pub struct ServiceClient {
     descriptor: &'static ServiceDescriptor,
     key: Arc<ServiceKey>,
     options: Arc<CallOptions>,
+    /// `options` with `idempotent` set, for methods marked `#[erpc(idempotent)]`.
+    idempotent_options: Arc<CallOptions>,
 }
 
 impl ServiceClient {
@@ -32,7 +35,17 @@ impl ServiceClient {
                 descriptor.default_version,
             )),
             options: Arc::default(),
+            idempotent_options: Arc::new(CallOptions {
+                idempotent: true,
+                ..CallOptions::default()
+            }),
         }
+    }
+
+    fn with_options(mut self, change: impl Fn(&mut CallOptions)) -> Self {
+        change(Arc::make_mut(&mut self.options));
+        change(Arc::make_mut(&mut self.idempotent_options));
+        self
     }
 
     /// Targets another group.
@@ -48,15 +61,38 @@ impl ServiceClient {
     }
 
     /// Sets the timeout of every call made through this handle.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        Arc::make_mut(&mut self.options).timeout = Some(timeout);
-        self
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_options(|o| o.timeout = Some(timeout))
     }
 
     /// Adds a metadata pair sent with every call.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.options).metadata.insert(key, value);
-        self
+    pub fn with_metadata(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        self.with_options(|o| o.metadata.insert(key.clone(), value.clone()))
+    }
+
+    /// Uses `balancer` for calls through this handle.
+    pub fn with_balancer(self, balancer: impl LoadBalancer) -> Self {
+        let balancer: Arc<dyn LoadBalancer> = Arc::new(balancer);
+        self.with_options(|o| o.balancer = Some(balancer.clone()))
+    }
+
+    /// Uses `mode` for calls through this handle.
+    pub fn with_cluster(self, mode: ClusterMode) -> Self {
+        self.with_options(|o| o.cluster = Some(mode))
+    }
+
+    /// Routes calls through this handle by `key` (for the consistent-hash balancer).
+    pub fn with_hash_key(self, key: u64) -> Self {
+        self.with_options(|o| o.hash_key = Some(key))
+    }
+
+    /// Treats every method as idempotent (safe to retry elsewhere), as if each were
+    /// marked `#[erpc(idempotent)]`.
+    pub fn with_idempotent(self, idempotent: bool) -> Self {
+        let mut this = self.with_options(|o| o.idempotent = idempotent);
+        Arc::make_mut(&mut this.idempotent_options).idempotent = true;
+        this
     }
 
     /// The service key calls go to.
@@ -80,15 +116,51 @@ impl ServiceClient {
         A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
-        let name = self
-            .descriptor
-            .methods
-            .get(method)
-            .map(|m| m.name)
-            .ok_or_else(|| Error::MethodNotFound {
-                service: self.key.to_string(),
-                method: format!("#{method}"),
-            })?;
-        self.client.call(&self.key, name, args, &self.options).await
+        let descriptor =
+            self.descriptor
+                .methods
+                .get(method)
+                .ok_or_else(|| Error::MethodNotFound {
+                    service: self.key.to_string(),
+                    method: format!("#{method}"),
+                })?;
+        let options = if descriptor.idempotent {
+            &self.idempotent_options
+        } else {
+            &self.options
+        };
+        self.client
+            .invoke(&self.key, descriptor.name, args, options, None)
+            .await
+    }
+
+    /// Like [`ServiceClient::call`], routed by `hash_key` under sticky balancers
+    /// (what `#[erpc(hash_key = "arg")]` methods call).
+    pub async fn call_hashed<A, R>(
+        &self,
+        method: usize,
+        args: &A,
+        hash_key: u64,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + Sync + ?Sized,
+        R: DeserializeOwned,
+    {
+        let descriptor =
+            self.descriptor
+                .methods
+                .get(method)
+                .ok_or_else(|| Error::MethodNotFound {
+                    service: self.key.to_string(),
+                    method: format!("#{method}"),
+                })?;
+        let options = if descriptor.idempotent {
+            &self.idempotent_options
+        } else {
+            &self.options
+        };
+        self.client
+            .invoke(&self.key, descriptor.name, args, options, Some(hash_key))
+            .await
     }
 }

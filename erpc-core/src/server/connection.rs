@@ -167,6 +167,14 @@ impl Conn {
             Ok(found) => found,
             Err((status, message)) => return self.reply_error(id, status, &message),
         };
+        if self.ctx.draining.is_cancelled() {
+            // Goaway is out: the caller will retry elsewhere; this call never ran.
+            return self.reply_error(id, Status::ShuttingDown, "provider is shutting down");
+        }
+        let admission = match route.admit(index) {
+            Ok(admission) => admission,
+            Err(message) => return self.reply_error(id, Status::Overloaded, &message),
+        };
         let Ok(permit) = self.ctx.limiter.clone().try_acquire_owned() else {
             let message = format!(
                 "server is at its limit of {} concurrent calls",
@@ -204,7 +212,7 @@ impl Conn {
                 Ok(Some(Ok(Ok(reply)))) => reply.0,
             };
             let _ = queue.send(frame.into()).await;
-            drop(permit);
+            drop((permit, admission));
         });
     }
 }

@@ -6,6 +6,7 @@
 
 mod advertise;
 mod connection;
+mod limits;
 mod registration;
 mod router;
 
@@ -26,6 +27,7 @@ use crate::registry::Registry;
 use crate::service::Service;
 use crate::Error;
 use connection::{serve_connection, ServerContext};
+pub use limits::LimitRule;
 use registration::Registrations;
 use router::Router;
 
@@ -109,6 +111,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a per-service or per-method overload limit.
+    pub fn limit(mut self, rule: LimitRule) -> Self {
+        self.config.limits.push(rule);
+        self
+    }
+
     /// Registry weight of this provider.
     pub fn weight(mut self, weight: u32) -> Self {
         self.config.weight = weight;
@@ -123,8 +131,20 @@ impl ServerBuilder {
             return Err(Error::Config("max_concurrency must be at least 1".into()));
         }
         let mut router = Router::default();
+        for rule in &config.limits {
+            if !self
+                .services
+                .iter()
+                .any(|s| s.descriptor().interface == rule.service)
+            {
+                return Err(Error::Config(format!(
+                    "limit names unknown service {}",
+                    rule.service
+                )));
+            }
+        }
         for service in self.services {
-            router.add(service)?;
+            router.add(service, &config.limits)?;
         }
         let listener = TcpListener::bind(&config.bind)
             .await

@@ -5,14 +5,38 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::limits::{Admission, Gate, LimitRule};
 use crate::protocol::{RequestHead, Status};
 use crate::service::{Service, ServiceKey};
 use crate::Error;
 
-/// One hosted service with its method-name index.
+/// One hosted service with its method-name index and overload gates.
 pub(crate) struct Route {
     pub(crate) service: Arc<dyn Service>,
     methods: HashMap<&'static str, usize>,
+    service_gate: Gate,
+    method_gates: Vec<Gate>,
+}
+
+impl Route {
+    /// Passes the method's then the service's limits, or says which refused.
+    pub(crate) fn admit(&self, method: usize) -> Result<Admission, String> {
+        let mut admission = Admission::default();
+        let name = self
+            .service
+            .descriptor()
+            .methods
+            .get(method)
+            .map_or("", |m| m.name);
+        if let Some(gate) = self.method_gates.get(method) {
+            gate.admit(&mut admission, &format!("method {name}"))?;
+        }
+        self.service_gate.admit(
+            &mut admission,
+            &format!("service {}", self.service.descriptor().interface),
+        )?;
+        Ok(admission)
+    }
 }
 
 /// All hosted services.
@@ -22,20 +46,50 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// Adds a service; two services with the same key are a configuration error.
-    pub(crate) fn add(&mut self, service: Arc<dyn Service>) -> Result<(), Error> {
+    /// Adds a service with the limit rules naming its interface; two services with the
+    /// same key, or a rule naming an unknown method, are configuration errors.
+    pub(crate) fn add(
+        &mut self,
+        service: Arc<dyn Service>,
+        rules: &[LimitRule],
+    ) -> Result<(), Error> {
         let key = service.key();
         if self.services.contains_key(&key) {
             return Err(Error::Config(format!("service {key} added twice")));
         }
-        let methods = service
-            .descriptor()
+        let descriptor = service.descriptor();
+        let methods = descriptor
             .methods
             .iter()
             .enumerate()
             .map(|(i, m)| (m.name, i))
             .collect();
-        self.services.insert(key, Route { service, methods });
+        let mut service_gate = Gate::default();
+        let mut method_gates: Vec<Gate> =
+            descriptor.methods.iter().map(|_| Gate::default()).collect();
+        for rule in rules.iter().filter(|r| r.service == descriptor.interface) {
+            match &rule.method {
+                None => service_gate = Gate::from_rule(rule),
+                Some(method) => {
+                    let index = descriptor.method_index(method).ok_or_else(|| {
+                        Error::Config(format!(
+                            "limit names unknown method {method} of {}",
+                            rule.service
+                        ))
+                    })?;
+                    method_gates[index] = Gate::from_rule(rule);
+                }
+            }
+        }
+        self.services.insert(
+            key,
+            Route {
+                service,
+                methods,
+                service_gate,
+                method_gates,
+            },
+        );
         Ok(())
     }
 

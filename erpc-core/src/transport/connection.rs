@@ -10,7 +10,7 @@
 //! pending call fails at once with [`Error::ConnectionLost`] (never left hanging).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +51,6 @@ struct Shared {
     pending: Mutex<Pending>,
     going_away: AtomicBool,
     closed: AtomicBool,
-    in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -115,7 +114,6 @@ impl Connection {
             pending: Mutex::new(Pending::default()),
             going_away: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
         });
         let writer_shared = shared.clone();
         tokio::spawn(async move {
@@ -152,11 +150,6 @@ impl Connection {
         self.shared.going_away.load(Ordering::Acquire)
     }
 
-    /// Calls currently waiting on this connection.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.shared.in_flight.load(Ordering::Relaxed)
-    }
-
     /// Sends an encoded request and waits for its response frame.
     ///
     /// Dropping the returned future before it completes (timeout, caller gone) removes
@@ -185,7 +178,6 @@ impl Connection {
             id,
             finished: false,
         };
-        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
         if self.queue.send(frame).await.is_err() {
             guard.finished = true;
             self.shared.pending.lock().waiters.remove(&id);
@@ -217,7 +209,6 @@ struct CallGuard<'a> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         let shared = &self.connection.shared;
-        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.finished {
             return;
         }

@@ -22,6 +22,8 @@ fn builder_methods(names: &Names) -> TokenStream {
     let vis = &names.vis;
     let string = quote!(::std::string::String);
     let into_string = quote!(impl ::core::convert::Into<#string>);
+    let load_balancer = names.private("LoadBalancer");
+    let cluster_mode = names.private("ClusterMode");
     quote! {
         /// Calls the providers serving `group` instead of the descriptor's default group.
         #vis fn with_group(mut self, group: #into_string) -> Self {
@@ -44,6 +46,30 @@ fn builder_methods(names: &Names) -> TokenStream {
         /// Sends `key = value` as metadata with every call.
         #vis fn with_metadata(mut self, key: #into_string, value: #into_string) -> Self {
             self.inner = self.inner.with_metadata(key, value);
+            self
+        }
+
+        /// Chooses providers with `balancer` instead of the client's.
+        #vis fn with_balancer(mut self, balancer: impl #load_balancer) -> Self {
+            self.inner = self.inner.with_balancer(balancer);
+            self
+        }
+
+        /// Handles failures with `mode` instead of the client's cluster mode.
+        #vis fn with_cluster(mut self, mode: #cluster_mode) -> Self {
+            self.inner = self.inner.with_cluster(mode);
+            self
+        }
+
+        /// Routes every call by `key` under the consistent-hash balancer.
+        #vis fn with_hash_key(mut self, key: u64) -> Self {
+            self.inner = self.inner.with_hash_key(key);
+            self
+        }
+
+        /// Treats every method as idempotent: safe to retry on another provider.
+        #vis fn with_idempotent(mut self, idempotent: bool) -> Self {
+            self.inner = self.inner.with_idempotent(idempotent);
             self
         }
     }
@@ -79,12 +105,22 @@ fn async_client(service: &Service, names: &Names) -> TokenStream {
         let output = &method.output;
         let arg_idents: Vec<_> = method.args.iter().map(|arg| &arg.ident).collect();
         let arg_types = method.args.iter().map(|arg| &arg.ty);
+        let call = match &method.hash_key {
+            Some(key_arg) => {
+                let hash_key = names.private("hash_key");
+                quote! {
+                    let __erpc_hash = #hash_key(&#key_arg);
+                    self.inner.call_hashed(#index, &(#(#arg_idents,)*), __erpc_hash).await
+                }
+            }
+            None => quote!(self.inner.call(#index, &(#(#arg_idents,)*)).await),
+        };
         quote! {
             #docs
             #vis async fn #ident(&self, #(#arg_idents: #arg_types),*)
                 -> ::core::result::Result<#output, #error_ty>
             {
-                self.inner.call(#index, &(#(#arg_idents,)*)).await
+                #call
             }
         }
     });

@@ -1,0 +1,108 @@
+//! Least active: the provider with the fewest calls in flight from this client.
+//!
+//! A slow or overloaded provider holds on to its calls, so its in-flight count
+//! grows and it is picked less — load follows capacity without any latency
+//! measurement. Ties (common when load is light) are broken by weighted random, so
+//! weights still matter and equal providers share evenly.
+
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::random::pick_weighted;
+use super::{Candidate, LoadBalancer, PickContext};
+
+/// Fewest in-flight calls wins; ties by weighted random.
+#[derive(Debug)]
+pub struct LeastActive {
+    rng: Mutex<SmallRng>,
+}
+
+impl LeastActive {
+    /// Tie-breaking RNG seeded from the operating system.
+    pub fn new() -> Self {
+        Self {
+            rng: Mutex::new(SmallRng::from_entropy()),
+        }
+    }
+
+    /// Deterministic tie-breaking, for tests.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+        }
+    }
+}
+
+impl Default for LeastActive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoadBalancer for LeastActive {
+    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
+        let mut least = usize::MAX;
+        let mut first = None;
+        let mut ties = 0usize;
+        for (i, c) in candidates.iter().enumerate() {
+            if c.in_flight < least {
+                least = c.in_flight;
+                first = Some(i);
+                ties = 1;
+            } else if c.in_flight == least {
+                ties += 1;
+            }
+        }
+        if ties <= 1 {
+            return first;
+        }
+        pick_weighted(candidates, &mut self.rng.lock(), |c| c.in_flight == least).or(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::test_support::{candidates, providers, shares};
+
+    #[test]
+    fn fewer_in_flight_always_wins() {
+        let providers = providers(&[("a:1", 100), ("b:1", 1_000), ("c:1", 100)]);
+        let mut candidates = candidates(&providers);
+        candidates[0].in_flight = 3;
+        candidates[1].in_flight = 2;
+        candidates[2].in_flight = 1;
+        let share = shares(&LeastActive::seeded(1), &candidates, 1_000);
+        assert_eq!(share, vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn ties_spread_by_weight() {
+        let providers = providers(&[("a:1", 100), ("b:1", 300), ("c:1", 100)]);
+        let mut candidates = candidates(&providers);
+        candidates[0].in_flight = 1;
+        candidates[1].in_flight = 1;
+        candidates[2].in_flight = 2;
+        let share = shares(&LeastActive::seeded(2), &candidates, 40_000);
+        assert_eq!(share[2], 0.0);
+        assert!((0.23..0.27).contains(&share[0]), "a got {}", share[0]);
+    }
+
+    #[test]
+    fn idle_equal_providers_share_evenly() {
+        let providers = providers(&[("a:1", 100), ("b:1", 100), ("c:1", 100)]);
+        let candidates = candidates(&providers);
+        let share = shares(&LeastActive::seeded(3), &candidates, 30_000);
+        assert!(share.iter().all(|s| (0.31..0.36).contains(s)), "{share:?}");
+    }
+
+    #[test]
+    fn empty_and_single() {
+        let balancer = LeastActive::seeded(4);
+        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
+        let providers = providers(&[("a:1", 100)]);
+        let candidates = candidates(&providers);
+        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
+    }
+}

@@ -1,0 +1,188 @@
+//! Per-service and per-method overload protection: concurrency limits and token-bucket
+//! rate limits. Over a limit a call is answered `Overloaded` at once, never queued into
+//! a timeout, so the consumer can retry it on another provider right away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// A limit on one service (interface) or one of its methods.
+///
+/// ```
+/// use erpc_core::LimitRule;
+/// let rule = LimitRule::service("demo_api::Calculator").max_concurrency(100).rate(500.0, 50.0);
+/// let per_method = LimitRule::method("demo_api::Calculator", "divide").max_concurrency(4);
+/// # let _ = (rule, per_method);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRule {
+    /// Interface name the rule applies to.
+    pub service: String,
+    /// Method name; the rule covers the whole service when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Calls running at once.
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// Calls admitted per second (token bucket refill rate).
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Bucket size: calls admitted in a burst (defaults to one second's worth).
+    #[serde(default)]
+    pub burst: Option<f64>,
+}
+
+impl LimitRule {
+    /// A rule for every method of `service`.
+    pub fn service(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            method: None,
+            max_concurrency: None,
+            rate_per_second: None,
+            burst: None,
+        }
+    }
+
+    /// A rule for one method.
+    pub fn method(service: impl Into<String>, method: impl Into<String>) -> Self {
+        Self {
+            method: Some(method.into()),
+            ..Self::service(service)
+        }
+    }
+
+    /// Caps calls running at once.
+    pub fn max_concurrency(mut self, limit: usize) -> Self {
+        self.max_concurrency = Some(limit);
+        self
+    }
+
+    /// Admits `per_second` calls per second with bursts of up to `burst`.
+    pub fn rate(mut self, per_second: f64, burst: f64) -> Self {
+        self.rate_per_second = Some(per_second);
+        self.burst = Some(burst);
+        self
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `capacity` stored.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, capacity: f64) -> Self {
+        let capacity = capacity.max(1.0);
+        Self {
+            rate,
+            capacity,
+            state: Mutex::new((capacity, Instant::now())),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let elapsed = now.duration_since(state.1).min(Duration::from_secs(3600));
+        state.0 = (state.0 + elapsed.as_secs_f64() * self.rate).min(self.capacity);
+        state.1 = now;
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The checks of one rule.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    concurrency: Option<(Arc<Semaphore>, usize)>,
+    rate: Option<TokenBucket>,
+}
+
+/// Permits held while a call runs; dropping it frees the concurrency slots.
+#[derive(Debug, Default)]
+pub(crate) struct Admission(Vec<OwnedSemaphorePermit>);
+
+impl Gate {
+    pub(crate) fn from_rule(rule: &LimitRule) -> Self {
+        Self {
+            concurrency: rule
+                .max_concurrency
+                .map(|n| (Arc::new(Semaphore::new(n)), n)),
+            rate: rule
+                .rate_per_second
+                .map(|rate| TokenBucket::new(rate, rule.burst.unwrap_or(rate))),
+        }
+    }
+
+    /// Admits a call into `admission`, or says which limit refused it.
+    pub(crate) fn admit(&self, admission: &mut Admission, what: &str) -> Result<(), String> {
+        if let Some((semaphore, limit)) = &self.concurrency {
+            match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => admission.0.push(permit),
+                Err(_) => {
+                    return Err(format!(
+                        "{what} is at its limit of {limit} concurrent calls"
+                    ))
+                }
+            }
+        }
+        if let Some(bucket) = &self.rate {
+            if !bucket.try_take() {
+                return Err(format!(
+                    "{what} is over its rate limit of {}/s",
+                    bucket.rate
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_limit_refuses_and_frees() {
+        let gate = Gate::from_rule(&LimitRule::service("s").max_concurrency(2));
+        let (mut a, mut b, mut c) = (
+            Admission::default(),
+            Admission::default(),
+            Admission::default(),
+        );
+        assert!(gate.admit(&mut a, "s").is_ok());
+        assert!(gate.admit(&mut b, "s").is_ok());
+        let refused = gate.admit(&mut c, "s").unwrap_err();
+        assert!(refused.contains("limit of 2"), "{refused}");
+        drop(a);
+        assert!(gate.admit(&mut c, "s").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_allows_burst_then_rate() {
+        let gate = Gate::from_rule(&LimitRule::service("s").rate(10.0, 3.0));
+        let mut admission = Admission::default();
+        let burst = (0..10)
+            .filter(|_| gate.admit(&mut admission, "s").is_ok())
+            .count();
+        assert_eq!(burst, 3);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let refill = (0..10)
+            .filter(|_| gate.admit(&mut admission, "s").is_ok())
+            .count();
+        assert_eq!(refill, 3, "bucket caps at 3 even after 5 tokens of refill");
+    }
+}
