@@ -12,8 +12,15 @@ fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
         .output()
         .expect("demo-consumer runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("\"Hello description is an erpc demo\""), "{stdout}");
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("\"Hello description is an erpc demo\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("Err(DivisionByZero)"), "{stdout}");
     let per_provider: Vec<u32> = stdout
         .lines()
@@ -22,6 +29,9 @@ fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
         .collect();
     assert_eq!(per_provider.len(), 2, "expected two providers:\n{stdout}");
     assert_eq!(per_provider.iter().sum::<u32>(), 400);
-    assert!(per_provider.iter().all(|&n| n >= 100), "calls not spread: {per_provider:?}");
+    assert!(
+        per_provider.iter().all(|&n| n >= 100),
+        "calls not spread: {per_provider:?}"
+    );
     assert!(stdout.contains("all providers stopped"), "{stdout}");
 }

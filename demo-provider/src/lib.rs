@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use clap::Parser;
+
 use demo_api::{CalcError, Calculator, CalculatorServer, Hello, HelloService, HelloServiceServer};
 
 /// Implements [`HelloService`].
@@ -56,4 +58,42 @@ pub async fn build_server(
     let server = builder.build().await?;
     let _ = addr.set(server.advertised_addr().to_string());
     Ok(server)
+}
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Debug, Parser)]
+#[command(version, about = "erpc demo provider")]
+pub struct ProviderArgs {
+    /// Registry URL (static://.., nacos://..); none: serve without registering.
+    #[arg(long, env = "ERPC_REGISTRY")]
+    pub registry: Option<String>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "ERPC_PORT")]
+    pub port: Option<u16>,
+    /// Host to listen on.
+    #[arg(long, env = "ERPC_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Address to register when it differs from the bound one (containers, NAT).
+    #[arg(long, env = "ERPC_ADVERTISE")]
+    pub advertise: Option<String>,
+}
+
+/// Runs the provider until ctrl-c or SIGTERM, then shuts down gracefully.
+pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
+    let config = erpc::Config::load()?;
+    let mut server_config = config.server;
+    if let Some(port) = args.port {
+        server_config.bind = format!("{}:{port}", args.host);
+    }
+    if args.advertise.is_some() {
+        server_config.advertise = args.advertise;
+    }
+    let registry = args
+        .registry
+        .or(config.registry)
+        .map(|url| erpc::registry_from_url(&url))
+        .transpose()?;
+    let server = build_server(server_config, registry).await?;
+    println!("demo-provider listening on {}", server.local_addr());
+    server.serve().await
 }

@@ -138,6 +138,10 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// Longest wait for in-flight calls on graceful shutdown.
     pub drain_timeout_ms: u64,
+    /// After draining, connections keep answering late requests with "shutting down"
+    /// this long before closing, so requests already on the wire are refused (and
+    /// retried elsewhere) rather than lost.
+    pub goaway_grace_ms: u64,
     /// Per-service and per-method limits (`[[server.limits]]` tables).
     pub limits: Vec<LimitRule>,
 }
@@ -154,6 +158,7 @@ impl Default for ServerConfig {
             compression_threshold: CompressionPolicy::default().threshold,
             idle_timeout_ms: 60_000,
             drain_timeout_ms: 10_000,
+            goaway_grace_ms: 250,
             limits: Vec::new(),
         }
     }

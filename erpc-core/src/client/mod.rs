@@ -302,6 +302,15 @@ impl Client {
             connection.addr(),
             self.inner.config.max_frame_bytes as usize,
         )
+        .map_err(|e| match e {
+            // The provider's copy of the deadline ran out first (it can win the race
+            // with the caller's timer): the same timeout, so the same error.
+            Error::Remote {
+                status: crate::protocol::Status::DeadlineExceeded,
+                ..
+            } => timeout_error(call),
+            other => other,
+        })
     }
 
     /// Chooses among providers not yet tried and not ejected, preferring those not

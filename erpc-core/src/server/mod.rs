@@ -1,8 +1,9 @@
 //! The provider side: accept connections, dispatch calls, register, shut down gracefully.
 //!
 //! Graceful shutdown, in order: deregister every service (consumers stop picking this
-//! provider), stop accepting, send goaway on every connection (consumers stop sending
-//! here at once), wait for in-flight calls up to the drain timeout, close.
+//! provider), send goaway on every connection (consumers stop sending here at once;
+//! requests already on the wire are answered "shutting down" and retried elsewhere),
+//! wait for in-flight calls up to the drain timeout plus a short grace, close.
 
 mod advertise;
 mod connection;
@@ -176,6 +177,7 @@ impl ServerBuilder {
             registry: self.registry,
             registrations,
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+            goaway_grace: Duration::from_millis(config.goaway_grace_ms),
         })
     }
 
@@ -199,6 +201,7 @@ pub struct Server {
     registry: Option<Arc<dyn Registry>>,
     registrations: Registrations,
     drain_timeout: Duration,
+    goaway_grace: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -241,29 +244,20 @@ impl Server {
             registry,
             registrations,
             drain_timeout,
+            goaway_grace,
         } = self;
         let connections = TaskTracker::new();
         let registering = registry
             .as_ref()
             .map(|r| tokio::spawn(registrations.clone().register_all(r.clone())));
         tracing::info!(%local_addr, %advertised, services = registrations.len(), "erpc server listening");
-        tokio::pin!(signal);
-        loop {
+        let stop = async {
             tokio::select! {
-                () = &mut signal => break,
-                () = context.closing.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        connections.spawn(serve_connection(stream, peer, context.clone()));
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                () = signal => {}
+                () = context.closing.cancelled() => {}
             }
-        }
+        };
+        accept_until(&listener, &connections, &context, stop).await;
         if let Some(task) = registering {
             task.abort();
         }
@@ -272,15 +266,22 @@ impl Server {
             if let Some(registry) = &registry {
                 registrations.deregister_all(registry.as_ref()).await;
             }
-            drop(listener);
             context.draining.cancel();
-            let all = u32::try_from(context.max_concurrency).unwrap_or(u32::MAX);
-            let drained =
-                tokio::time::timeout(drain_timeout, context.limiter.acquire_many(all)).await;
-            if drained.is_err() {
-                tracing::warn!(timeout = ?drain_timeout, "drain timeout reached with calls still running");
-            }
+            let drain = async {
+                let all = u32::try_from(context.max_concurrency).unwrap_or(u32::MAX);
+                let drained =
+                    tokio::time::timeout(drain_timeout, context.limiter.acquire_many(all)).await;
+                if drained.is_err() {
+                    tracing::warn!(timeout = ?drain_timeout, "drain timeout reached with calls still running");
+                }
+                tokio::time::sleep(goaway_grace).await;
+            };
+            // Connections opened while draining get goaway at once and every request on
+            // them is refused as "shutting down": refused calls are retried elsewhere,
+            // whereas a closed listener could reset connections with requests in them.
+            accept_until(&listener, &connections, &context, drain).await;
         }
+        drop(listener);
         context.closing.cancel();
         connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), connections.wait()).await;
@@ -301,6 +302,31 @@ impl Server {
             trigger: Some(trigger),
             closing,
             task,
+        }
+    }
+}
+
+/// Accepts connections and serves each on its own task until `until` completes.
+async fn accept_until(
+    listener: &TcpListener,
+    connections: &TaskTracker,
+    context: &Arc<ServerContext>,
+    until: impl Future<Output = ()>,
+) {
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, context.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
         }
     }
 }
