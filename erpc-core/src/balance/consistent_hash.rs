@@ -3,10 +3,11 @@
 //!
 //! Each provider owns `virtual_nodes × weight / 100` points on a 64-bit ring (at
 //! least 1, at most 10 × `virtual_nodes`), placed at the xxHash64 (seed 0) of
-//! `"{addr}#{i}"`. A key belongs to the first point at or after it, found by binary
-//! search. Because points depend only on the address, every consumer — any process,
-//! any build — draws the same ring, and removing a provider hands its keys to its
-//! ring neighbours while all other keys stay put.
+//! `"{addr}#{i}"`. A key, passed once more through a SplitMix64 finalizer so that
+//! raw small integers spread too, belongs to the first point at or after it, found
+//! by binary search. Because points depend only on the address, every consumer —
+//! any process, any build — draws the same ring, and removing a provider hands its
+//! keys to its ring neighbours while all other keys stay put.
 //!
 //! The ring is cached and rebuilt only when the set of (address, weight) pairs
 //! changes; an order-insensitive fingerprint of that set is checked on each pick.
