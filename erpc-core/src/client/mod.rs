@@ -34,7 +34,7 @@ use crate::protocol::Metadata;
 use crate::registry::{Provider, Registry, StaticRegistry};
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
-use crate::transport::ConnectionSettings;
+use crate::transport::{Connection, ConnectionSettings};
 use crate::Error;
 use budget::RetryBudget;
 use directory::Directory;
@@ -263,37 +263,36 @@ impl Client {
         call: &Call<'_>,
     ) -> Result<R, Error> {
         let endpoint = self.inner.pool.endpoint(&provider.addr);
-        let attempt = async {
-            let _slot = endpoint.acquire().await?;
-            if !endpoint.begin() {
-                return Err(Error::CircuitOpen {
-                    service: call.key.to_string(),
-                });
-            }
-            let mut verdict = Verdict {
-                endpoint: &endpoint,
-                started: Instant::now(),
-                done: false,
-            };
-            let result = self.exchange(&endpoint, call).await;
-            verdict.finish(&result);
-            result
+        // Waiting for an in-flight slot or a connection says nothing about the
+        // provider's health (a failed connect is recorded by the endpoint itself).
+        let _slot = match endpoint.try_acquire() {
+            Some(slot) => slot,
+            None => within(call, endpoint.acquire()).await?,
         };
-        match tokio::time::timeout_at(call.deadline, attempt).await {
-            Ok(result) => result,
-            Err(_) => {
-                endpoint.record(false, call.timeout);
-                Err(timeout_error(call))
-            }
+        let connection = match endpoint.usable() {
+            Some(connection) => connection,
+            None => within(call, endpoint.connection(&self.inner.pool.settings)).await?,
+        };
+        if !endpoint.begin() {
+            return Err(Error::CircuitOpen {
+                service: call.key.to_string(),
+            });
         }
+        let mut verdict = Verdict {
+            endpoint: &endpoint,
+            started: Instant::now(),
+            done: false,
+        };
+        let result = within(call, self.exchange(&connection, call)).await;
+        verdict.finish(&result);
+        result
     }
 
     async fn exchange<R: DeserializeOwned>(
         &self,
-        endpoint: &Endpoint,
+        connection: &Connection,
         call: &Call<'_>,
     ) -> Result<R, Error> {
-        let connection = endpoint.connection(&self.inner.pool.settings).await?;
         let frame = connection.call(call.request).await?;
         decode_response(
             &frame,
@@ -418,6 +417,16 @@ fn may_retry(error: &Error, idempotent: bool) -> bool {
                 error,
                 Error::ConnectionLost { .. } | Error::HandlerPanicked(_) | Error::Remote { .. }
             ))
+}
+
+/// Runs `step` until the call's deadline; past it the call has timed out.
+async fn within<T>(
+    call: &Call<'_>,
+    step: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout_at(call.deadline, step)
+        .await
+        .unwrap_or_else(|_| Err(timeout_error(call)))
 }
 
 fn timeout_error(call: &Call<'_>) -> Error {

@@ -85,7 +85,8 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn usable(&self) -> Option<Arc<Connection>> {
+    /// The current connection, when it can take calls.
+    pub(crate) fn usable(&self) -> Option<Arc<Connection>> {
         self.link
             .lock()
             .connection
@@ -104,11 +105,17 @@ impl Endpoint {
         self.latency.lock().get()
     }
 
-    /// True when new calls should go elsewhere if possible: the provider said goaway,
-    /// the address is inside its reconnect backoff, or its breaker is open.
+    /// True when new calls should go elsewhere if possible: the provider said goaway
+    /// on a connection that is still open (it is draining), or the address is inside
+    /// its reconnect backoff. Once the goaway connection has closed the provider may be
+    /// back (restarted on the same address): the next pick reconnects, and a refused
+    /// connect starts the backoff.
     pub(crate) fn is_avoided(&self) -> bool {
         let link = self.link.lock();
-        let going_away = link.connection.as_ref().is_some_and(|c| c.is_going_away());
+        let going_away = link
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.is_going_away() && !c.is_closed());
         let backing_off = link.retry_at.is_some_and(|t| Instant::now() < t);
         going_away || backing_off
     }
@@ -116,6 +123,11 @@ impl Endpoint {
     /// The breaker admits a call now.
     pub(crate) fn admits(&self) -> bool {
         self.breaker.admits()
+    }
+
+    /// An in-flight slot, if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
     }
 
     /// Waits for an in-flight slot (bounded by the caller's deadline).
@@ -180,6 +192,9 @@ impl Endpoint {
                 link.retry_at = None;
             }
             Err(e) => {
+                // A refused or timed-out connect is the provider's failure; the calls
+                // refused during the backoff that follows are not counted again.
+                self.breaker.record(false);
                 link.connection = None;
                 link.failures += 1;
                 let exp = link.failures.saturating_sub(1).min(16);

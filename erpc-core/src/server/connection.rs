@@ -52,12 +52,15 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
     }
     let (read, write) = stream.into_split();
     let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
-    let writer = tokio::spawn(run_writer(write, rx));
+    let calls: Calls = Arc::default();
+    // Handlers still running will queue answers soon: let the writer batch them.
+    let running = calls.clone();
+    let writer = tokio::spawn(run_writer(write, rx, move || !running.lock().is_empty()));
     let conn = Conn {
         peer,
         ctx: ctx.clone(),
         queue,
-        calls: Arc::default(),
+        calls,
     };
     let mut frames = FramedRead::new(read, FrameCodec::new(ctx.max_frame));
     let idle = tokio::time::sleep(ctx.idle_timeout);

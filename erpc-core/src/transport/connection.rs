@@ -116,8 +116,11 @@ impl Connection {
             closed: AtomicBool::new(false),
         });
         let writer_shared = shared.clone();
+        // Other calls waiting on this connection will queue frames soon: batch them.
+        let waiting = shared.clone();
+        let busy = move || waiting.pending.lock().waiters.len() > 1;
         tokio::spawn(async move {
-            if let Err(e) = run_writer(write, rx).await {
+            if let Err(e) = run_writer(write, rx, busy).await {
                 writer_shared.close(format!("write failed: {e}"));
             }
         });
@@ -148,6 +151,11 @@ impl Connection {
     /// True once the provider said goaway.
     pub(crate) fn is_going_away(&self) -> bool {
         self.shared.going_away.load(Ordering::Acquire)
+    }
+
+    /// True once the connection has closed (for any reason).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.is_closed()
     }
 
     /// Sends an encoded request and waits for its response frame.

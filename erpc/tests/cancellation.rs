@@ -1,0 +1,129 @@
+//! Deadlines and cancellation reach the provider: a call that times out, and a call
+//! future the caller drops, both stop the running handler on the provider (its guard is
+//! dropped without completing), and the shared connection keeps serving. A provider
+//! answering "deadline exceeded" is a timeout to the caller, as `PROTOCOL.md` says.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use erpc::protocol::{encode_frame, FrameCodec, FrameHeader, Inbound, MessageType, Status};
+use erpc::Error;
+use support::{bounded, eventually, lab_client, start, LabImpl, Probe, Relay, TEST_LIMIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::codec::Decoder;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_fails_on_time_and_stops_the_handler() {
+    bounded(TEST_LIMIT, async {
+        let lab = LabImpl::new("lab");
+        let probe = lab.probe();
+        let server = start(lab).await;
+        let client = lab_client(server.local_addr());
+
+        let started = Instant::now();
+        let error = client
+            .clone()
+            .with_timeout(Duration::from_millis(200))
+            .hold(10_000)
+            .await
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&error, Error::Timeout { after, .. } if *after == Duration::from_millis(200)),
+            "{error:?}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(500),
+            "timed out after {elapsed:?}"
+        );
+        assert_eq!(Probe::get(&probe.started), 1);
+        assert!(
+            eventually(Duration::from_secs(1), || Probe::get(&probe.stopped) == 1).await,
+            "the handler was not stopped on the provider"
+        );
+        assert_eq!(Probe::get(&probe.completed), 0);
+
+        // The connection is still good for the next call.
+        assert_eq!(client.hold(1).await.unwrap(), 1);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// The call's own timeout (and so the deadline the provider enforces) is 10 s: only the
+/// cancel frame sent when the future is dropped can stop the handler within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_future_cancels_the_handler() {
+    bounded(TEST_LIMIT, async {
+        let lab = LabImpl::new("lab");
+        let probe = lab.probe();
+        let server = start(lab).await;
+        let relay = Relay::start(server.local_addr()).await;
+        let client = lab_client(relay.addr());
+
+        tokio::select! {
+            result = client.hold(10_000) => panic!("the call finished: {result:?}"),
+            () = async {
+                // Drop the call only once the handler runs, so cancel reaches a live one.
+                while Probe::get(&probe.started) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            } => {}
+        }
+        assert!(
+            eventually(Duration::from_secs(1), || Probe::get(&probe.stopped) == 1).await,
+            "dropping the call did not stop the handler"
+        );
+        assert_eq!(Probe::get(&probe.completed), 0);
+
+        // Cancelling one call neither breaks the connection nor the next call.
+        assert_eq!(client.hold(1).await.unwrap(), 1);
+        assert_eq!(relay.connections(), 1);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// The provider's copy of the deadline can expire in the same timer tick as the caller's
+/// (it did, intermittently, in the tests above). A hand-written provider that answers
+/// every request with status 7 at once makes that race deterministic: the caller must
+/// see `Error::Timeout`, not a generic remote error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_exceeded_answer_is_a_timeout() {
+    bounded(TEST_LIMIT, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let provider = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut codec = FrameCodec::default();
+            let mut buf = BytesMut::new();
+            while stream.read_buf(&mut buf).await.unwrap() > 0 {
+                while let Some(Inbound::Frame(frame)) = codec.decode(&mut buf).unwrap() {
+                    if frame.header.message_type() == Some(MessageType::Request) {
+                        let mut header =
+                            FrameHeader::new(MessageType::Response, frame.header.request_id);
+                        header.status = Status::DeadlineExceeded as u8;
+                        let answer = encode_frame(header, &[], b"deadline passed");
+                        stream.write_all(&answer).await.unwrap();
+                    }
+                }
+            }
+        });
+        let lab = lab_client(addr).with_timeout(Duration::from_millis(700));
+        let started = Instant::now();
+        let error = lab.whoami().await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Timeout { after, .. } if *after == Duration::from_millis(700)),
+            "{error:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "answered, not timed out"
+        );
+        provider.abort();
+    })
+    .await;
+}
