@@ -1,7 +1,7 @@
 # Multi-stage build of the demo binaries from this workspace.
 #   docker build --target demo-provider -t erpc-demo-provider .
 #   docker build --target demo-consumer -t erpc-demo-consumer .
-FROM rust:1.85-bookworm AS build
+FROM rust:1.90-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p demo-provider -p demo-consumer

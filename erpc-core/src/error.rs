@@ -115,6 +115,11 @@ pub enum Error {
 impl Error {
     /// True when the request provably never reached a provider's handler, so sending it
     /// to another provider cannot run it twice.
+    ///
+    /// A circuit-open refusal is one: the request was never sent. It also ends an
+    /// attempt whose provider was picked while its breaker admitted calls, but whose
+    /// single half-open probe slot another call took first; that attempt moves on to
+    /// another provider.
     pub fn never_reached_provider(&self) -> bool {
         matches!(
             self,
@@ -122,6 +127,7 @@ impl Error {
                 | Error::GoingAway { .. }
                 | Error::Overloaded(_)
                 | Error::NoProvider { .. }
+                | Error::CircuitOpen { .. }
         )
     }
 

@@ -127,20 +127,27 @@ impl Gate {
         }
     }
 
-    /// Admits a call into `admission`, or says which limit refused it.
-    pub(crate) fn admit(&self, admission: &mut Admission, what: &str) -> Result<(), String> {
+    /// Admits a call into `admission`, or says which limit refused it (`what` names
+    /// the limited thing; it is only built for a refusal).
+    pub(crate) fn admit(
+        &self,
+        admission: &mut Admission,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), String> {
         if let Some((semaphore, limit)) = &self.concurrency {
             match semaphore.clone().try_acquire_owned() {
                 Ok(permit) => admission.0.push(permit),
                 Err(_) => {
+                    let what = what();
                     return Err(format!(
                         "{what} is at its limit of {limit} concurrent calls"
-                    ))
+                    ));
                 }
             }
         }
         if let Some(bucket) = &self.rate {
             if !bucket.try_take() {
+                let what = what();
                 return Err(format!(
                     "{what} is over its rate limit of {}/s",
                     bucket.rate
@@ -163,12 +170,12 @@ mod tests {
             Admission::default(),
             Admission::default(),
         );
-        assert!(gate.admit(&mut a, "s").is_ok());
-        assert!(gate.admit(&mut b, "s").is_ok());
-        let refused = gate.admit(&mut c, "s").unwrap_err();
+        assert!(gate.admit(&mut a, || "s".into()).is_ok());
+        assert!(gate.admit(&mut b, || "s".into()).is_ok());
+        let refused = gate.admit(&mut c, || "s".into()).unwrap_err();
         assert!(refused.contains("limit of 2"), "{refused}");
         drop(a);
-        assert!(gate.admit(&mut c, "s").is_ok());
+        assert!(gate.admit(&mut c, || "s".into()).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -176,12 +183,12 @@ mod tests {
         let gate = Gate::from_rule(&LimitRule::service("s").rate(10.0, 3.0));
         let mut admission = Admission::default();
         let burst = (0..10)
-            .filter(|_| gate.admit(&mut admission, "s").is_ok())
+            .filter(|_| gate.admit(&mut admission, || "s".into()).is_ok())
             .count();
         assert_eq!(burst, 3);
         tokio::time::advance(Duration::from_millis(500)).await;
         let refill = (0..10)
-            .filter(|_| gate.admit(&mut admission, "s").is_ok())
+            .filter(|_| gate.admit(&mut admission, || "s".into()).is_ok())
             .count();
         assert_eq!(refill, 3, "bucket caps at 3 even after 5 tokens of refill");
     }

@@ -22,19 +22,14 @@ impl Route {
     /// Passes the method's then the service's limits, or says which refused.
     pub(crate) fn admit(&self, method: usize) -> Result<Admission, String> {
         let mut admission = Admission::default();
-        let name = self
-            .service
-            .descriptor()
-            .methods
-            .get(method)
-            .map_or("", |m| m.name);
+        let descriptor = self.service.descriptor();
         if let Some(gate) = self.method_gates.get(method) {
-            gate.admit(&mut admission, &format!("method {name}"))?;
+            let name = descriptor.methods.get(method).map_or("", |m| m.name);
+            gate.admit(&mut admission, || format!("method {name}"))?;
         }
-        self.service_gate.admit(
-            &mut admission,
-            &format!("service {}", self.service.descriptor().interface),
-        )?;
+        self.service_gate.admit(&mut admission, || {
+            format!("service {}", descriptor.interface)
+        })?;
         Ok(admission)
     }
 }

@@ -1,0 +1,353 @@
+//! Same-run benchmark of erpc against tarpc, tonic and a raw framed-TCP baseline.
+//!
+//! The parent process is the client; every server runs in a child process started by
+//! re-executing this binary as `erpc-bench server <kind> <port>`. See `README.md`.
+
+mod idle;
+mod load;
+mod peers;
+mod report;
+mod stats;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::stats::Pid;
+
+/// A client configuration under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Framework {
+    /// erpc with its default serializer (MessagePack).
+    Erpc,
+    /// erpc with postcard, its fastest serializer.
+    ErpcPostcard,
+    /// tarpc, bincode serde transport over TCP.
+    Tarpc,
+    /// tonic, unary gRPC over one HTTP/2 channel.
+    Tonic,
+    /// Length-prefixed frames with a request id: framing only.
+    Raw,
+}
+
+impl Framework {
+    const ALL: [Framework; 5] = [
+        Self::Erpc,
+        Self::ErpcPostcard,
+        Self::Tarpc,
+        Self::Tonic,
+        Self::Raw,
+    ];
+
+    /// Name in tables and CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Erpc => "erpc",
+            Self::ErpcPostcard => "erpc-postcard",
+            Self::Tarpc => "tarpc",
+            Self::Tonic => "tonic",
+            Self::Raw => "raw",
+        }
+    }
+
+    fn server(self) -> ServerKind {
+        match self {
+            Self::Erpc | Self::ErpcPostcard => ServerKind::Erpc,
+            Self::Tarpc => ServerKind::Tarpc,
+            Self::Tonic => ServerKind::Tonic,
+            Self::Raw => ServerKind::Raw,
+        }
+    }
+}
+
+/// A server process kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerKind {
+    /// erpc server (answers msgpack and postcard callers).
+    Erpc,
+    /// tarpc server.
+    Tarpc,
+    /// tonic server.
+    Tonic,
+    /// Raw framed echo server.
+    Raw,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "erpc vs tarpc vs tonic vs raw TCP framing, same machine, same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Short cells (0.3 s each): the whole matrix in well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// One tiny cell per framework and a small idle test: for CI.
+    #[arg(long)]
+    smoke: bool,
+    /// Measured seconds per cell (overrides --quick / the 2 s default).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Frameworks to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Framework>,
+    /// Payload sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 1024, 65536])]
+    payloads: Vec<usize>,
+    /// Calls in flight.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64, 256])]
+    concurrency: Vec<usize>,
+    /// Where to write the CSV results.
+    #[arg(long, default_value = "target/erpc-bench.csv")]
+    csv: String,
+    /// Idle erpc connections to open after the matrix (0 skips the idle test).
+    #[arg(long)]
+    idle_conns: Option<usize>,
+    /// Runs per cell; the run with the highest QPS is reported (damps noise from other
+    /// load on a shared machine).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Internal: run one server in this process (the bench starts these itself).
+    Server {
+        /// Which server.
+        #[arg(value_enum)]
+        kind: ServerKind,
+        /// Port on 127.0.0.1; 0 picks a free one (printed as `PORT <n>`).
+        port: u16,
+    },
+    /// Only the idle-connection test.
+    Idle {
+        /// Connections to open.
+        #[arg(default_value_t = 10_000)]
+        conns: usize,
+    },
+}
+
+/// Settings of one benchmark run.
+struct Plan {
+    frameworks: Vec<Framework>,
+    payloads: Vec<usize>,
+    concurrency: Vec<usize>,
+    warmup: Duration,
+    duration: Duration,
+    idle_conns: usize,
+    rounds: usize,
+    csv: String,
+}
+
+/// Entry point of the binary.
+pub fn main_entry() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Cmd::Server { kind, port }) => run_server(kind, port),
+        Some(Cmd::Idle { conns }) => runtime().block_on(idle::run(conns)).map(|r| {
+            println!("{}", report::idle_markdown(&r));
+        }),
+        None => run_bench(plan(&cli)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("erpc-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn plan(cli: &Cli) -> Plan {
+    let frameworks = if cli.only.is_empty() {
+        Framework::ALL.to_vec()
+    } else {
+        cli.only.clone()
+    };
+    let (payloads, concurrency, warmup, duration, idle) = if cli.smoke {
+        (vec![64], vec![16], 0.05, 0.2, 200)
+    } else if cli.quick {
+        (
+            cli.payloads.clone(),
+            cli.concurrency.clone(),
+            0.1,
+            0.3,
+            10_000,
+        )
+    } else {
+        (
+            cli.payloads.clone(),
+            cli.concurrency.clone(),
+            0.5,
+            2.0,
+            10_000,
+        )
+    };
+    Plan {
+        frameworks,
+        payloads,
+        concurrency,
+        warmup: Duration::from_secs_f64(warmup),
+        duration: Duration::from_secs_f64(cli.duration.unwrap_or(duration)),
+        idle_conns: cli.idle_conns.unwrap_or(idle),
+        rounds: cli.rounds.max(1),
+        csv: cli.csv.clone(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Tells the parent which port a server child listens on.
+pub(crate) fn announce_port(port: u16) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "PORT {port}");
+    let _ = out.flush();
+}
+
+fn run_server(kind: ServerKind, port: u16) -> Result<(), String> {
+    stats::raise_nofile_limit();
+    runtime().block_on(async move {
+        match kind {
+            ServerKind::Erpc => peers::erpc_echo::serve(port).await,
+            ServerKind::Tarpc => peers::tarpc_echo::serve(port).await,
+            ServerKind::Tonic => peers::tonic_echo::serve(port).await,
+            ServerKind::Raw => peers::raw::serve(port).await,
+        }
+    })
+}
+
+/// A server child process, killed on drop.
+pub(crate) struct ServerProcess {
+    child: Child,
+    addr: String,
+}
+
+impl ServerProcess {
+    /// Starts `kind` on a free port and waits until it listens.
+    pub(crate) fn start(kind: ServerKind) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let kind_name = kind
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        let mut child = Command::new(exe)
+            .args(["server", &kind_name, "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {kind_name} server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no child stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| format!("{kind_name} server did not announce a port: {line:?}"))?;
+        Ok(Self {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub(crate) fn pid(&self) -> Pid {
+        Pid::Child(self.child.id())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_bench(plan: Plan) -> Result<(), String> {
+    let rt = runtime();
+    let mut rows = Vec::new();
+    let cells = plan.payloads.len() * plan.concurrency.len() * plan.frameworks.len();
+    eprintln!(
+        "running {cells} cells, {:?} warm-up + {:?} each, best of {}",
+        plan.warmup, plan.duration, plan.rounds
+    );
+    for &payload in &plan.payloads {
+        for &concurrency in &plan.concurrency {
+            let mut best: Vec<Option<report::Row>> = plan.frameworks.iter().map(|_| None).collect();
+            // Rounds go through every framework in turn, so a burst of outside load
+            // hits one round of each rather than every round of one.
+            for _ in 0..plan.rounds {
+                for (slot, &framework) in best.iter_mut().zip(&plan.frameworks) {
+                    let row = rt.block_on(run_cell(&plan, framework, payload, concurrency))?;
+                    eprintln!("{}", report::progress_line(&row));
+                    if slot.as_ref().is_none_or(|b| row.qps() > b.qps()) {
+                        *slot = Some(row);
+                    }
+                }
+            }
+            rows.extend(best.into_iter().flatten());
+        }
+    }
+    let idle = if plan.idle_conns > 0 {
+        Some(rt.block_on(idle::run(plan.idle_conns))?)
+    } else {
+        None
+    };
+    let markdown = report::markdown(&rows, idle.as_ref());
+    println!("{markdown}");
+    if let Some(dir) = std::path::Path::new(&plan.csv).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&plan.csv, report::csv(&rows))
+        .map_err(|e| format!("writing {}: {e}", plan.csv))?;
+    eprintln!("CSV written to {}", plan.csv);
+    let failed: u64 = rows.iter().map(|r| r.errors).sum();
+    if failed > 0 {
+        return Err(format!("{failed} calls failed"));
+    }
+    Ok(())
+}
+
+async fn run_cell(
+    plan: &Plan,
+    framework: Framework,
+    payload: usize,
+    concurrency: usize,
+) -> Result<report::Row, String> {
+    let server = ServerProcess::start(framework.server())?;
+    let caller = load::Caller::connect(framework, server.addr()).await?;
+    let measured = load::run(
+        &caller,
+        payload,
+        concurrency,
+        plan.warmup,
+        plan.duration,
+        server.pid(),
+    )
+    .await;
+    let server_hwm_kib = stats::status_kib(server.pid(), "VmHWM");
+    drop(caller);
+    drop(server);
+    if let Some(e) = &measured.first_error {
+        eprintln!("{} {payload} B x{concurrency}: {e}", framework.name());
+    }
+    Ok(report::Row::new(
+        framework,
+        payload,
+        concurrency,
+        &measured,
+        server_hwm_kib,
+    ))
+}

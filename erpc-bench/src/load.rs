@@ -1,0 +1,162 @@
+//! Drives one benchmark cell: N tasks each keep one call in flight for a fixed time.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+
+use crate::peers::{erpc_echo, raw::RawClient, tarpc_echo, tonic_echo};
+use crate::stats::{self, Pid};
+use crate::Framework;
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// A connected client of one framework; clones share the framework's connection.
+#[derive(Clone)]
+pub(crate) enum Caller {
+    Erpc(erpc_echo::EchoClient),
+    Tarpc(tarpc_echo::EchoClient),
+    Tonic(tonic::client::Grpc<Channel>),
+    Raw(Arc<RawClient>),
+}
+
+impl Caller {
+    /// Connects to the server of `framework` at `addr`.
+    pub(crate) async fn connect(framework: Framework, addr: &str) -> Result<Self, String> {
+        Ok(match framework {
+            Framework::Erpc => Self::Erpc(erpc_echo::client(addr, erpc::Serialization::MsgPack)?),
+            Framework::ErpcPostcard => {
+                Self::Erpc(erpc_echo::client(addr, erpc::Serialization::Postcard)?)
+            }
+            Framework::Tarpc => Self::Tarpc(tarpc_echo::client(addr).await?),
+            Framework::Tonic => Self::Tonic(tonic_echo::client(addr).await?),
+            Framework::Raw => Self::Raw(Arc::new(RawClient::connect(addr).await?)),
+        })
+    }
+
+    /// One echo call; fails when the reply's length differs from the payload's.
+    pub(crate) async fn call(&mut self, payload: &[u8]) -> Result<(), String> {
+        let len = match self {
+            Self::Erpc(client) => erpc_echo::call(client, payload).await?,
+            Self::Tarpc(client) => tarpc_echo::call(client, payload).await?,
+            Self::Tonic(client) => tonic_echo::call(client, payload).await?,
+            Self::Raw(client) => client.call(payload).await?,
+        };
+        if len == payload.len() {
+            Ok(())
+        } else {
+            Err(format!("echo returned {len} bytes for {}", payload.len()))
+        }
+    }
+}
+
+/// What one cell measured.
+pub(crate) struct Measured {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) seconds: f64,
+    /// Latency in nanoseconds.
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) client_cpu: f64,
+    pub(crate) server_cpu: f64,
+}
+
+struct Worker {
+    calls: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs `concurrency` callers for `warmup`, then measures for `duration`.
+pub(crate) async fn run(
+    caller: &Caller,
+    payload: usize,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    server: Pid,
+) -> Measured {
+    let payload: Arc<[u8]> = (0..payload).map(|i| i as u8).collect();
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let mut caller = caller.clone();
+            let payload = payload.clone();
+            let phase = phase.clone();
+            tokio::spawn(async move {
+                let mut worker = Worker {
+                    calls: 0,
+                    errors: 0,
+                    first_error: None,
+                    latency: histogram(),
+                };
+                loop {
+                    let started_in = phase.load(Ordering::Acquire);
+                    if started_in == STOP {
+                        break;
+                    }
+                    let start = Instant::now();
+                    let result = caller.call(&payload).await;
+                    let elapsed = start.elapsed();
+                    if started_in != MEASURE || phase.load(Ordering::Acquire) != MEASURE {
+                        continue;
+                    }
+                    match result {
+                        Ok(()) => {
+                            worker.calls += 1;
+                            worker
+                                .latency
+                                .saturating_record(elapsed.as_nanos().max(1) as u64);
+                        }
+                        Err(e) => {
+                            worker.errors += 1;
+                            worker.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                worker
+            })
+        })
+        .collect();
+    tokio::time::sleep(warmup).await;
+    let (client_start, server_start) =
+        (stats::cpu_seconds(Pid::Current), stats::cpu_seconds(server));
+    let start = Instant::now();
+    phase.store(MEASURE, Ordering::Release);
+    tokio::time::sleep(duration).await;
+    phase.store(STOP, Ordering::Release);
+    let seconds = start.elapsed().as_secs_f64();
+    let (client_end, server_end) = (stats::cpu_seconds(Pid::Current), stats::cpu_seconds(server));
+    let mut measured = Measured {
+        calls: 0,
+        errors: 0,
+        first_error: None,
+        seconds,
+        latency: histogram(),
+        client_cpu: client_end - client_start,
+        server_cpu: server_end - server_start,
+    };
+    for worker in workers {
+        let Ok(worker) = worker.await else {
+            measured.errors += 1;
+            continue;
+        };
+        measured.calls += worker.calls;
+        measured.errors += worker.errors;
+        if measured.first_error.is_none() {
+            measured.first_error = worker.first_error;
+        }
+        let _ = measured.latency.add(&worker.latency);
+    }
+    measured
+}

@@ -1,0 +1,79 @@
+//! Rolling restart: three providers restarted one after another (SIGTERM, exit, restart
+//! on the same port) under a steady load of idempotent and non-idempotent calls; not a
+//! single call may fail, and each restarted provider serves again.
+
+use std::time::Duration;
+
+use erpc::Client;
+use erpc_chaos::{
+    bounded, client_config, free_ports, CallKind, Load, LoadSpec, Mix, ProbeClient,
+    ProviderProcess, ProviderSpec, TEST_LIMIT,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_fails_no_call() {
+    bounded(TEST_LIMIT, async {
+        erpc_chaos::init_tracing();
+    let ports = free_ports(3);
+    let mut providers = Vec::new();
+    for (name, port) in ["A", "B", "C"].into_iter().zip(ports) {
+        providers
+            .push(ProviderProcess::start(BIN, ProviderSpec::new(name, port).drain_ms(5_000)).await);
+    }
+    let client = Client::builder()
+        .config(client_config())
+        .direct(providers.iter().map(ProviderProcess::addr))
+        .build()
+        .expect("client builds");
+    let load = Load::start(
+        ProbeClient::new(client),
+        LoadSpec {
+            tasks: 16,
+            pace: Duration::from_millis(10),
+            mix: Mix::Both,
+            delay_ms: 10,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut back_at = Vec::new();
+    for provider in &mut providers {
+        let term_at = load.elapsed();
+        provider.sigterm();
+        let status = provider.wait_exit(Duration::from_secs(10)).await;
+        let exited_at = load.elapsed();
+        provider.restart().await;
+        let ready_at = load.elapsed();
+        println!(
+            "{}: SIGTERM at {term_at:?}, exited ({status}) at {exited_at:?}, READY again at {ready_at:?}",
+            provider.name()
+        );
+        assert!(status.success(), "{} exited with {status}", provider.name());
+        back_at.push((provider.name().to_string(), ready_at));
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+    }
+    let report = load.stop().await;
+    println!("rolling restart: {}", report.summary());
+    for kind in [CallKind::Idempotent, CallKind::NonIdempotent] {
+        let failures = report.failures(kind);
+        assert!(
+            failures.is_empty(),
+            "{} {kind:?} calls failed, first: {:?}",
+            failures.len(),
+            failures.first()
+        );
+        assert!(report.of(kind).count() > 500, "too little {kind:?} load");
+    }
+    for (name, ready_at) in &back_at {
+        let after = report
+            .calls
+            .iter()
+            .filter(|c| c.started > *ready_at && c.provider() == Some(name))
+            .count();
+        println!("{name}: {after} calls served after its restart");
+        assert!(after > 0, "{name} never served again after its restart");
+    }
+    })
+    .await;
+}
