@@ -18,6 +18,9 @@ pub mod __private {
     pub use serde;
 }
 
+#[cfg(feature = "nacos")]
+pub use erpc_nacos as nacos;
+
 /// Opens a registry from its URL: `static://h1:p1,h2:p2`, and `nacos://h:8848?..` with
 /// the `nacos` feature.
 ///
@@ -27,5 +30,22 @@ pub mod __private {
 /// assert!(erpc::registry_from_url("zookeeper://x:1").is_err());
 /// ```
 pub fn registry_from_url(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    if url.starts_with("nacos://") {
+        return nacos_registry(url);
+    }
     erpc_core::registry::from_url(url)
+}
+
+#[cfg(feature = "nacos")]
+fn nacos_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    Ok(std::sync::Arc::new(erpc_nacos::NacosRegistry::from_url(
+        url,
+    )?))
+}
+
+#[cfg(not(feature = "nacos"))]
+fn nacos_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    Err(Error::Config(format!(
+        "{url:?} needs Nacos support: enable the `nacos` feature of the erpc crate"
+    )))
 }

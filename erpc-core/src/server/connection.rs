@@ -6,7 +6,7 @@
 //! a malformed request gets an error response while the connection keeps serving. Only a
 //! wrong magic (not an erpc peer, or a stream out of sync) closes the connection.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub(crate) struct ServerContext {
     pub(crate) closing: CancellationToken,
 }
 
-type Calls = Arc<Mutex<HashMap<u64, AbortHandle>>>;
+type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
 
 /// Serves one connection until the peer leaves, it idles out, or the server closes it.
 pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {

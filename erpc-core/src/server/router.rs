@@ -2,7 +2,7 @@
 //! method index, built once at start so dispatch costs two hash lookups and no string
 //! scan.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::limits::{Admission, Gate, LimitRule};
@@ -13,7 +13,7 @@ use crate::Error;
 /// One hosted service with its method-name index and overload gates.
 pub(crate) struct Route {
     pub(crate) service: Arc<dyn Service>,
-    methods: HashMap<&'static str, usize>,
+    methods: FxHashMap<&'static str, usize>,
     service_gate: Gate,
     method_gates: Vec<Gate>,
 }
@@ -37,7 +37,7 @@ impl Route {
 /// All hosted services.
 #[derive(Default)]
 pub(crate) struct Router {
-    services: HashMap<ServiceKey, Route>,
+    services: FxHashMap<ServiceKey, Route>,
 }
 
 impl Router {

@@ -9,7 +9,7 @@
 //! that, the peer is declared dead. When the connection ends for any reason every
 //! pending call fails at once with [`Error::ConnectionLost`] (never left hanging).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,8 @@ type Waiter = oneshot::Sender<Result<Frame, Error>>;
 /// Calls waiting for responses, and why the connection closed once it has.
 #[derive(Default)]
 struct Pending {
-    waiters: HashMap<u64, Waiter>,
+    /// Request ids are sequential integers: a fast non-cryptographic hash suffices.
+    waiters: FxHashMap<u64, Waiter>,
     closed: Option<String>,
 }
 

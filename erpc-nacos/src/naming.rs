@@ -1,0 +1,251 @@
+//! How erpc services and providers look in Nacos: Dubbo-style service names, metadata
+//! that fits Nacos's size limit, and the weight scale.
+
+use std::collections::BTreeMap;
+
+use erpc_core::registry::Provider;
+use erpc_core::ServiceKey;
+
+use crate::api::Instance;
+use crate::NacosError;
+
+/// Nacos refuses metadata whose keys plus values exceed this many characters.
+pub const METADATA_LIMIT: usize = 1024;
+/// Longest service name Nacos accepts.
+const SERVICE_NAME_LIMIT: usize = 512;
+/// Prefix of provider services in Dubbo's naming convention.
+const PROVIDERS: &str = "providers";
+/// Metadata key dropped first when the metadata is too large.
+const METHODS_KEY: &str = "methods";
+
+/// The Nacos service name of `key`: `providers:{interface}:{version}:{group}` (Dubbo's form).
+///
+/// ```
+/// use erpc_core::ServiceKey;
+/// let key = ServiceKey::new("demo.HelloService", "test1", "1.0");
+/// assert_eq!(erpc_nacos::service_name(&key).unwrap(), "providers:demo.HelloService:1.0:test1");
+/// ```
+pub fn service_name(key: &ServiceKey) -> Result<String, NacosError> {
+    let name = format!(
+        "{PROVIDERS}:{}:{}:{}",
+        key.interface, key.version, key.group
+    );
+    let invalid = |reason| NacosError::ServiceName {
+        name: name.clone(),
+        reason,
+    };
+    if key.interface.is_empty() {
+        return Err(invalid("the interface is empty"));
+    }
+    if name.chars().count() > SERVICE_NAME_LIMIT {
+        return Err(invalid("longer than 512 characters"));
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(invalid("contains whitespace"));
+    }
+    if name.contains("@@") {
+        return Err(invalid("contains @@"));
+    }
+    Ok(name)
+}
+
+/// The service key of a Nacos service name made by [`service_name`], if it is one.
+///
+/// The interface may itself hold colons (`crate::module::Trait`), so version and group
+/// are taken from the right.
+///
+/// ```
+/// let key = erpc_nacos::parse_service_name("providers:demo::Hello:1.0:").unwrap();
+/// assert_eq!((key.interface.as_str(), key.version.as_str(), key.group.as_str()), ("demo::Hello", "1.0", ""));
+/// ```
+pub fn parse_service_name(name: &str) -> Option<ServiceKey> {
+    let rest = name.strip_prefix(PROVIDERS)?.strip_prefix(':')?;
+    let (rest, group) = rest.rsplit_once(':')?;
+    let (interface, version) = rest.rsplit_once(':')?;
+    (!interface.is_empty()).then(|| ServiceKey::new(interface, group, version))
+}
+
+/// Metadata as the JSON object Nacos stores, shrunk to [`METADATA_LIMIT`].
+///
+/// `methods` goes first (it is the largest and only informative); if that is not enough,
+/// the longest remaining entries go, each with a log line.
+pub(crate) fn metadata_json(metadata: &BTreeMap<String, String>) -> String {
+    let mut metadata = metadata.clone();
+    let size = |m: &BTreeMap<String, String>| -> usize {
+        m.iter()
+            .map(|(k, v)| k.chars().count() + v.chars().count())
+            .sum()
+    };
+    if size(&metadata) > METADATA_LIMIT && metadata.remove(METHODS_KEY).is_some() {
+        tracing::debug!(
+            limit = METADATA_LIMIT,
+            "dropped the `methods` metadata entry: Nacos metadata is limited in size"
+        );
+    }
+    while size(&metadata) > METADATA_LIMIT {
+        let Some(longest) = metadata
+            .iter()
+            .max_by_key(|(k, v)| k.chars().count() + v.chars().count())
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        tracing::warn!(key = %longest, limit = METADATA_LIMIT, "dropped a metadata entry: Nacos metadata is limited in size");
+        metadata.remove(&longest);
+    }
+    serde_json::Value::Object(
+        metadata
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// erpc weight (100 = normal) → Nacos weight (1.0 = normal, at most 10000).
+pub fn to_nacos_weight(weight: u32) -> f64 {
+    (f64::from(weight) / 100.0).min(10_000.0)
+}
+
+/// Nacos weight → erpc weight; nonsense (negative, NaN) becomes 0.
+pub fn from_nacos_weight(weight: f64) -> u32 {
+    if weight.is_finite() && weight > 0.0 {
+        // In range by the clamp; the cast cannot truncate meaningfully.
+        (weight * 100.0).round().min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
+}
+
+/// `host:port` of a provider address, split for the Nacos `ip` and `port` parameters.
+pub(crate) fn split_addr(addr: &str) -> Result<(String, u16), NacosError> {
+    let bad = || NacosError::Address {
+        addr: addr.to_string(),
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The usable providers among `instances`: enabled, healthy, with a valid port; sorted by
+/// address so that equal lists compare equal.
+pub(crate) fn providers(instances: Vec<Instance>) -> Vec<Provider> {
+    let mut providers: Vec<Provider> = instances
+        .into_iter()
+        .filter(|i| i.enabled && i.healthy && !i.ip.is_empty())
+        .filter_map(|i| {
+            let port = u16::try_from(i.port).ok().filter(|p| *p != 0)?;
+            let host = if i.ip.contains(':') {
+                format!("[{}]", i.ip)
+            } else {
+                i.ip.clone()
+            };
+            Some(Provider {
+                addr: format!("{host}:{port}"),
+                weight: from_nacos_weight(i.weight),
+                metadata: i.string_metadata(),
+            })
+        })
+        .collect();
+    providers.sort_by(|a, b| a.addr.cmp(&b.addr));
+    providers.dedup_by(|a, b| a.addr == b.addr);
+    providers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let key = ServiceKey::new("demo_api::HelloService", "g", "1.0");
+        let name = service_name(&key).unwrap();
+        assert_eq!(name, "providers:demo_api::HelloService:1.0:g");
+        assert_eq!(parse_service_name(&name), Some(key));
+        assert_eq!(parse_service_name("consumers:a:1:g"), None);
+        assert_eq!(parse_service_name("providers:a"), None);
+    }
+
+    #[test]
+    fn invalid_names() {
+        assert!(service_name(&ServiceKey::new("a b", "", "1")).is_err());
+        assert!(service_name(&ServiceKey::new("a@@b", "", "1")).is_err());
+        assert!(service_name(&ServiceKey::new("", "", "1")).is_err());
+        assert!(service_name(&ServiceKey::new("x".repeat(600), "", "1")).is_err());
+    }
+
+    #[test]
+    fn metadata_is_shrunk_methods_first() {
+        let mut m = BTreeMap::new();
+        m.insert("protocol".to_string(), "erpc".to_string());
+        m.insert("methods".to_string(), "m".repeat(2000));
+        let json: BTreeMap<String, String> = serde_json::from_str(&metadata_json(&m)).unwrap();
+        assert_eq!(json.keys().collect::<Vec<_>>(), ["protocol"]);
+
+        m.insert("methods".to_string(), "hello,bye".to_string());
+        let json: BTreeMap<String, String> = serde_json::from_str(&metadata_json(&m)).unwrap();
+        assert_eq!(json, m);
+
+        m.insert("huge".to_string(), "h".repeat(1100));
+        let json: BTreeMap<String, String> = serde_json::from_str(&metadata_json(&m)).unwrap();
+        assert!(!json.contains_key("huge") && json.contains_key("protocol"));
+    }
+
+    #[test]
+    fn weights() {
+        assert_eq!(to_nacos_weight(100), 1.0);
+        assert_eq!(to_nacos_weight(250), 2.5);
+        assert_eq!(from_nacos_weight(1.0), 100);
+        assert_eq!(from_nacos_weight(0.015), 2);
+        assert_eq!(from_nacos_weight(-1.0), 0);
+        assert_eq!(from_nacos_weight(f64::NAN), 0);
+        assert_eq!(to_nacos_weight(u32::MAX), 10_000.0);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            split_addr("10.0.0.1:9000").unwrap(),
+            ("10.0.0.1".to_string(), 9000)
+        );
+        assert_eq!(split_addr("[::1]:9000").unwrap(), ("::1".to_string(), 9000));
+        assert!(split_addr("10.0.0.1").is_err());
+        assert!(split_addr(":9000").is_err());
+    }
+
+    #[test]
+    fn provider_filter() {
+        let ok = Instance {
+            ip: "10.0.0.2".into(),
+            port: 1,
+            ..Instance::default()
+        };
+        let sick = Instance {
+            healthy: false,
+            ..ok.clone()
+        };
+        let off = Instance {
+            enabled: false,
+            ip: "10.0.0.3".into(),
+            ..ok.clone()
+        };
+        let bad_port = Instance {
+            port: 70000,
+            ip: "10.0.0.4".into(),
+            ..ok.clone()
+        };
+        let v6 = Instance {
+            ip: "::1".into(),
+            port: 2,
+            weight: 0.5,
+            ..Instance::default()
+        };
+        let list = providers(vec![ok, sick, off, bad_port, v6]);
+        let addrs: Vec<_> = list.iter().map(|p| (p.addr.as_str(), p.weight)).collect();
+        assert_eq!(addrs, [("10.0.0.2:1", 100), ("[::1]:2", 50)]);
+    }
+}

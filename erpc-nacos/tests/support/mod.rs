@@ -1,0 +1,404 @@
+//! Real Nacos-compatible servers for the integration tests.
+//!
+//! Each [`Server`] runs in its own process on free 127.0.0.1 ports with a fresh data
+//! directory, and is killed (with its whole process group) when dropped.
+//!
+//! Server lines:
+//! - rnacos: binary from `ERPC_RNACOS_BIN`, else `~/.cache/erpc/rnacos-0.8.8/bin/rnacos`
+//!   (built by `scripts/install-rnacos.sh`);
+//! - official Nacos 2.x / 3.x: when `ERPC_NACOS2_LIB` / `ERPC_NACOS3_LIB` name an
+//!   assembled lib directory, started through `scripts/run-nacos.sh LIBDIR PORT HOMEDIR`.
+//!
+//! A line that is not available is reported with a loud `SKIPPED:` line on stderr. For
+//! CI, `ERPC_NACOS_REQUIRE=1` makes a missing rnacos a failure, `ERPC_NACOS_REQUIRE=all`
+//! any missing line.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rnacos,
+    Nacos2,
+    Nacos3,
+}
+
+impl Kind {
+    /// Every line the tests know.
+    pub const ALL: [Kind; 3] = [Kind::Rnacos, Kind::Nacos2, Kind::Nacos3];
+
+    fn startup_timeout(self) -> Duration {
+        match self {
+            Kind::Rnacos => Duration::from_secs(30),
+            Kind::Nacos2 | Kind::Nacos3 => Duration::from_secs(180),
+        }
+    }
+
+    /// Seconds after which a server without beats drops an instance (upper bound).
+    pub fn expiry(self) -> Duration {
+        match self {
+            Kind::Rnacos => Duration::from_secs(40),
+            Kind::Nacos2 | Kind::Nacos3 => Duration::from_secs(35),
+        }
+    }
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Open-API authentication on (user `admin`/`admin` on rnacos, `nacos`/`nacos` on Nacos).
+    pub auth: bool,
+    /// Lifetime of login tokens in seconds, where the server lets tests set it (rnacos).
+    pub token_ttl: Option<u64>,
+}
+
+/// Why a server line cannot run here.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    options: Options,
+    child: Option<Child>,
+    data: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server of `kind` and waits until it answers.
+    pub fn start(kind: Kind, options: Options) -> Result<Server, Unavailable> {
+        let launcher = launcher(kind)?;
+        let port = free_port(kind != Kind::Rnacos);
+        let mut server = Server {
+            kind,
+            port,
+            options,
+            child: None,
+            data: None,
+        };
+        server.spawn(&launcher, true);
+        Ok(server)
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Username and password accepted when started with auth.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        match self.kind {
+            Kind::Rnacos => ("admin", "admin"),
+            Kind::Nacos2 | Kind::Nacos3 => ("nacos", "nacos"),
+        }
+    }
+
+    /// Kills the server (the port goes dead).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The launcher may have children (a JVM under a shell): kill the group.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with a fresh, empty data directory.
+    pub fn start_again_empty(&mut self) {
+        self.kill();
+        let launcher = launcher(self.kind).expect("the launcher was there a moment ago");
+        self.spawn(&launcher, false);
+    }
+
+    /// Starts the process; on a loaded machine a JVM can fail to start (Derby's "Login
+    /// timeout exceeded"), so a failed start is tried again, twice at most (on new ports
+    /// when `may_move`).
+    fn spawn(&mut self, launcher: &Launcher, may_move: bool) {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            match self.spawn_once(launcher) {
+                Ok(()) => return,
+                Err(why) if attempt < ATTEMPTS => {
+                    self.kill();
+                    if may_move {
+                        self.port = free_port(self.kind != Kind::Rnacos);
+                    }
+                    eprintln!(
+                        "{:?} failed to start (attempt {attempt}), retrying: {why}",
+                        self.kind
+                    );
+                }
+                Err(why) => {
+                    self.kill();
+                    panic!(
+                        "{:?} failed to start {ATTEMPTS} times; last: {why}",
+                        self.kind
+                    );
+                }
+            }
+        }
+    }
+
+    fn spawn_once(&mut self, launcher: &Launcher) -> Result<(), String> {
+        let data = tempfile::Builder::new()
+            .prefix("erpc-nacos-test-")
+            .tempdir()
+            .expect("temp dir");
+        let log_path = data.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = match launcher {
+            Launcher::Rnacos(bin) => {
+                let mut c = Command::new(bin);
+                c.env("RNACOS_HTTP_PORT", self.port.to_string())
+                    .env("RNACOS_GRPC_PORT", free_port(false).to_string())
+                    .env("RNACOS_HTTP_CONSOLE_PORT", free_port(false).to_string())
+                    .env_remove("RNACOS_DATA_DIR")
+                    .env("RNACOS_CONFIG_DB_DIR", data.path().join("db"))
+                    .env("RNACOS_HTTP_WORKERS", "2")
+                    .env("RNACOS_NAMING_HEALTH_TIMEOUT_SECOND", "8")
+                    .env("RNACOS_NAMING_INSTANCE_TIMEOUT_SECOND", "12")
+                    .env("RNACOS_ENABLE_OPEN_API_AUTH", self.options.auth.to_string())
+                    .env(
+                        "RNACOS_API_LOGIN_TIMEOUT",
+                        self.options.token_ttl.unwrap_or(3600).to_string(),
+                    )
+                    .env("RUST_LOG", "warn")
+                    .current_dir(data.path());
+                c
+            }
+            Launcher::Script { script, lib } => {
+                let mut c = Command::new("bash");
+                c.arg(script)
+                    .arg(lib)
+                    .arg(self.port.to_string())
+                    .arg(data.path().join("home"));
+                c.env("NACOS_AUTH", if self.options.auth { "on" } else { "off" });
+                c
+            }
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        self.child = Some(child);
+        self.data = Some(data);
+        self.wait_ready(&log_path)
+    }
+
+    /// Waits until the server serves the naming API (and, with auth, knows its user: rnacos
+    /// creates it a moment after it starts answering).
+    fn wait_ready(&mut self, log: &Path) -> Result<(), String> {
+        let deadline = Instant::now() + self.kind.startup_timeout();
+        let (user, password) = self.credentials();
+        let login = format!("username={user}&password={password}");
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("exited with {status}; log:\n{}", tail(log)));
+                }
+            }
+            let ready = match (self.kind, self.options.auth) {
+                (Kind::Rnacos, false) => http(
+                    self.port,
+                    "GET",
+                    "/nacos/v1/ns/instance/list?serviceName=erpc.ready&healthyOnly=true",
+                    "",
+                )
+                .is_some_and(|(status, _)| status == 200),
+                (Kind::Nacos2, false) => {
+                    http(self.port, "GET", "/nacos/v1/console/health/readiness", "")
+                        .is_some_and(|(status, _)| status == 200)
+                }
+                (Kind::Nacos3, false) => {
+                    http(self.port, "GET", "/nacos/v3/admin/core/state/readiness", "")
+                        .is_some_and(|(status, _)| status == 200)
+                }
+                (_, true) => {
+                    let logged_in = http(self.port, "POST", "/nacos/v1/auth/login", &login)
+                        .is_some_and(|(status, body)| {
+                            status == 200 && body.contains("accessToken")
+                        });
+                    if !logged_in && self.kind != Kind::Rnacos {
+                        // Recent Nacos ships without an admin password: set it (first call wins).
+                        let _ = http(
+                            self.port,
+                            "POST",
+                            "/nacos/v3/auth/user/admin",
+                            &format!("password={password}"),
+                        );
+                        let _ = http(
+                            self.port,
+                            "POST",
+                            "/nacos/v1/auth/users/admin",
+                            &format!("password={password}"),
+                        );
+                    }
+                    logged_in
+                }
+            };
+            if ready {
+                return Ok(());
+            }
+            // rnacos allows 100 logins a minute per user: do not burn them while waiting.
+            let pause = if self.options.auth { 500 } else { 100 };
+            std::thread::sleep(Duration::from_millis(pause));
+        }
+        Err(format!("not ready in time; log:\n{}", tail(log)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+enum Launcher {
+    Rnacos(PathBuf),
+    Script { script: PathBuf, lib: PathBuf },
+}
+
+fn launcher(kind: Kind) -> Result<Launcher, Unavailable> {
+    match kind {
+        Kind::Rnacos => {
+            let bin = std::env::var_os("ERPC_RNACOS_BIN")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".cache/erpc/rnacos-0.8.8/bin/rnacos"))
+                })
+                .ok_or_else(|| Unavailable("neither ERPC_RNACOS_BIN nor HOME is set".into()))?;
+            if bin.is_file() {
+                Ok(Launcher::Rnacos(bin))
+            } else {
+                Err(Unavailable(format!(
+                    "rnacos binary {} not found (run scripts/install-rnacos.sh or set ERPC_RNACOS_BIN)",
+                    bin.display()
+                )))
+            }
+        }
+        Kind::Nacos2 | Kind::Nacos3 => {
+            let var = if kind == Kind::Nacos2 {
+                "ERPC_NACOS2_LIB"
+            } else {
+                "ERPC_NACOS3_LIB"
+            };
+            let lib = std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
+                Unavailable(format!("{var} is not set (see scripts/NACOS-SERVERS.md)"))
+            })?;
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/run-nacos.sh");
+            if !script.is_file() {
+                return Err(Unavailable(format!("{} not found", script.display())));
+            }
+            if !lib.is_dir() {
+                return Err(Unavailable(format!(
+                    "{var}={} is not a directory",
+                    lib.display()
+                )));
+            }
+            Ok(Launcher::Script { script, lib })
+        }
+    }
+}
+
+/// Starts one server of every available line, reporting the others as skipped.
+/// Also turns on logs (`RUST_LOG=erpc_nacos=debug` to see the client at work).
+pub fn servers(test: &str, options: Options) -> Vec<Server> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut servers = Vec::new();
+    for kind in Kind::ALL {
+        match Server::start(kind, options) {
+            Ok(server) => servers.push(server),
+            Err(Unavailable(why)) => skipped(test, kind, &why),
+        }
+    }
+    servers
+}
+
+/// Reports a server line that could not be tested, loudly.
+pub fn skipped(test: &str, kind: Kind, why: &str) {
+    let required = match std::env::var("ERPC_NACOS_REQUIRE").as_deref() {
+        Ok("all") => true,
+        Ok("1") => kind == Kind::Rnacos,
+        _ => false,
+    };
+    if required {
+        panic!("{test} on {kind:?}: server required (ERPC_NACOS_REQUIRE) but unavailable: {why}");
+    }
+    eprintln!("\n********\nSKIPPED: {test} on {kind:?}: {why}\n********\n");
+}
+
+/// A port that was free a moment ago; with `grpc_room`, port-1000, port+1000 and
+/// port+1001 too (Nacos binds JRaft and its gRPC ports at those offsets).
+pub fn free_port(grpc_room: bool) -> u16 {
+    if !grpc_room {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        return listener.local_addr().expect("local addr").port();
+    }
+    // Below the ephemeral range, so that no outgoing connection takes a port Nacos wants
+    // a moment later (its gRPC ports bind on all interfaces).
+    loop {
+        let random = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            Instant::now(),
+        );
+        let port = 12_000 + (random % 18_000) as u16;
+        let room = [port - 1000, port, port + 1000, port + 1001]
+            .iter()
+            .all(|p| TcpListener::bind(("0.0.0.0", *p)).is_ok());
+        if room {
+            return port;
+        }
+    }
+}
+
+/// A port on which nothing listens (bound, then released).
+pub fn dead_port() -> u16 {
+    free_port(false)
+}
+
+/// Status and body of one HTTP/1.0 request, or `None` when nothing answers.
+pub fn http(port: u16, method: &str, path: &str, form: &str) -> Option<(u16, String)> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
