@@ -144,6 +144,9 @@ pub struct ServerConfig {
     pub goaway_grace_ms: u64,
     /// Per-service and per-method limits (`[[server.limits]]` tables).
     pub limits: Vec<LimitRule>,
+    /// Extra registry metadata for every hosted service (`[server.metadata]`), e.g.
+    /// Nacos's `preserved.heart.beat.timeout`.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +163,7 @@ impl Default for ServerConfig {
             drain_timeout_ms: 10_000,
             goaway_grace_ms: 250,
             limits: Vec::new(),
+            metadata: Default::default(),
         }
     }
 }

@@ -118,6 +118,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a registry metadata pair to every hosted service's registration.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.metadata.insert(key.into(), value.into());
+        self
+    }
+
     /// Registry weight of this provider.
     pub fn weight(mut self, weight: u32) -> Self {
         self.config.weight = weight;
@@ -158,7 +164,8 @@ impl ServerBuilder {
             None => advertise::advertised_addr(local_addr).await,
         };
         let router = Arc::new(router);
-        let registrations = Registrations::new(&router, &advertised, config.weight);
+        let registrations =
+            Registrations::new(&router, &advertised, config.weight, &config.metadata);
         let context = Arc::new(ServerContext {
             router,
             limiter: Arc::new(Semaphore::new(config.max_concurrency)),

@@ -15,7 +15,12 @@ const ERPC_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub(crate) struct Registrations(Arc<Vec<Registration>>);
 
 impl Registrations {
-    pub(crate) fn new(router: &Router, addr: &str, weight: u32) -> Self {
+    pub(crate) fn new(
+        router: &Router,
+        addr: &str,
+        weight: u32,
+        extra: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
         let serializations: Vec<&str> = Serialization::ALL.iter().map(|s| s.name()).collect();
         let list = router
             .services()
@@ -38,6 +43,7 @@ impl Registrations {
                 meta.insert("serialization".into(), serializations.join(","));
                 meta.insert("methods".into(), methods.join(","));
                 meta.insert("side".into(), "provider".into());
+                meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
                 Registration { key, provider }
             })
             .collect();

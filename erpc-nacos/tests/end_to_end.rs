@@ -1,0 +1,287 @@
+//! erpc servers and clients discovering each other through real Nacos servers: a
+//! consumer finds two providers and calls both; a provider that shuts down gracefully
+//! leaves Nacos and the consumer within a second with no failed call; a crashed one is
+//! dropped by the consumer at once and expires from Nacos; with Nacos down calls go on,
+//! and a Nacos restarted empty gets the providers back within one beat.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erpc::registry::Registry;
+use erpc_nacos::{NacosConfig, NacosRegistry};
+use support::{Options, Server};
+
+/// Answers with the provider's own address.
+#[erpc::service(name = "erpc.e2e.Whoami")]
+pub trait Whoami {
+    /// The serving provider's address.
+    async fn whoami(&self) -> String;
+}
+
+struct Named(String);
+
+impl Whoami for Named {
+    async fn whoami(&self) -> String {
+        self.0.clone()
+    }
+}
+
+fn nacos(server: &Server) -> Arc<dyn Registry> {
+    let config = NacosConfig::new([server.addr()]);
+    Arc::new(NacosRegistry::new(config).expect("valid config"))
+}
+
+/// A provider on a free port, registered in `server`, with short Nacos expiry times
+/// (official Nacos honours these metadata keys; rnacos uses its own settings).
+async fn provider(server: &Server) -> (erpc::ServerHandle, String) {
+    let addr = format!("127.0.0.1:{}", support::free_port(false));
+    let bound = erpc::Server::builder()
+        .bind(addr.clone())
+        .registry_arc(nacos(server))
+        .add_service(WhoamiServer::new(Named(addr.clone())))
+        .metadata("preserved.heart.beat.interval", "1000")
+        .metadata("preserved.heart.beat.timeout", "3000")
+        .metadata("preserved.ip.delete.timeout", "4000")
+        .build()
+        .await
+        .expect("provider binds");
+    (bound.spawn(), addr)
+}
+
+/// Addresses Nacos lists as healthy for the service, read with a fresh subscription.
+async fn listed(server: &Server) -> Vec<String> {
+    use futures::StreamExt;
+    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let Ok(mut changes) = nacos(server).subscribe(&key).await else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(Duration::from_secs(3), changes.next()).await {
+        Ok(Some(change)) => change.all.into_iter().map(|p| p.addr).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Calls made by the load generator: when each started and what it got.
+#[derive(Default)]
+struct Log {
+    calls: parking_lot::Mutex<Vec<(Instant, Result<String, String>)>>,
+}
+
+impl Log {
+    /// Providers that served calls started after `since`.
+    fn served_since(&self, since: Instant) -> BTreeMap<String, usize> {
+        let mut served = BTreeMap::new();
+        for (start, result) in self.calls.lock().iter() {
+            if let (true, Ok(addr)) = (*start >= since, result) {
+                *served.entry(addr.clone()).or_insert(0) += 1;
+            }
+        }
+        served
+    }
+
+    fn failures(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err().cloned())
+            .collect()
+    }
+}
+
+/// `tasks` callers in a loop until `stop` is set.
+fn load(
+    client: &WhoamiClient,
+    tasks: usize,
+    log: &Arc<Log>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..tasks)
+        .map(|_| {
+            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    let result = client.whoami().await.map_err(|e| e.to_string());
+                    log.calls.lock().push((start, result));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_come_and_go_through_nacos_without_failed_calls() {
+    for mut server in support::servers("providers_come_and_go_through_nacos", Options::default()) {
+        let kind = server.kind;
+        eprintln!("--- on {kind:?}");
+        let limit = kind.expiry() + Duration::from_secs(90);
+        tokio::time::timeout(limit, scenario(&mut server))
+            .await
+            .unwrap_or_else(|_| panic!("scenario on {kind:?} did not finish within {limit:?}"));
+    }
+}
+
+async fn scenario(server: &mut Server) {
+    let kind = server.kind;
+    let (first, first_addr) = provider(server).await;
+    let (second, second_addr) = provider(server).await;
+    let client = erpc::Client::builder()
+        .registry_arc(nacos(server))
+        .timeout(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(300), Duration::from_millis(300))
+        .build()
+        .expect("client builds");
+    let whoami = WhoamiClient::new(client);
+
+    // Discovery: both providers registered and called.
+    eventually(
+        Duration::from_secs(15),
+        "calls reaching both providers",
+        || {
+            let whoami = whoami.clone();
+            let (a, b) = (first_addr.clone(), second_addr.clone());
+            async move {
+                let mut seen = Vec::new();
+                for _ in 0..20 {
+                    if let Ok(addr) = whoami.whoami().await {
+                        seen.push(addr);
+                    }
+                }
+                (seen.contains(&a) && seen.contains(&b)).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let log = Arc::new(Log::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = load(&whoami, 4, &log, &stop);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Graceful shutdown: out of Nacos and out of the consumer within a second, no failures.
+    first.shutdown().await.expect("graceful shutdown");
+    let shut = Instant::now();
+    eventually(
+        Duration::from_secs(1),
+        "Nacos to drop the stopped provider",
+        || async { (!listed(server).await.contains(&first_addr)).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = log.served_since(shut + Duration::from_secs(1));
+    assert!(
+        !after.contains_key(&first_addr),
+        "{kind:?}: calls still reached the stopped provider: {after:?}"
+    );
+    assert!(
+        log.failures().is_empty(),
+        "{kind:?}: failed calls during graceful shutdown: {:?}",
+        log.failures()
+    );
+
+    // A third provider joins; then the second crashes (no deregistration, beats stop).
+    let (third, third_addr) = provider(server).await;
+    eventually(
+        Duration::from_secs(10),
+        "the consumer to use the new provider",
+        || async {
+            log.served_since(Instant::now() - Duration::from_millis(300))
+                .contains_key(&third_addr)
+                .then_some(())
+        },
+    )
+    .await;
+    let before_crash = log.calls.lock().len();
+    second.close_abruptly().await;
+    let crashed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = log.served_since(crashed + Duration::from_secs(1));
+    assert!(
+        !after.contains_key(&second_addr),
+        "{kind:?}: calls still reached the crashed provider: {after:?}"
+    );
+    let lost = log.calls.lock()[before_crash..]
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .count();
+    assert!(
+        lost <= 4,
+        "{kind:?}: {lost} calls failed; at most the 4 in flight at the crash may"
+    );
+    eventually(
+        kind.expiry(),
+        "Nacos to expire the crashed provider",
+        || async { (!listed(server).await.contains(&second_addr)).then_some(()) },
+    )
+    .await;
+
+    // Nacos down: the consumer keeps its last list and calls go on.
+    let failures_before = log.failures().len();
+    server.kill();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        log.failures().len(),
+        failures_before,
+        "{kind:?}: calls failed while Nacos was down"
+    );
+    assert!(
+        log.served_since(down)
+            .get(&third_addr)
+            .copied()
+            .unwrap_or(0)
+            > 10,
+        "{kind:?}: calls stopped while Nacos was down"
+    );
+
+    // Nacos back empty: the provider re-registers within one beat (5 s) plus slack.
+    server.start_again_empty();
+    let restarted = Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the provider to register again",
+        || async { listed(server).await.contains(&third_addr).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "{kind:?}: provider back {:?} after Nacos restarted empty",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        log.failures().len(),
+        failures_before,
+        "{kind:?}: calls failed across the Nacos restart"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        let _ = caller.await;
+    }
+    third.shutdown().await.expect("graceful shutdown");
+    let total = log.calls.lock().len();
+    let failed = log.failures().len();
+    eprintln!("{kind:?}: {total} calls, {failed} failed (at the crash)");
+}
