@@ -84,6 +84,16 @@ pub fn client_config() -> ClientConfig {
     }
 }
 
+/// A client of the Probe service over the fixed list of `providers`.
+pub fn probe_client(config: ClientConfig, providers: &[ProviderProcess]) -> ProbeClient {
+    let client = erpc::Client::builder()
+        .config(config)
+        .direct(providers.iter().map(ProviderProcess::addr))
+        .build()
+        .expect("client builds");
+    ProbeClient::new(client)
+}
+
 /// `n` distinct ports that were free a moment ago on 127.0.0.1.
 pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
@@ -483,7 +493,18 @@ impl Report {
         self.calls.iter().filter(move |c| c.kind == kind)
     }
 
-    /// Failed calls of `kind`.
+    /// Panics, naming the first failure, when any call of `kind` failed.
+    pub fn assert_no_failures(&self, kind: CallKind) {
+        let failures = self.failures(kind);
+        assert!(
+            failures.is_empty(),
+            "{} {kind:?} calls failed, first: {:?}",
+            failures.len(),
+            failures.first()
+        );
+    }
+
+    /// The calls of `kind` that failed.
     pub fn failures(&self, kind: CallKind) -> Vec<&CallRecord> {
         self.of(kind).filter(|c| c.outcome.is_err()).collect()
     }

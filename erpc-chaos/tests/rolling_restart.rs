@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use erpc::Client;
 use erpc_chaos::{
-    bounded, client_config, free_ports, CallKind, Load, LoadSpec, Mix, ProbeClient,
+    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
     ProviderProcess, ProviderSpec, TEST_LIMIT,
 };
 
@@ -22,13 +21,8 @@ async fn rolling_restart_fails_no_call() {
         providers
             .push(ProviderProcess::start(BIN, ProviderSpec::new(name, port).drain_ms(5_000)).await);
     }
-    let client = Client::builder()
-        .config(client_config())
-        .direct(providers.iter().map(ProviderProcess::addr))
-        .build()
-        .expect("client builds");
     let load = Load::start(
-        ProbeClient::new(client),
+        probe_client(client_config(), &providers),
         LoadSpec {
             tasks: 16,
             pace: Duration::from_millis(10),

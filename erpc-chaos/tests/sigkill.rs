@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use erpc::{Client, Error};
+use erpc::Error;
 use erpc_chaos::{
-    bounded, client_config, free_ports, CallKind, Load, LoadSpec, Mix, ProbeClient,
+    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
     ProviderProcess, ProviderSpec, TEST_LIMIT,
 };
 
@@ -21,14 +21,9 @@ async fn sigkill_loses_only_in_flight_non_idempotent_calls() {
         for (name, port) in ["A", "B", "C"].into_iter().zip(ports) {
             providers.push(ProviderProcess::start(BIN, ProviderSpec::new(name, port)).await);
         }
-        let client = Client::builder()
-            .config(client_config())
-            .direct(providers.iter().map(ProviderProcess::addr))
-            .build()
-            .expect("client builds");
         let tasks = 16;
         let load = Load::start(
-            ProbeClient::new(client),
+            probe_client(client_config(), &providers),
             LoadSpec {
                 tasks,
                 pace: Duration::from_millis(10),
@@ -52,13 +47,7 @@ async fn sigkill_loses_only_in_flight_non_idempotent_calls() {
             report.summary()
         );
 
-        let idempotent_failures = report.failures(CallKind::Idempotent);
-        assert!(
-            idempotent_failures.is_empty(),
-            "{} idempotent calls failed, first: {:?}",
-            idempotent_failures.len(),
-            idempotent_failures.first()
-        );
+        report.assert_no_failures(CallKind::Idempotent);
 
         let in_flight = report
             .of(CallKind::NonIdempotent)

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use erpc::Client;
 use erpc_chaos::{
-    bounded, client_config, free_ports, CallKind, Load, LoadSpec, Mix, ProbeClient,
+    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
     ProviderProcess, ProviderSpec, TEST_LIMIT,
 };
 
@@ -30,13 +29,8 @@ async fn sigstop_is_detected_by_heartbeat_and_sigcont_rejoins() {
         let heartbeat =
             Duration::from_millis(config.heartbeat_interval_ms + config.heartbeat_timeout_ms);
         let timeout = Duration::from_millis(config.timeout_ms);
-        let client = Client::builder()
-            .config(config)
-            .direct(providers.iter().map(ProviderProcess::addr))
-            .build()
-            .expect("client builds");
         let load = Load::start(
-            ProbeClient::new(client),
+            probe_client(config, &providers),
             LoadSpec {
                 tasks: 16,
                 pace: Duration::from_millis(10),
@@ -59,13 +53,7 @@ async fn sigstop_is_detected_by_heartbeat_and_sigcont_rejoins() {
             report.summary()
         );
 
-        let failures = report.failures(CallKind::Idempotent);
-        assert!(
-            failures.is_empty(),
-            "{} idempotent calls failed, first: {:?}",
-            failures.len(),
-            failures.first()
-        );
+        report.assert_no_failures(CallKind::Idempotent);
 
         // Detection: the slowest call was released by the heartbeat (~600 ms after the
         // last byte from the provider), far before its own timeout.

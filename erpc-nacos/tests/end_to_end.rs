@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use erpc::registry::Registry;
 use erpc_nacos::{NacosConfig, NacosRegistry};
-use support::{Options, Server};
+use support::{eventually, Options, Server};
 
 /// Answers with the provider's own address.
 #[erpc::service(name = "erpc.e2e.Whoami")]
@@ -112,24 +112,6 @@ fn load(
             })
         })
         .collect()
-}
-
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

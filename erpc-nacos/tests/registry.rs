@@ -11,7 +11,7 @@ use erpc_core::registry::{Change, ChangeStream, Provider, Registration, Registry
 use erpc_core::ServiceKey;
 use erpc_nacos::{ApiVersion, NacosConfig, NacosError, NacosRegistry};
 use futures::StreamExt;
-use support::{Kind, Options, Server};
+use support::{eventually, Kind, Options, Server};
 
 fn key(test: &str) -> ServiceKey {
     ServiceKey::new(format!("erpc.test.{test}"), "g1", "1.0")
@@ -45,25 +45,6 @@ async fn bounded<F: Future<Output = ()>>(kind: Kind, limit: Duration, test: F) {
     eprintln!("--- on {kind:?}");
     if tokio::time::timeout(limit, test).await.is_err() {
         panic!("test on {kind:?} did not finish within {limit:?}");
-    }
-}
-
-/// Polls `probe` every 100 ms until it yields a value or `within` has passed.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

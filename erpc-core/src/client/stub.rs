@@ -116,22 +116,7 @@ impl ServiceClient {
         A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
-        let descriptor =
-            self.descriptor
-                .methods
-                .get(method)
-                .ok_or_else(|| Error::MethodNotFound {
-                    service: self.key.to_string(),
-                    method: format!("#{method}"),
-                })?;
-        let options = if descriptor.idempotent {
-            &self.idempotent_options
-        } else {
-            &self.options
-        };
-        self.client
-            .invoke(&self.key, descriptor.name, args, options, None)
-            .await
+        self.invoke(method, args, None).await
     }
 
     /// Like [`ServiceClient::call`], routed by `hash_key` under sticky balancers
@@ -142,6 +127,14 @@ impl ServiceClient {
         args: &A,
         hash_key: u64,
     ) -> Result<R, Error>
+    where
+        A: Serialize + Sync + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.invoke(method, args, Some(hash_key)).await
+    }
+
+    async fn invoke<A, R>(&self, method: usize, args: &A, hash_key: Option<u64>) -> Result<R, Error>
     where
         A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
@@ -160,7 +153,7 @@ impl ServiceClient {
             &self.options
         };
         self.client
-            .invoke(&self.key, descriptor.name, args, options, Some(hash_key))
+            .invoke(&self.key, descriptor.name, args, options, hash_key)
             .await
     }
 }
