@@ -4,6 +4,7 @@
 //! Each call deposits `ratio` tokens, each retry withdraws one; a small reserve refills
 //! over time so that a quiet client can still retry now and then.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -27,18 +28,18 @@ impl Default for RetryBudgetPolicy {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    tokens: f64,
-    refilled: Instant,
-}
+/// Tokens are kept in thousandths so that deposits (one per call, on the hot path) are
+/// a single atomic update; the rare withdrawals also refill the time-based reserve.
+const MILLI: f64 = 1000.0;
 
 /// Token account shared by all calls of a client.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
-    policy: RetryBudgetPolicy,
-    cap: f64,
-    state: Mutex<State>,
+    deposit_milli: i64,
+    refill_milli_per_sec: f64,
+    cap_milli: i64,
+    tokens_milli: AtomicI64,
+    refilled: Mutex<Instant>,
 }
 
 impl RetryBudget {
@@ -46,38 +47,46 @@ impl RetryBudget {
         // The balance never exceeds ten seconds' worth of the reserve plus 100 calls'
         // deposits, so a long quiet period cannot bank a retry storm.
         let cap = policy.min_per_second * 10.0 + policy.ratio * 100.0;
+        let cap_milli = (cap * MILLI) as i64;
         Self {
-            policy,
-            cap,
-            state: Mutex::new(State {
-                tokens: cap,
-                refilled: Instant::now(),
-            }),
+            deposit_milli: (policy.ratio * MILLI) as i64,
+            refill_milli_per_sec: policy.min_per_second * MILLI,
+            cap_milli,
+            tokens_milli: AtomicI64::new(cap_milli),
+            refilled: Mutex::new(Instant::now()),
         }
+    }
+
+    fn add(&self, milli: i64) {
+        let cap = self.cap_milli;
+        let _ = self
+            .tokens_milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some((t + milli).min(cap))
+            });
     }
 
     /// Records a call.
     pub(crate) fn deposit(&self) {
-        let mut state = self.state.lock();
-        state.tokens = (state.tokens + self.policy.ratio).min(self.cap);
+        if self.deposit_milli > 0 {
+            self.add(self.deposit_milli);
+        }
     }
 
     /// Takes one retry from the budget; false when it is spent.
     pub(crate) fn withdraw(&self) -> bool {
-        let mut state = self.state.lock();
-        let now = Instant::now();
-        let elapsed = now
-            .duration_since(state.refilled)
-            .min(Duration::from_secs(60));
-        state.tokens =
-            (state.tokens + elapsed.as_secs_f64() * self.policy.min_per_second).min(self.cap);
-        state.refilled = now;
-        if state.tokens >= 1.0 {
-            state.tokens -= 1.0;
-            true
-        } else {
-            false
+        {
+            let mut refilled = self.refilled.lock();
+            let now = Instant::now();
+            let elapsed = now.duration_since(*refilled).min(Duration::from_secs(60));
+            *refilled = now;
+            self.add((elapsed.as_secs_f64() * self.refill_milli_per_sec) as i64);
         }
+        self.tokens_milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t >= MILLI as i64).then(|| t - MILLI as i64)
+            })
+            .is_ok()
     }
 }
 

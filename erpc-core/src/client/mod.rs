@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 pub use blocking::BlockingClient;
@@ -321,7 +322,7 @@ impl Client {
         tried: &[&str],
         call: &Call<'_>,
     ) -> Result<Option<&'a Provider>, Error> {
-        let mut fresh: Vec<(&'a Provider, Arc<Endpoint>)> = Vec::with_capacity(providers.len());
+        let mut fresh: SmallVec<[(&'a Provider, Arc<Endpoint>); 8]> = SmallVec::new();
         let mut ejected = 0;
         for provider in providers
             .iter()
@@ -346,7 +347,7 @@ impl Client {
         if fresh.iter().any(|(_, e)| !e.is_avoided()) {
             fresh.retain(|(_, e)| !e.is_avoided());
         }
-        let candidates: Vec<Candidate<'_>> = fresh
+        let candidates: SmallVec<[Candidate<'_>; 8]> = fresh
             .iter()
             .map(|(provider, endpoint)| Candidate {
                 provider,
