@@ -3,6 +3,12 @@
 
 use std::process::ExitCode;
 
+/// Every framework (clients and server processes alike) runs on mimalloc: glibc's
+/// allocator serialises frees made on another thread than the allocation, which every
+/// multi-threaded RPC stack does per call; production services commonly swap it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     erpc_bench::main_entry()
 }

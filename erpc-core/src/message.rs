@@ -9,7 +9,7 @@ use crate::compress::{Compression, CompressionPolicy};
 use crate::protocol::codec::FrameBuilder;
 use crate::protocol::head::HeadRef;
 use crate::protocol::{
-    encode_frame, Frame, FrameHeader, MessageType, Metadata, RequestHead, Status, HEADER_LEN,
+    encode_frame, Frame, FrameHeader, MessageType, Metadata, RequestHeadRef, Status, HEADER_LEN,
 };
 use crate::serialize::Serialization;
 use crate::service::{Request, ServiceKey};
@@ -152,9 +152,10 @@ fn status_error(
     }
 }
 
-/// A request as the server sees it after routing-independent decoding.
-pub(crate) struct InboundRequest {
-    pub(crate) head: RequestHead,
+/// A request as the server sees it after routing-independent decoding; the head
+/// borrows its strings from the frame.
+pub(crate) struct InboundRequest<'a> {
+    pub(crate) head: RequestHeadRef<'a>,
     pub(crate) request: Request,
 }
 
@@ -163,9 +164,9 @@ pub(crate) fn decode_request(
     frame: &Frame,
     reply_compression: CompressionPolicy,
     max_len: usize,
-) -> Result<InboundRequest, (Status, String)> {
+) -> Result<InboundRequest<'_>, (Status, String)> {
     let bad = |m: String| (Status::BadRequest, m);
-    let mut head = RequestHead::decode(&frame.head).map_err(bad)?;
+    let mut head = RequestHeadRef::decode(&frame.head).map_err(bad)?;
     let (serialization, payload) = open_payload(frame, max_len).map_err(|e| bad(e.to_string()))?;
     let metadata = std::mem::take(&mut head.metadata);
     Ok(InboundRequest {

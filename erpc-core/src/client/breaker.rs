@@ -108,9 +108,8 @@ impl Breaker {
         }
     }
 
-    /// Records a call's outcome.
-    pub(crate) fn record(&self, success: bool) {
-        let now = Instant::now();
+    /// Records the outcome of a call that ended at `now`.
+    pub(crate) fn record(&self, success: bool, now: Instant) {
         let mut inner = self.inner.lock();
         if now.duration_since(inner.window_start) > self.policy.window {
             inner.window_start = now;
@@ -184,16 +183,16 @@ mod tests {
     async fn consecutive_failures_eject_then_probe_closes() {
         let b = Breaker::new(policy());
         for _ in 0..2 {
-            b.record(false);
+            b.record(false, Instant::now());
         }
         assert!(b.admits(), "two failures must not eject");
-        b.record(false);
+        b.record(false, Instant::now());
         assert!(!b.admits() && !b.begin(), "third failure ejects");
         tokio::time::advance(Duration::from_millis(101)).await;
         assert!(b.admits());
         assert!(b.begin(), "probe allowed");
         assert!(!b.admits() && !b.begin(), "only one probe at a time");
-        b.record(true);
+        b.record(true, Instant::now());
         assert!(b.admits() && b.begin(), "successful probe closes");
     }
 
@@ -201,16 +200,16 @@ mod tests {
     async fn failed_probe_reopens_for_longer_up_to_the_ceiling() {
         let b = Breaker::new(policy());
         for _ in 0..3 {
-            b.record(false);
+            b.record(false, Instant::now());
         }
         tokio::time::advance(Duration::from_millis(101)).await;
         assert!(b.begin());
-        b.record(false);
+        b.record(false, Instant::now());
         tokio::time::advance(Duration::from_millis(150)).await;
         assert!(!b.admits(), "second ejection lasts 200 ms");
         tokio::time::advance(Duration::from_millis(60)).await;
         assert!(b.begin());
-        b.record(false);
+        b.record(false, Instant::now());
         tokio::time::advance(Duration::from_millis(251)).await;
         assert!(b.admits(), "ejection capped at 250 ms");
     }
@@ -219,7 +218,7 @@ mod tests {
     async fn error_rate_ejects_without_consecutive_run() {
         let b = Breaker::new(policy());
         for i in 0..10 {
-            b.record(i % 2 == 0);
+            b.record(i % 2 == 0, Instant::now());
         }
         assert!(!b.admits(), "50% failures over 10 calls eject");
     }
@@ -228,7 +227,7 @@ mod tests {
     async fn abandoned_probe_lets_another_probe_through() {
         let b = Breaker::new(policy());
         for _ in 0..3 {
-            b.record(false);
+            b.record(false, Instant::now());
         }
         tokio::time::advance(Duration::from_millis(101)).await;
         assert!(b.begin());

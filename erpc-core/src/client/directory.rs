@@ -5,7 +5,7 @@
 //! last non-empty list is kept, Dubbo's "empty protection"): a registry that restarts
 //! empty or loses its data must not turn into "no provider" for every consumer.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
 /// Provider lists per service.
 pub(crate) struct Directory {
     registry: Arc<dyn Registry>,
-    entries: Mutex<HashMap<ServiceKey, Entry>>,
+    entries: Mutex<FxHashMap<ServiceKey, Entry>>,
     first_list_wait: Duration,
     on_change: OnChange,
 }
@@ -45,7 +45,7 @@ impl Directory {
     ) -> Self {
         Self {
             registry,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::default(),
             first_list_wait,
             on_change,
         }

@@ -377,15 +377,18 @@ struct Verdict<'a> {
 }
 
 impl Verdict<'_> {
+    fn record(&self, success: bool) {
+        let now = Instant::now();
+        self.endpoint.record(success, now - self.started, now);
+    }
+
     fn finish<R>(&mut self, result: &Result<R, Error>) {
         self.done = true;
         match result {
             // Refusals say nothing about the provider's health.
             Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
-            Err(e) if counts_against_provider(e) => {
-                self.endpoint.record(false, self.started.elapsed())
-            }
-            _ => self.endpoint.record(true, self.started.elapsed()),
+            Err(e) if counts_against_provider(e) => self.record(false),
+            _ => self.record(true),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! tried again until its backoff (doubling up to a ceiling) has passed: calls in that
 //! window fail fast with [`Error::Connect`] instead of storming a dead provider.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,8 +53,7 @@ struct PeakEwma {
 const DECAY: Duration = Duration::from_secs(5);
 
 impl PeakEwma {
-    fn observe(&mut self, rtt: Duration) {
-        let now = Instant::now();
+    fn observe(&mut self, rtt: Duration, now: Instant) {
         let sample = rtt.as_nanos() as f64;
         self.nanos = match self.stamp {
             None => sample,
@@ -144,11 +143,11 @@ impl Endpoint {
         self.breaker.begin()
     }
 
-    /// Records the outcome of a call that was sent.
-    pub(crate) fn record(&self, success: bool, rtt: Duration) {
-        self.breaker.record(success);
+    /// Records the outcome of a call that was sent and ended at `now`.
+    pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
+        self.breaker.record(success, now);
         if success {
-            self.latency.lock().observe(rtt);
+            self.latency.lock().observe(rtt, now);
         }
     }
 
@@ -194,7 +193,7 @@ impl Endpoint {
             Err(e) => {
                 // A refused or timed-out connect is the provider's failure; the calls
                 // refused during the backoff that follows are not counted again.
-                self.breaker.record(false);
+                self.breaker.record(false, Instant::now());
                 link.connection = None;
                 link.failures += 1;
                 let exp = link.failures.saturating_sub(1).min(16);
@@ -213,14 +212,14 @@ impl Endpoint {
 
 /// Endpoints keyed by provider address.
 pub(crate) struct Pool {
-    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    endpoints: Mutex<FxHashMap<String, Arc<Endpoint>>>,
     pub(crate) settings: EndpointSettings,
 }
 
 impl Pool {
     pub(crate) fn new(settings: EndpointSettings) -> Self {
         Self {
-            endpoints: Mutex::new(HashMap::new()),
+            endpoints: Mutex::default(),
             settings,
         }
     }
@@ -269,15 +268,15 @@ mod tests {
     async fn peak_ewma_jumps_up_and_decays_down() {
         let mut ewma = PeakEwma::default();
         assert_eq!(ewma.get(), None);
-        ewma.observe(Duration::from_millis(1));
-        ewma.observe(Duration::from_millis(50));
+        ewma.observe(Duration::from_millis(1), Instant::now());
+        ewma.observe(Duration::from_millis(50), Instant::now());
         assert_eq!(
             ewma.get(),
             Some(Duration::from_millis(50)),
             "peaks apply at once"
         );
         tokio::time::advance(Duration::from_secs(10)).await;
-        ewma.observe(Duration::from_millis(1));
+        ewma.observe(Duration::from_millis(1), Instant::now());
         let after = ewma.get().unwrap();
         assert!(after < Duration::from_millis(10), "decayed to {after:?}");
     }

@@ -116,7 +116,32 @@ impl RequestHead {
     }
 
     /// Decodes a head; every length is checked against the bytes present.
-    pub fn decode(mut buf: &[u8]) -> Result<Self, String> {
+    pub fn decode(buf: &[u8]) -> Result<Self, String> {
+        RequestHeadRef::decode(buf).map(RequestHeadRef::into_owned)
+    }
+}
+
+/// A request head borrowing its strings from the frame: what the server routes on,
+/// without copying them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeadRef<'a> {
+    /// Time the caller still waits, measured from when the frame was sent.
+    pub deadline: Option<Duration>,
+    /// Service interface name.
+    pub interface: &'a str,
+    /// Service group.
+    pub group: &'a str,
+    /// Service version.
+    pub version: &'a str,
+    /// Method name.
+    pub method: &'a str,
+    /// Request metadata (no allocation when there is none).
+    pub metadata: Metadata,
+}
+
+impl<'a> RequestHeadRef<'a> {
+    /// Decodes a head; every length is checked against the bytes present.
+    pub fn decode(mut buf: &'a [u8]) -> Result<Self, String> {
         if buf.remaining() < 4 {
             return Err("request head shorter than its deadline field".into());
         }
@@ -133,7 +158,7 @@ impl RequestHead {
         for _ in 0..count {
             let key = get_str(&mut buf, "metadata key")?;
             let value = get_str(&mut buf, "metadata value")?;
-            metadata.0.push((key, value));
+            metadata.0.push((key.to_owned(), value.to_owned()));
         }
         if buf.has_remaining() {
             return Err(format!(
@@ -143,14 +168,22 @@ impl RequestHead {
         }
         Ok(Self {
             deadline: (millis > 0).then(|| Duration::from_millis(u64::from(millis))),
-            service: ServiceKey {
-                interface,
-                group,
-                version,
-            },
+            interface,
+            group,
+            version,
             method,
             metadata,
         })
+    }
+
+    /// The same head with owned strings.
+    pub fn into_owned(self) -> RequestHead {
+        RequestHead {
+            deadline: self.deadline,
+            service: ServiceKey::new(self.interface, self.group, self.version),
+            method: self.method.to_owned(),
+            metadata: self.metadata,
+        }
     }
 }
 
@@ -162,7 +195,7 @@ fn put_str(out: &mut BytesMut, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn get_str(buf: &mut &[u8], field: &str) -> Result<String, String> {
+fn get_str<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a str, String> {
     if buf.remaining() < 2 {
         return Err(format!("request head truncated before {field}"));
     }
@@ -176,7 +209,7 @@ fn get_str(buf: &mut &[u8], field: &str) -> Result<String, String> {
     let (bytes, rest) = buf.split_at(len);
     let s = std::str::from_utf8(bytes).map_err(|_| format!("{field} is not UTF-8"))?;
     *buf = rest;
-    Ok(s.to_owned())
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub(crate) mod codec;
 pub(crate) mod head;
 
 pub use codec::{encode_frame, CodecError, Frame, FrameCodec, Inbound};
-pub use head::{Metadata, RequestHead};
+pub use head::{Metadata, RequestHead, RequestHeadRef};
 
 /// First four bytes of every frame.
 pub const MAGIC: u32 = 0xCAFE_BABE;

@@ -7,9 +7,11 @@
 //! wrong magic (not an erpc peer, or a stream out of sync) closes the connection.
 
 use rustc_hash::FxHashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
@@ -63,6 +65,9 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
         calls,
     };
     let mut frames = FramedRead::new(read, FrameCodec::new(ctx.max_frame));
+    // Frames only raise `heard` (no clock read per frame); the idle timer checks it once
+    // per period, so an idle connection closes after one to two idle timeouts.
+    let mut heard = false;
     let idle = tokio::time::sleep(ctx.idle_timeout);
     tokio::pin!(idle);
     let mut goaway_sent = false;
@@ -76,7 +81,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
             }
             item = frames.next() => match item {
                 Some(Ok(inbound)) => {
-                    idle.as_mut().reset(Instant::now() + ctx.idle_timeout);
+                    heard = true;
                     conn.handle(inbound);
                 }
                 Some(Err(CodecError::BadMagic(magic))) => {
@@ -90,8 +95,12 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
                 None => break,
             },
             () = &mut idle => {
-                tracing::debug!(%peer, timeout = ?ctx.idle_timeout, "idle connection closed");
-                break;
+                if std::mem::take(&mut heard) {
+                    idle.as_mut().reset(Instant::now() + ctx.idle_timeout);
+                } else {
+                    tracing::debug!(%peer, timeout = ?ctx.idle_timeout, "idle connection closed");
+                    break;
+                }
             }
         }
     }
@@ -193,13 +202,7 @@ impl Conn {
         let calls = self.calls.clone();
         tokio::spawn(async move {
             let guarded = AssertUnwindSafe(handler).catch_unwind();
-            let timed = async move {
-                match deadline {
-                    Some(d) => tokio::time::timeout(d, guarded).await.ok(),
-                    None => Some(guarded.await),
-                }
-            };
-            let outcome = Abortable::new(timed, registration).await;
+            let outcome = Abortable::new(within_deadline(guarded, deadline), registration).await;
             calls.lock().remove(&id);
             let frame = match outcome {
                 Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
@@ -217,6 +220,19 @@ impl Conn {
             let _ = queue.send(frame.into()).await;
             drop((permit, admission));
         });
+    }
+}
+
+/// Runs `handler` until `deadline` passes (`None` when it did). A handler that finishes
+/// on its first poll, as most do, never arms a timer nor reads the clock.
+async fn within_deadline<F: Future>(handler: F, deadline: Option<Duration>) -> Option<F::Output> {
+    let mut handler = std::pin::pin!(handler);
+    if let Poll::Ready(output) = futures::poll!(handler.as_mut()) {
+        return Some(output);
+    }
+    match deadline {
+        Some(d) => tokio::time::timeout(d, handler).await.ok(),
+        None => Some(handler.await),
     }
 }
 

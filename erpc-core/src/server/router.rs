@@ -6,12 +6,13 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::limits::{Admission, Gate, LimitRule};
-use crate::protocol::{RequestHead, Status};
+use crate::protocol::{RequestHeadRef, Status};
 use crate::service::{Service, ServiceKey};
 use crate::Error;
 
 /// One hosted service with its method-name index and overload gates.
 pub(crate) struct Route {
+    key: ServiceKey,
     pub(crate) service: Arc<dyn Service>,
     methods: FxHashMap<&'static str, usize>,
     service_gate: Gate,
@@ -37,7 +38,9 @@ impl Route {
 /// All hosted services.
 #[derive(Default)]
 pub(crate) struct Router {
-    services: FxHashMap<ServiceKey, Route>,
+    /// Routes by interface name, then (group, version) among the few of each interface:
+    /// a request's borrowed strings are looked up without building a key.
+    services: FxHashMap<String, Vec<Route>>,
 }
 
 impl Router {
@@ -49,7 +52,8 @@ impl Router {
         rules: &[LimitRule],
     ) -> Result<(), Error> {
         let key = service.key();
-        if self.services.contains_key(&key) {
+        let same_interface = self.services.get(&key.interface);
+        if same_interface.is_some_and(|routes| routes.iter().any(|r| r.key == key)) {
             return Err(Error::Config(format!("service {key} added twice")));
         }
         let descriptor = service.descriptor();
@@ -76,42 +80,50 @@ impl Router {
                 }
             }
         }
-        self.services.insert(
-            key,
-            Route {
+        self.services
+            .entry(key.interface.clone())
+            .or_default()
+            .push(Route {
+                key,
                 service,
                 methods,
                 service_gate,
                 method_gates,
-            },
-        );
+            });
         Ok(())
     }
 
     /// Every hosted service.
     pub(crate) fn services(&self) -> impl Iterator<Item = &Arc<dyn Service>> {
-        self.services.values().map(|r| &r.service)
+        self.services.values().flatten().map(|r| &r.service)
     }
 
     /// The service and method index for a request, or the status to answer.
-    pub(crate) fn resolve(&self, head: &RequestHead) -> Result<(&Route, usize), (Status, String)> {
-        let key = &head.service;
-        let route = self.services.get(key).ok_or_else(|| {
-            (
-                Status::ServiceNotFound,
-                format!("service {key} is not hosted here"),
-            )
-        })?;
-        let index = route
-            .methods
-            .get(head.method.as_str())
-            .copied()
+    pub(crate) fn resolve(
+        &self,
+        head: &RequestHeadRef<'_>,
+    ) -> Result<(&Route, usize), (Status, String)> {
+        let route = self
+            .services
+            .get(head.interface)
+            .and_then(|routes| {
+                routes
+                    .iter()
+                    .find(|r| r.key.group == head.group && r.key.version == head.version)
+            })
             .ok_or_else(|| {
+                let key = ServiceKey::new(head.interface, head.group, head.version);
                 (
-                    Status::MethodNotFound,
-                    format!("method {} not found on {key}", head.method),
+                    Status::ServiceNotFound,
+                    format!("service {key} is not hosted here"),
                 )
             })?;
+        let index = route.methods.get(head.method).copied().ok_or_else(|| {
+            (
+                Status::MethodNotFound,
+                format!("method {} not found on {}", head.method, route.key),
+            )
+        })?;
         Ok((route, index))
     }
 }
