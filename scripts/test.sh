@@ -39,6 +39,9 @@ fi
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc --workspace --no-deps (broken intra-doc links are errors)"
+cargo doc --workspace --no-deps
+
 step "cargo test --workspace (all but the Nacos suite)"
 cargo test --workspace --exclude erpc-nacos
 

@@ -7,7 +7,7 @@ const MAX_BODY: usize = 512;
 
 /// Everything that can go wrong talking to Nacos, with the context to act on it.
 ///
-/// URLs in these errors never carry the access token. At the [`erpc_core::Registry`]
+/// URLs in these errors never carry the access token. At the [`erpc_core::registry::Registry`]
 /// boundary every variant becomes [`erpc_core::Error::Registry`] with this message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

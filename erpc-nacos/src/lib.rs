@@ -1,6 +1,6 @@
 //! Nacos registry for erpc, over the Nacos HTTP open API.
 //!
-//! [`NacosRegistry`] implements [`erpc_core::Registry`]:
+//! [`NacosRegistry`] implements [`erpc_core::registry::Registry`]:
 //!
 //! - **register** adds an ephemeral instance to the service
 //!   `providers:{interface}:{version}:{group}` (Dubbo's naming, so the services read
