@@ -84,6 +84,19 @@ pub fn client_config() -> ClientConfig {
     }
 }
 
+/// Starts one provider per name on free ports, each spec adjusted by `spec`.
+pub async fn start_providers(
+    bin: &str,
+    names: &[&str],
+    spec: impl Fn(ProviderSpec) -> ProviderSpec,
+) -> Vec<ProviderProcess> {
+    let mut providers = Vec::with_capacity(names.len());
+    for (name, port) in names.iter().zip(free_ports(names.len())) {
+        providers.push(ProviderProcess::start(bin, spec(ProviderSpec::new(*name, port))).await);
+    }
+    providers
+}
+
 /// A client of the Probe service over the fixed list of `providers`.
 pub fn probe_client(config: ClientConfig, providers: &[ProviderProcess]) -> ProbeClient {
     let client = erpc::Client::builder()

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use erpc_chaos::{
-    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
-    ProviderProcess, ProviderSpec, TEST_LIMIT,
+    bounded, client_config, probe_client, start_providers, CallKind, Load, LoadSpec, Mix,
+    TEST_LIMIT,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
@@ -15,12 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
 async fn rolling_restart_fails_no_call() {
     bounded(TEST_LIMIT, async {
         erpc_chaos::init_tracing();
-    let ports = free_ports(3);
-    let mut providers = Vec::new();
-    for (name, port) in ["A", "B", "C"].into_iter().zip(ports) {
-        providers
-            .push(ProviderProcess::start(BIN, ProviderSpec::new(name, port).drain_ms(5_000)).await);
-    }
+    let mut providers = start_providers(BIN, &["A", "B", "C"], |s| s.drain_ms(5_000)).await;
     let load = Load::start(
         probe_client(client_config(), &providers),
         LoadSpec {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use erpc::Error;
 use erpc_chaos::{
-    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
-    ProviderProcess, ProviderSpec, TEST_LIMIT,
+    bounded, client_config, probe_client, start_providers, CallKind, Load, LoadSpec, Mix,
+    TEST_LIMIT,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
@@ -16,11 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
 async fn sigkill_loses_only_in_flight_non_idempotent_calls() {
     bounded(TEST_LIMIT, async {
         erpc_chaos::init_tracing();
-        let ports = free_ports(3);
-        let mut providers = Vec::new();
-        for (name, port) in ["A", "B", "C"].into_iter().zip(ports) {
-            providers.push(ProviderProcess::start(BIN, ProviderSpec::new(name, port)).await);
-        }
+        let mut providers = start_providers(BIN, &["A", "B", "C"], |s| s).await;
         let tasks = 16;
         let load = Load::start(
             probe_client(client_config(), &providers),

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use erpc_chaos::{
-    bounded, client_config, free_ports, probe_client, CallKind, Load, LoadSpec, Mix,
-    ProviderProcess, ProviderSpec, TEST_LIMIT,
+    bounded, client_config, probe_client, start_providers, CallKind, Load, LoadSpec, Mix,
+    TEST_LIMIT,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
@@ -20,11 +20,7 @@ const STUCK: Duration = Duration::from_millis(250);
 async fn sigstop_is_detected_by_heartbeat_and_sigcont_rejoins() {
     bounded(TEST_LIMIT, async {
         erpc_chaos::init_tracing();
-        let ports = free_ports(3);
-        let mut providers = Vec::new();
-        for (name, port) in ["A", "B", "C"].into_iter().zip(ports) {
-            providers.push(ProviderProcess::start(BIN, ProviderSpec::new(name, port)).await);
-        }
+        let providers = start_providers(BIN, &["A", "B", "C"], |s| s).await;
         let config = client_config();
         let heartbeat =
             Duration::from_millis(config.heartbeat_interval_ms + config.heartbeat_timeout_ms);
