@@ -204,6 +204,15 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Tells the parent which port a server child listens on.
+/// Binds a server's listener on 127.0.0.1:`port` and announces the bound port.
+pub(crate) async fn listen_announced(port: u16) -> Result<tokio::net::TcpListener, String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    announce_port(listener.local_addr().map_err(|e| e.to_string())?.port());
+    Ok(listener)
+}
+
 pub(crate) fn announce_port(port: u16) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "PORT {port}");

@@ -13,7 +13,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 const PREFIX: usize = 4;
@@ -69,10 +69,7 @@ fn split(stream: TcpStream) -> (OwnedReadHalf, Queue) {
 
 /// Serves until the process is killed; prints the bound port first.
 pub(crate) async fn serve(port: u16) -> Result<(), String> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    crate::announce_port(listener.local_addr().map_err(|e| e.to_string())?.port());
+    let listener = crate::listen_announced(port).await?;
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let (read, queue) = split(stream);

@@ -7,7 +7,7 @@ use serde_bytes::ByteBuf;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::codec::LengthDelimitedCodec;
 
 /// The benchmark's service: returns its argument.
@@ -34,10 +34,7 @@ fn framing() -> tokio_util::codec::length_delimited::Builder {
 
 /// Serves until the process is killed; prints the bound port first.
 pub(crate) async fn serve(port: u16) -> Result<(), String> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    crate::announce_port(listener.local_addr().map_err(|e| e.to_string())?.port());
+    let listener = crate::listen_announced(port).await?;
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);

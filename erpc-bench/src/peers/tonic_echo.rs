@@ -75,10 +75,7 @@ impl Service<http::Request<Body>> for EchoService {
 
 /// Serves until the process is killed; prints the bound port first.
 pub(crate) async fn serve(port: u16) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    crate::announce_port(listener.local_addr().map_err(|e| e.to_string())?.port());
+    let listener = crate::listen_announced(port).await?;
     // `serve_with_incoming` does not apply the builder's TCP settings: set them here.
     let incoming = tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener)
         .inspect(|accepted| {
