@@ -20,6 +20,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::codec::Decoder;
 
+/// Reads provider-list changes until `addr` is listed (`listed`) or gone (`!listed`).
+async fn until_listed(changes: &mut erpc::registry::ChangeStream, addr: &str, listed: bool) {
+    while changes
+        .next()
+        .await
+        .expect("the subscription stays open")
+        .all
+        .iter()
+        .any(|p| p.addr == addr)
+        != listed
+    {}
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_deregisters_drains_in_flight_calls_and_turns_new_calls_away() {
     bounded(TEST_LIMIT, async {
@@ -35,14 +48,7 @@ async fn shutdown_deregisters_drains_in_flight_calls_and_turns_new_calls_away() 
         .await;
         let addr = server.local_addr().to_string();
         let mut changes = registry.subscribe(&lab_key()).await.unwrap();
-        while !changes
-            .next()
-            .await
-            .unwrap()
-            .all
-            .iter()
-            .any(|p| p.addr == addr)
-        {}
+        until_listed(&mut changes, &addr, true).await;
 
         let client = Client::builder()
             .registry(registry.clone())
@@ -59,14 +65,7 @@ async fn shutdown_deregisters_drains_in_flight_calls_and_turns_new_calls_away() 
         let shutdown = tokio::spawn(server.shutdown());
 
         // Deregistered first: the subscription sees the provider gone.
-        while changes
-            .next()
-            .await
-            .unwrap()
-            .all
-            .iter()
-            .any(|p| p.addr == addr)
-        {}
+        until_listed(&mut changes, &addr, false).await;
         // Give the goaway frame, sent right after deregistration, time to arrive.
         tokio::time::sleep(Duration::from_millis(200)).await;
 
