@@ -204,17 +204,17 @@ impl Client {
         let mut tried: Vec<&str> = Vec::new();
         let mut last_error = None;
         for attempt in 0..=retries {
-            let Some(endpoint_addr) = self.pick(&providers, &tried, call)? else {
+            let Some((provider, endpoint)) = self.pick(&providers, &tried, call)? else {
                 break;
             };
             if attempt > 0 && !self.inner.budget.withdraw() {
                 tracing::debug!(service = %call.key, "retry budget spent; not retrying");
                 break;
             }
-            match self.attempt(endpoint_addr, call).await {
+            match self.attempt(&endpoint, call).await {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
-                    tracing::debug!(addr = %endpoint_addr.addr, error = %e, "attempt failed; trying another provider");
-                    tried.push(&endpoint_addr.addr);
+                    tracing::debug!(addr = %provider.addr, error = %e, "attempt failed; trying another provider");
+                    tried.push(&provider.addr);
                     last_error = Some(e);
                 }
                 other => return other,
@@ -231,11 +231,11 @@ impl Client {
         let mut chosen: Vec<&str> = Vec::new();
         let mut attempts = FuturesUnordered::new();
         for _ in 0..n {
-            let Some(provider) = self.pick(&providers, &chosen, call)? else {
+            let Some((provider, endpoint)) = self.pick(&providers, &chosen, call)? else {
                 break;
             };
             chosen.push(&provider.addr);
-            attempts.push(self.attempt::<R>(provider, call));
+            attempts.push(async move { self.attempt::<R>(&endpoint, call).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -260,10 +260,9 @@ impl Client {
     /// One attempt on one provider, bounded by the call's deadline.
     async fn attempt<R: DeserializeOwned>(
         &self,
-        provider: &Provider,
+        endpoint: &Endpoint,
         call: &Call<'_>,
     ) -> Result<R, Error> {
-        let endpoint = self.inner.pool.endpoint(&provider.addr);
         // Waiting for an in-flight slot or a connection says nothing about the
         // provider's health (a failed connect is recorded by the endpoint itself).
         let _slot = match endpoint.try_acquire() {
@@ -280,7 +279,7 @@ impl Client {
             });
         }
         let mut verdict = Verdict {
-            endpoint: &endpoint,
+            endpoint,
             started: Instant::now(),
             done: false,
         };
@@ -321,7 +320,7 @@ impl Client {
         providers: &'a [Provider],
         tried: &[&str],
         call: &Call<'_>,
-    ) -> Result<Option<&'a Provider>, Error> {
+    ) -> Result<Option<(&'a Provider, Arc<Endpoint>)>, Error> {
         let mut fresh: SmallVec<[(&'a Provider, Arc<Endpoint>); 8]> = SmallVec::new();
         let mut ejected = 0;
         for provider in providers
@@ -344,8 +343,10 @@ impl Client {
                 Ok(None)
             };
         }
-        if fresh.iter().any(|(_, e)| !e.is_avoided()) {
-            fresh.retain(|(_, e)| !e.is_avoided());
+        let avoided: SmallVec<[bool; 8]> = fresh.iter().map(|(_, e)| e.is_avoided()).collect();
+        if avoided.iter().any(|a| !a) {
+            let mut flags = avoided.iter();
+            fresh.retain(|_| flags.next() == Some(&false));
         }
         let candidates: SmallVec<[Candidate<'_>; 8]> = fresh
             .iter()
@@ -364,7 +365,9 @@ impl Client {
             .balancer
             .as_ref()
             .unwrap_or(&self.inner.balancer);
-        Ok(balancer.pick(&candidates, &ctx).map(|i| fresh[i].0))
+        Ok(balancer
+            .pick(&candidates, &ctx)
+            .map(|i| fresh.swap_remove(i)))
     }
 }
 
