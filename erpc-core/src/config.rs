@@ -134,8 +134,18 @@ pub struct ServerConfig {
     pub compression: String,
     /// Payload size from which compression applies.
     pub compression_threshold: usize,
-    /// A connection with no inbound traffic for this long is closed.
+    /// A connection with no inbound traffic and no call running for this long is closed.
     pub idle_timeout_ms: u64,
+    /// Calls in flight on one connection; at the limit the server stops reading it.
+    pub max_in_flight_per_connection: usize,
+    /// Bytes one connection may hold (requests being handled, answers not yet
+    /// written); at the limit the server stops reading it.
+    pub connection_memory_bytes: usize,
+    /// Request bytes (inflated) all handlers together may hold; beyond it requests are
+    /// refused `Overloaded` before their body is decompressed or decoded.
+    pub memory_budget_bytes: usize,
+    /// A connection whose peer accepts no bytes for this long is closed.
+    pub write_timeout_ms: u64,
     /// Longest wait for in-flight calls on graceful shutdown.
     pub drain_timeout_ms: u64,
     /// After draining, connections keep answering late requests with "shutting down"
@@ -160,6 +170,10 @@ impl Default for ServerConfig {
             compression: Compression::None.name().into(),
             compression_threshold: CompressionPolicy::default().threshold,
             idle_timeout_ms: 60_000,
+            max_in_flight_per_connection: 1_024,
+            connection_memory_bytes: 64 * 1024 * 1024,
+            memory_budget_bytes: 1024 * 1024 * 1024,
+            write_timeout_ms: 10_000,
             drain_timeout_ms: 10_000,
             goaway_grace_ms: 250,
             limits: Vec::new(),
@@ -329,9 +343,30 @@ impl Config {
         set(&var, "ERPC_SERVER_IDLE_TIMEOUT_MS", &mut s.idle_timeout_ms)?;
         set(
             &var,
+            "ERPC_SERVER_MAX_IN_FLIGHT_PER_CONNECTION",
+            &mut s.max_in_flight_per_connection,
+        )?;
+        set(
+            &var,
+            "ERPC_SERVER_CONNECTION_MEMORY_BYTES",
+            &mut s.connection_memory_bytes,
+        )?;
+        set(
+            &var,
+            "ERPC_SERVER_MEMORY_BUDGET_BYTES",
+            &mut s.memory_budget_bytes,
+        )?;
+        set(
+            &var,
+            "ERPC_SERVER_WRITE_TIMEOUT_MS",
+            &mut s.write_timeout_ms,
+        )?;
+        set(
+            &var,
             "ERPC_SERVER_DRAIN_TIMEOUT_MS",
             &mut s.drain_timeout_ms,
         )?;
+        set(&var, "ERPC_SERVER_GOAWAY_GRACE_MS", &mut s.goaway_grace_ms)?;
         self.validate()
     }
 

@@ -12,7 +12,7 @@ use crate::protocol::{
     encode_frame, Frame, FrameHeader, MessageType, Metadata, RequestHeadRef, Status, HEADER_LEN,
 };
 use crate::serialize::Serialization;
-use crate::service::{Request, ServiceKey};
+use crate::service::ServiceKey;
 use crate::transport::writer::OutFrame;
 use crate::Error;
 
@@ -68,6 +68,7 @@ impl EncodedRequest {
         OutFrame {
             first: header.freeze(),
             rest: self.body.clone(),
+            charge: None,
         }
     }
 }
@@ -86,8 +87,8 @@ pub(crate) fn compress_payload(
     Ok(())
 }
 
-/// Reads the payload of a frame: resolves serializer and compression ids, inflates.
-fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
+/// Resolves a frame's serializer and compression ids.
+fn payload_codecs(frame: &Frame) -> Result<(Serialization, Compression), Error> {
     let serialization = Serialization::from_id(frame.header.serializer).ok_or_else(|| {
         Error::Decode(format!("unknown serializer id {}", frame.header.serializer))
     })?;
@@ -97,11 +98,28 @@ fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes),
             frame.header.compression
         ))
     })?;
-    let payload = match compression {
-        Compression::None => frame.payload.clone(),
-        other => Bytes::from(other.decompress(&frame.payload, max_len)?),
-    };
-    Ok((serialization, payload))
+    Ok((serialization, compression))
+}
+
+/// The payload as the serializer reads it: `payload` inflated, at most `max_len` bytes.
+pub(crate) fn inflate(
+    compression: Compression,
+    payload: &Bytes,
+    max_len: usize,
+) -> Result<Bytes, Error> {
+    match compression {
+        Compression::None => Ok(payload.clone()),
+        other => other.decompress(payload, max_len).map(Bytes::from),
+    }
+}
+
+/// Reads the payload of a frame: resolves serializer and compression ids, inflates.
+fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
+    let (serialization, compression) = payload_codecs(frame)?;
+    Ok((
+        serialization,
+        inflate(compression, &frame.payload, max_len)?,
+    ))
 }
 
 /// Decodes a response frame into the call's result.
@@ -152,26 +170,54 @@ fn status_error(
     }
 }
 
-/// A request as the server sees it after routing-independent decoding; the head
-/// borrows its strings from the frame.
-pub(crate) struct InboundRequest<'a> {
+/// What the server reads of a request before any work on its body: the head (strings
+/// borrowed from the frame) and the payload's codecs. Admission is decided on this.
+pub(crate) struct RequestEnvelope<'a> {
     pub(crate) head: RequestHeadRef<'a>,
-    pub(crate) request: Request,
+    pub(crate) serialization: Serialization,
+    pub(crate) compression: Compression,
 }
 
-/// Decodes a request frame; failures carry the status to answer with.
+/// Reads a request frame's head and codec ids; failures carry the status to answer with.
+pub(crate) fn read_request_envelope(
+    frame: &Frame,
+) -> Result<RequestEnvelope<'_>, (Status, String)> {
+    let bad = |m: String| (Status::BadRequest, m);
+    let head = RequestHeadRef::decode(&frame.head).map_err(bad)?;
+    let (serialization, compression) = payload_codecs(frame).map_err(|e| bad(e.to_string()))?;
+    Ok(RequestEnvelope {
+        head,
+        serialization,
+        compression,
+    })
+}
+
+/// A request as the server sees it after routing-independent decoding; the head
+/// borrows its strings from the frame.
+#[cfg(test)]
+pub(crate) struct InboundRequest<'a> {
+    pub(crate) head: RequestHeadRef<'a>,
+    pub(crate) request: crate::service::Request,
+}
+
+/// Decodes a whole request frame (head, codecs, inflated payload) in one step.
+#[cfg(test)]
 pub(crate) fn decode_request(
     frame: &Frame,
     reply_compression: CompressionPolicy,
     max_len: usize,
 ) -> Result<InboundRequest<'_>, (Status, String)> {
-    let bad = |m: String| (Status::BadRequest, m);
-    let mut head = RequestHeadRef::decode(&frame.head).map_err(bad)?;
-    let (serialization, payload) = open_payload(frame, max_len).map_err(|e| bad(e.to_string()))?;
+    let RequestEnvelope {
+        mut head,
+        serialization,
+        compression,
+    } = read_request_envelope(frame)?;
+    let payload = inflate(compression, &frame.payload, max_len)
+        .map_err(|e| (Status::BadRequest, e.to_string()))?;
     let metadata = std::mem::take(&mut head.metadata);
     Ok(InboundRequest {
         head,
-        request: Request {
+        request: crate::service::Request {
             request_id: frame.header.request_id,
             serialization,
             compression: reply_compression,

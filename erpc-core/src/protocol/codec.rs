@@ -5,6 +5,9 @@ use tokio_util::codec::Decoder;
 
 use super::{FrameHeader, MessageType, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION};
 
+/// Smallest step by which the read buffer grows while a large frame arrives.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// One complete frame: header, head section and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -99,7 +102,10 @@ impl Decoder for FrameCodec {
         }
         let total = HEADER_LEN + header.body_len as usize;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Grow with the bytes that arrive (at most doubling), never to the declared
+            // length at once: a header alone must not make the receiver allocate 16 MiB.
+            let missing = total - src.len();
+            src.reserve(missing.min(src.len().max(READ_CHUNK)));
             return Ok(None);
         }
         let mut body = src.split_to(total).freeze();
@@ -260,6 +266,30 @@ mod tests {
         rest.extend_from_slice(&small);
         let next = codec.decode(&mut rest).unwrap();
         assert!(matches!(next, Some(Inbound::Frame(f)) if f.header.request_id == 2));
+    }
+
+    #[test]
+    fn a_declared_length_is_not_allocated_before_the_bytes_arrive() {
+        let mut codec = FrameCodec::default();
+        let mut header = FrameHeader::new(MessageType::Request, 1);
+        header.body_len = 15 * 1024 * 1024;
+        let mut buf = BytesMut::new();
+        header.write_to(&mut buf);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= 2 * READ_CHUNK,
+            "reserved {} bytes for a header alone",
+            buf.capacity()
+        );
+        // As bytes arrive the buffer at most doubles what it holds.
+        buf.put_bytes(7, 1024 * 1024);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= 3 * buf.len(),
+            "{} for {}",
+            buf.capacity(),
+            buf.len()
+        );
     }
 
     #[test]

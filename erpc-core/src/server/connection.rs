@@ -1,10 +1,22 @@
-//! One accepted connection: read frames, run handlers off the reader task, answer.
+//! One accepted connection: read frames, admit requests, run handlers off the reader
+//! task, answer.
 //!
-//! Each request becomes a spawned task holding a concurrency permit; over the limit the
-//! request is answered `Overloaded` at once. A handler's panic becomes a
-//! `HandlerPanicked` response, a cancel frame or a passed deadline stops the handler, and
-//! a malformed request gets an error response while the connection keeps serving. Only a
-//! wrong magic (not an erpc peer, or a stream out of sync) closes the connection.
+//! The reader does only cheap work per frame: it reads the request head, routes it and
+//! decides admission (draining, per-service limits, the server's concurrency limit and
+//! memory budget) before any work on the body. Admitted requests become tasks; bodies
+//! are decompressed there, on a blocking thread, one at a time per connection, so
+//! compression bombs cost their sender's turn and no one else's. Over a limit a request
+//! is answered `Overloaded` at once; a handler's panic becomes `HandlerPanicked`; a
+//! cancel frame or a passed deadline stops the handler; a malformed request gets an
+//! error response while the connection keeps serving. Only a wrong magic (not an erpc
+//! peer, or a stream out of sync) closes the connection.
+//!
+//! What a connection may hold is bounded by its [`ConnectionBudget`]: when calls in
+//! flight or bytes (requests being handled, answers not yet written) reach the budget,
+//! the reader stops reading that connection. Every answer and refusal the connection
+//! sends is charged the same way, so none is ever dropped; a peer that stops reading its
+//! answers is cut off by the writer's timeout, and closing the connection releases all
+//! it held (handlers are aborted, queued answers dropped).
 
 use rustc_hash::FxHashMap;
 use std::future::Future;
@@ -14,22 +26,38 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget};
+use super::limits::Admission;
 use super::router::Router;
-use crate::compress::CompressionPolicy;
-use crate::message::{decode_request, error_response};
+use crate::compress::{Compression, CompressionPolicy};
+use crate::message::{error_response, inflate, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
-use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Status};
+use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
+use crate::serialize::Serialization;
+use crate::service::{Request, Service};
 use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
 use crate::Error;
+
+/// Per-connection limits (see [`ConnectionBudget`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// Calls in flight on one connection before its reader pauses.
+    pub(crate) max_in_flight: usize,
+    /// Bytes one connection may hold: requests being handled and answers not yet written.
+    pub(crate) max_bytes: usize,
+    /// A write that makes no progress for this long closes the connection.
+    pub(crate) write_timeout: Duration,
+}
 
 /// What every connection of a server shares.
 pub(crate) struct ServerContext {
@@ -39,6 +67,11 @@ pub(crate) struct ServerContext {
     pub(crate) max_frame: u32,
     pub(crate) idle_timeout: Duration,
     pub(crate) compression: CompressionPolicy,
+    pub(crate) connection_limits: ConnectionLimits,
+    /// Request bodies held by handlers, server-wide.
+    pub(crate) memory: MemoryBudget,
+    /// Decompressions running at once, server-wide (one per core).
+    pub(crate) inflating: Arc<Semaphore>,
     /// Cancelled when the server starts draining: connections send goaway.
     pub(crate) draining: CancellationToken,
     /// Cancelled when connections must close.
@@ -47,7 +80,8 @@ pub(crate) struct ServerContext {
 
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
 
-/// Serves one connection until the peer leaves, it idles out, or the server closes it.
+/// Serves one connection until the peer leaves, it idles out, stops reading its
+/// answers, or the server closes it.
 pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
@@ -55,34 +89,63 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
     let (read, write) = stream.into_split();
     let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
     let calls: Calls = Arc::default();
-    // Handlers still running will queue answers soon: let the writer batch them.
-    let running = calls.clone();
-    let writer = tokio::spawn(run_writer(write, rx, move || !running.lock().is_empty()));
+    let limits = ctx.connection_limits;
+    let budget = Arc::new(ConnectionBudget::new(
+        limits.max_in_flight,
+        limits.max_bytes,
+    ));
+    // Set when the writer ends (socket failed or the peer stopped reading).
+    let broken = CancellationToken::new();
+    let mut writer = {
+        // Handlers still running will queue answers soon: let the writer batch them.
+        let running = calls.clone();
+        let busy = move || !running.lock().is_empty();
+        let (broken, budget) = (broken.clone(), budget.clone());
+        tokio::spawn(async move {
+            let result = run_writer(write, rx, busy, Some(limits.write_timeout)).await;
+            broken.cancel();
+            budget.close();
+            result
+        })
+    };
     let conn = Conn {
         peer,
         ctx: ctx.clone(),
         queue,
         calls,
+        budget,
     };
     let mut frames = FramedRead::new(read, FrameCodec::new(ctx.max_frame));
     // Frames only raise `heard` (no clock read per frame); the idle timer checks it once
-    // per period, so an idle connection closes after one to two idle timeouts.
+    // per period, so an idle connection closes after one to two idle timeouts. A
+    // connection with calls running is not idle.
     let mut heard = false;
     let idle = tokio::time::sleep(ctx.idle_timeout);
     tokio::pin!(idle);
     let mut goaway_sent = false;
+    // The in-flight slot the next request will use; taken before reading it.
+    let mut slot: Option<OwnedSemaphorePermit> = None;
     loop {
         tokio::select! {
             biased;
             () = ctx.closing.cancelled() => break,
+            () = broken.cancelled() => break,
             () = ctx.draining.cancelled(), if !goaway_sent => {
                 goaway_sent = true;
-                conn.send(control_frame(MessageType::GoAway, 0).into());
+                if conn.send_charged(control_frame(MessageType::GoAway, 0)).await.is_err() {
+                    break;
+                }
             }
-            item = frames.next() => match item {
+            taken = conn.budget.take_slot(), if slot.is_none() => match taken {
+                Ok(taken) => slot = Some(taken),
+                Err(Closed) => break,
+            },
+            item = frames.next(), if slot.is_some() => match item {
                 Some(Ok(inbound)) => {
                     heard = true;
-                    conn.handle(inbound);
+                    if conn.handle(inbound, &mut slot).await.is_err() {
+                        break;
+                    }
                 }
                 Some(Err(CodecError::BadMagic(magic))) => {
                     tracing::warn!(%peer, magic = format_args!("0x{magic:08X}"), "bad magic; closing connection");
@@ -95,7 +158,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
                 None => break,
             },
             () = &mut idle => {
-                if std::mem::take(&mut heard) {
+                if std::mem::take(&mut heard) || !conn.calls.lock().is_empty() {
                     idle.as_mut().reset(Instant::now() + ctx.idle_timeout);
                 } else {
                     tracing::debug!(%peer, timeout = ?ctx.idle_timeout, "idle connection closed");
@@ -108,13 +171,19 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: A
     for (_, call) in conn.calls.lock().drain() {
         call.abort();
     }
+    let budget = conn.budget.clone();
     drop(conn);
-    // Let queued answers reach the socket before it closes.
-    match tokio::time::timeout(Duration::from_secs(2), writer).await {
+    // Let queued answers reach the socket before it closes, unless the peer does not read.
+    match tokio::time::timeout(Duration::from_secs(2), &mut writer).await {
         Ok(Ok(Err(e))) => tracing::debug!(%peer, error = %e, "write failed"),
-        Err(_) => tracing::debug!(%peer, "writer did not finish in time"),
+        Err(_) => {
+            tracing::debug!(%peer, "writer did not finish in time; closing the socket");
+            writer.abort();
+        }
         _ => {}
     }
+    // Wakes answers still waiting for room: they are dropped, releasing what they hold.
+    budget.close();
 }
 
 struct Conn {
@@ -122,105 +191,285 @@ struct Conn {
     ctx: Arc<ServerContext>,
     queue: mpsc::Sender<OutFrame>,
     calls: Calls,
+    budget: Arc<ConnectionBudget>,
+}
+
+/// An admitted request: what its task needs, and the permits it holds while it runs.
+struct Admitted {
+    service: Arc<dyn Service>,
+    method: usize,
+    deadline: Option<Duration>,
+    metadata: Metadata,
+    serialization: Serialization,
+    compression: Compression,
+    held: Held,
+}
+
+/// Released when the handler finishes (not when its answer is written).
+struct Held {
+    _concurrency: OwnedSemaphorePermit,
+    _admission: Admission,
+    _memory: Vec<Charge>,
+    _connection_bytes: Vec<Charge>,
+}
+
+/// Why a request gets no normal answer.
+enum Stop {
+    /// Answer with this status.
+    Refuse(Status, String),
+    /// The connection ended: nobody waits for an answer.
+    Gone,
+}
+
+impl From<Closed> for Stop {
+    fn from(_: Closed) -> Self {
+        Stop::Gone
+    }
 }
 
 impl Conn {
-    fn send(&self, frame: OutFrame) {
-        if self.queue.try_send(frame).is_err() {
-            tracing::debug!(peer = %self.peer, "write queue full or closed; frame dropped");
+    /// Queues a frame charged to the connection's byte budget. When the budget or the
+    /// queue is full the caller waits, so a peer that does not read is not read either.
+    async fn send_charged(&self, frame: Bytes) -> Result<(), Closed> {
+        let send = async {
+            let charge = self.budget.reserve(frame.len()).await?;
+            self.queue
+                .send(OutFrame::charged(frame, charge))
+                .await
+                .map_err(|_| Closed)
+        };
+        tokio::select! {
+            () = self.ctx.closing.cancelled() => Err(Closed),
+            sent = send => sent,
         }
     }
 
-    fn reply_error(&self, request_id: u64, status: Status, message: &str) {
+    async fn refuse(&self, request_id: u64, status: Status, message: &str) -> Result<(), Closed> {
         tracing::debug!(peer = %self.peer, request_id, ?status, message, "answering with an error");
-        self.send(error_response(request_id, status, message).into());
+        self.send_charged(error_response(request_id, status, message))
+            .await
     }
 
-    fn handle(&self, inbound: Inbound) {
+    async fn handle(
+        &self,
+        inbound: Inbound,
+        slot: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Closed> {
         match inbound {
             Inbound::Frame(frame) => match frame.header.message_type() {
-                Some(MessageType::Request) => self.on_request(frame),
+                Some(MessageType::Request) => self.on_request(frame, slot).await,
                 Some(MessageType::Ping) => {
-                    self.send(control_frame(MessageType::Pong, frame.header.request_id).into())
+                    let pong = control_frame(MessageType::Pong, frame.header.request_id);
+                    self.send_charged(pong).await
                 }
                 Some(MessageType::Cancel) => {
                     if let Some(call) = self.calls.lock().remove(&frame.header.request_id) {
                         tracing::debug!(peer = %self.peer, request_id = frame.header.request_id, "call cancelled by caller");
                         call.abort();
                     }
+                    Ok(())
                 }
-                Some(MessageType::Pong | MessageType::GoAway) => {}
+                Some(MessageType::Pong | MessageType::GoAway) => Ok(()),
                 Some(MessageType::Response) | None => {
                     tracing::debug!(peer = %self.peer, kind = frame.header.kind, "ignoring unexpected frame");
+                    Ok(())
                 }
             },
-            Inbound::Oversized(header) => self.reply_error(
-                header.request_id,
-                Status::FrameTooLarge,
-                &format!(
+            Inbound::Oversized(header) => {
+                let message = format!(
                     "frame body of {} bytes exceeds the {}-byte limit",
                     header.body_len, self.ctx.max_frame
-                ),
-            ),
+                );
+                self.refuse(header.request_id, Status::FrameTooLarge, &message)
+                    .await
+            }
             Inbound::Malformed { header, reason } => {
-                self.reply_error(header.request_id, Status::BadRequest, &reason)
+                self.refuse(header.request_id, Status::BadRequest, &reason)
+                    .await
             }
         }
     }
 
-    fn on_request(&self, frame: Frame) {
+    async fn on_request(
+        &self,
+        frame: Frame,
+        slot: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Closed> {
         let id = frame.header.request_id;
-        let inbound =
-            match decode_request(&frame, self.ctx.compression, self.ctx.max_frame as usize) {
-                Ok(inbound) => inbound,
-                Err((status, message)) => return self.reply_error(id, status, &message),
-            };
-        let (route, index) = match self.ctx.router.resolve(&inbound.head) {
-            Ok(found) => found,
-            Err((status, message)) => return self.reply_error(id, status, &message),
+        // The frame is in memory already: charge it before deciding anything.
+        let wire = self
+            .budget
+            .reserve(HEADER_LEN + frame.header.body_len as usize)
+            .await?;
+        let admitted = match self.admit(&frame, wire) {
+            Ok(admitted) => admitted,
+            Err((status, message)) => return self.refuse(id, status, &message).await,
         };
+        let (abort, registration) = AbortHandle::new_pair();
+        self.calls.lock().insert(id, abort);
+        let task = CallTask {
+            id,
+            payload: frame.payload,
+            admitted,
+            ctx: self.ctx.clone(),
+            budget: self.budget.clone(),
+            calls: self.calls.clone(),
+            queue: self.queue.clone(),
+            slot: slot.take(),
+        };
+        tokio::spawn(task.run(registration));
+        Ok(())
+    }
+
+    /// Every check that needs no work on the body, cheapest first; a refusal carries
+    /// the status to answer with and releases whatever was taken.
+    fn admit(&self, frame: &Frame, wire: Charge) -> Result<Admitted, (Status, String)> {
+        let id = frame.header.request_id;
+        let mut envelope = read_request_envelope(frame)?;
+        if self.calls.lock().contains_key(&id) {
+            return Err((
+                Status::BadRequest,
+                format!("request id {id} is already in flight on this connection"),
+            ));
+        }
+        let (route, method) = self.ctx.router.resolve(&envelope.head)?;
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
-            return self.reply_error(id, Status::ShuttingDown, "provider is shutting down");
+            return Err((Status::ShuttingDown, "provider is shutting down".into()));
         }
-        let admission = match route.admit(index) {
-            Ok(admission) => admission,
-            Err(message) => return self.reply_error(id, Status::Overloaded, &message),
-        };
-        let Ok(permit) = self.ctx.limiter.clone().try_acquire_owned() else {
+        let admission = route
+            .admit(method)
+            .map_err(|message| (Status::Overloaded, message))?;
+        let Ok(concurrency) = self.ctx.limiter.clone().try_acquire_owned() else {
             let message = format!(
                 "server is at its limit of {} concurrent calls",
                 self.ctx.max_concurrency
             );
-            return self.reply_error(id, Status::Overloaded, &message);
+            return Err((Status::Overloaded, message));
         };
-        let (abort, registration) = AbortHandle::new_pair();
-        self.calls.lock().insert(id, abort);
-        let handler = route.service.call(index, inbound.request);
-        let deadline = inbound.head.deadline;
-        let queue = self.queue.clone();
-        let calls = self.calls.clone();
-        tokio::spawn(async move {
-            let guarded = AssertUnwindSafe(handler).catch_unwind();
-            let outcome = Abortable::new(within_deadline(guarded, deadline), registration).await;
-            calls.lock().remove(&id);
-            let frame = match outcome {
-                Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
-                Ok(None) => error_response(
-                    id,
-                    Status::DeadlineExceeded,
-                    "deadline passed on the provider",
-                ),
-                Ok(Some(Err(panic))) => {
-                    error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
-                }
-                Ok(Some(Ok(Err(e)))) => error_response(id, status_for(&e), &e.to_string()),
-                Ok(Some(Ok(Ok(reply)))) => reply.0,
-            };
-            let _ = queue.send(frame.into()).await;
-            drop((permit, admission));
-        });
+        let memory = self
+            .ctx
+            .memory
+            .try_reserve(wire.num_permits())
+            .map_err(|message| (Status::Overloaded, message))?;
+        Ok(Admitted {
+            service: route.service.clone(),
+            method,
+            deadline: envelope.head.deadline,
+            metadata: std::mem::take(&mut envelope.head.metadata),
+            serialization: envelope.serialization,
+            compression: envelope.compression,
+            held: Held {
+                _concurrency: concurrency,
+                _admission: admission,
+                _memory: vec![memory],
+                _connection_bytes: vec![wire],
+            },
+        })
     }
+}
+
+/// One admitted call, from its body to its answer on the queue.
+struct CallTask {
+    id: u64,
+    payload: Bytes,
+    admitted: Admitted,
+    ctx: Arc<ServerContext>,
+    budget: Arc<ConnectionBudget>,
+    calls: Calls,
+    queue: mpsc::Sender<OutFrame>,
+    /// The connection's in-flight slot, released once the answer is queued.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl CallTask {
+    async fn run(self, registration: futures::future::AbortRegistration) {
+        let CallTask {
+            id,
+            payload,
+            mut admitted,
+            ctx,
+            budget,
+            calls,
+            queue,
+            slot,
+        } = self;
+        let deadline = admitted.deadline;
+        let work = async {
+            let payload = open_body(&ctx, &budget, &mut admitted, payload).await?;
+            let request = Request {
+                request_id: id,
+                serialization: admitted.serialization,
+                compression: ctx.compression,
+                payload,
+                metadata: std::mem::take(&mut admitted.metadata),
+            };
+            let handler = admitted.service.call(admitted.method, request);
+            let guarded = AssertUnwindSafe(handler).catch_unwind();
+            Ok::<_, Stop>(within_deadline(guarded, deadline).await)
+        };
+        let outcome = Abortable::new(work, registration).await;
+        calls.lock().remove(&id);
+        // The handler is done: its permits and request bytes go back before the answer
+        // waits for room, so a peer that does not read cannot keep the server's limits.
+        drop(admitted);
+        let frame = match outcome {
+            Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
+            Ok(Err(Stop::Gone)) => return,
+            Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message),
+            Ok(Ok(None)) => error_response(
+                id,
+                Status::DeadlineExceeded,
+                "deadline passed on the provider",
+            ),
+            Ok(Ok(Some(Err(panic)))) => {
+                error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
+            }
+            Ok(Ok(Some(Ok(Err(e))))) => error_response(id, status_for(&e), &e.to_string()),
+            Ok(Ok(Some(Ok(Ok(reply))))) => reply.0,
+        };
+        let Ok(charge) = budget.reserve(frame.len()).await else {
+            return; // the connection ended
+        };
+        let _ = queue.send(OutFrame::charged(frame, charge)).await;
+        drop(slot);
+    }
+}
+
+/// The request's payload as the serializer reads it. A compressed body is inflated on
+/// a blocking thread, one per connection at a time (and one per core server-wide), and
+/// its inflated size is charged to the connection and the server before the handler
+/// runs; a body that does not fit is refused `Overloaded`.
+async fn open_body(
+    ctx: &ServerContext,
+    budget: &ConnectionBudget,
+    admitted: &mut Admitted,
+    payload: Bytes,
+) -> Result<Bytes, Stop> {
+    let compression = admitted.compression;
+    if compression == Compression::None {
+        return Ok(payload);
+    }
+    let _turn = budget.inflate_turn().await?;
+    let _core = ctx
+        .inflating
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Stop::Gone)?;
+    let max_len = ctx.max_frame as usize;
+    let inflated = tokio::task::spawn_blocking(move || inflate(compression, &payload, max_len))
+        .await
+        .map_err(|e| Stop::Refuse(Status::Unknown, format!("decompression failed: {e}")))?
+        .map_err(|e| Stop::Refuse(Status::BadRequest, e.to_string()))?;
+    let memory = ctx
+        .memory
+        .try_reserve(inflated.len())
+        .map_err(|message| Stop::Refuse(Status::Overloaded, message))?;
+    admitted.held._memory.push(memory);
+    let bytes = budget.reserve(inflated.len()).await?;
+    admitted.held._connection_bytes.push(bytes);
+    Ok(inflated)
 }
 
 /// Runs `handler` until `deadline` passes (`None` when it did). A handler that finishes
@@ -236,12 +485,16 @@ async fn within_deadline<F: Future>(handler: F, deadline: Option<Duration>) -> O
     }
 }
 
+/// The status a handler's error travels as; refusals keep their meaning (never ran,
+/// safe to retry elsewhere).
 fn status_for(error: &Error) -> Status {
     match error {
         Error::Decode(_) => Status::BadRequest,
         Error::Encode(_) => Status::EncodeFailed,
         Error::MethodNotFound { .. } => Status::MethodNotFound,
         Error::Cancelled => Status::Cancelled,
+        Error::Overloaded(_) => Status::Overloaded,
+        Error::GoingAway { .. } => Status::ShuttingDown,
         _ => Status::Unknown,
     }
 }
@@ -253,5 +506,23 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "handler panicked".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_refusals_keep_their_status() {
+        assert_eq!(
+            status_for(&Error::Overloaded("busy".into())),
+            Status::Overloaded
+        );
+        assert_eq!(
+            status_for(&Error::GoingAway { addr: "a:1".into() }),
+            Status::ShuttingDown
+        );
+        assert_eq!(status_for(&Error::Config("x".into())), Status::Unknown);
     }
 }

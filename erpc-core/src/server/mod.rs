@@ -6,6 +6,7 @@
 //! wait for in-flight calls up to the drain timeout plus a short grace, close.
 
 mod advertise;
+mod budget;
 mod connection;
 mod limits;
 mod registration;
@@ -27,7 +28,8 @@ use crate::config::ServerConfig;
 use crate::registry::Registry;
 use crate::service::Service;
 use crate::Error;
-use connection::{serve_connection, ServerContext};
+use budget::MemoryBudget;
+use connection::{serve_connection, ConnectionLimits, ServerContext};
 pub use limits::LimitRule;
 use registration::Registrations;
 use router::Router;
@@ -112,6 +114,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Calls in flight on one connection; at the limit the server stops reading that
+    /// connection until one finishes (TCP backpressure).
+    pub fn max_in_flight_per_connection(mut self, limit: usize) -> Self {
+        self.config.max_in_flight_per_connection = limit;
+        self
+    }
+
+    /// Bytes one connection may hold (requests being handled, answers not yet written);
+    /// at the limit the server stops reading that connection.
+    pub fn connection_memory_bytes(mut self, limit: usize) -> Self {
+        self.config.connection_memory_bytes = limit;
+        self
+    }
+
+    /// Request bytes (inflated) all handlers together may hold; a request beyond it is
+    /// refused `Overloaded` before it is decompressed or run.
+    pub fn memory_budget_bytes(mut self, limit: usize) -> Self {
+        self.config.memory_budget_bytes = limit;
+        self
+    }
+
+    /// A connection whose peer accepts no bytes for this long (it stopped reading its
+    /// answers) is closed, releasing everything it held.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// A connection with no inbound traffic and no call running for this long is closed.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// Adds a per-service or per-method overload limit.
     pub fn limit(mut self, rule: LimitRule) -> Self {
         self.config.limits.push(rule);
@@ -173,6 +209,15 @@ impl ServerBuilder {
             max_frame: config.max_frame_bytes,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(1)),
             compression,
+            connection_limits: ConnectionLimits {
+                max_in_flight: config.max_in_flight_per_connection,
+                max_bytes: config.connection_memory_bytes,
+                write_timeout: Duration::from_millis(config.write_timeout_ms.max(1)),
+            },
+            memory: MemoryBudget::new(config.memory_budget_bytes),
+            inflating: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             draining: CancellationToken::new(),
             closing: CancellationToken::new(),
         });

@@ -121,7 +121,7 @@ impl Connection {
         let waiting = shared.clone();
         let busy = move || waiting.pending.lock().waiters.len() > 1;
         tokio::spawn(async move {
-            if let Err(e) = run_writer(write, rx, busy).await {
+            if let Err(e) = run_writer(write, rx, busy, None).await {
                 writer_shared.close(format!("write failed: {e}"));
             }
         });
@@ -222,11 +222,18 @@ impl Drop for CallGuard<'_> {
             return;
         }
         let was_waiting = shared.pending.lock().waiters.remove(&self.id).is_some();
-        if was_waiting {
-            let _ = self
-                .connection
-                .queue
-                .try_send(control_frame(MessageType::Cancel, self.id).into());
+        if !was_waiting {
+            return;
+        }
+        let cancel = OutFrame::from(control_frame(MessageType::Cancel, self.id));
+        // A full queue (the provider reads slowly) must not lose the cancel: it is queued
+        // from a task instead, behind the frames already waiting.
+        if let Err(mpsc::error::TrySendError::Full(cancel)) = self.connection.queue.try_send(cancel)
+        {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let queue = self.connection.queue.clone();
+                runtime.spawn(async move { queue.send(cancel).await });
+            }
         }
     }
 }

@@ -11,12 +11,19 @@
 //! the writer first yields: the worker runs the other ready tasks (handlers, callers)
 //! and polls the socket once, and only then does the writer collect and write. An idle
 //! connection writes at once, so a lone call pays no extra latency.
+//!
+//! A frame may carry a charge against its connection's byte budget; the writer holds it
+//! until the frame's bytes are on the socket, so the budget counts queued bytes. With a
+//! write timeout, a peer that accepts no byte for that long (it stopped reading) ends the
+//! writer with [`std::io::ErrorKind::TimedOut`].
 
 use std::io::IoSlice;
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// Frames taken from the queue per batch.
 const BATCH_FRAMES: usize = 512;
@@ -28,10 +35,23 @@ pub(crate) const QUEUE_FRAMES: usize = 4096;
 
 /// A frame queued for sending, in up to two parts so that a request's shared body can be
 /// sent after a per-attempt header without copying it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct OutFrame {
     pub(crate) first: Bytes,
     pub(crate) rest: Bytes,
+    /// Budget held for this frame's bytes until they are written.
+    pub(crate) charge: Option<OwnedSemaphorePermit>,
+}
+
+impl OutFrame {
+    /// A one-part frame holding `charge` until it is written.
+    pub(crate) fn charged(first: Bytes, charge: OwnedSemaphorePermit) -> Self {
+        Self {
+            first,
+            rest: Bytes::new(),
+            charge: Some(charge),
+        }
+    }
 }
 
 impl From<Bytes> for OutFrame {
@@ -39,6 +59,7 @@ impl From<Bytes> for OutFrame {
         Self {
             first,
             rest: Bytes::new(),
+            charge: None,
         }
     }
 }
@@ -47,16 +68,19 @@ impl From<Bytes> for OutFrame {
 ///
 /// `busy` tells whether more frames are about to be queued (other calls in flight on
 /// this connection); if so the writer yields once before writing so they join the batch.
+/// With `write_timeout`, a write that makes no progress for that long fails the writer.
 pub(crate) async fn run_writer<W>(
     mut socket: W,
     mut queue: mpsc::Receiver<OutFrame>,
     busy: impl Fn() -> bool,
+    write_timeout: Option<Duration>,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
     let mut batch: Vec<OutFrame> = Vec::new();
     let mut parts: Vec<Bytes> = Vec::new();
+    let mut charges: Vec<OwnedSemaphorePermit> = Vec::new();
     while queue.recv_many(&mut batch, BATCH_FRAMES).await > 0 {
         if batch.len() < BATCH_FRAMES && busy() {
             tokio::task::yield_now().await;
@@ -72,15 +96,21 @@ where
             if !frame.rest.is_empty() {
                 parts.push(frame.rest);
             }
+            charges.extend(frame.charge);
         }
-        write_all_vectored(&mut socket, &mut parts).await?;
+        write_all_vectored(&mut socket, &mut parts, write_timeout).await?;
         parts.clear();
+        charges.clear();
     }
     socket.shutdown().await
 }
 
 /// Writes every byte of `frames`, consuming them from the front.
-async fn write_all_vectored<W>(socket: &mut W, frames: &mut [Bytes]) -> std::io::Result<()>
+async fn write_all_vectored<W>(
+    socket: &mut W,
+    frames: &mut [Bytes],
+    write_timeout: Option<Duration>,
+) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
@@ -96,7 +126,7 @@ where
                 .take(MAX_IOV)
                 .map(|f| IoSlice::new(f))
                 .collect();
-            socket.write_vectored(&slices).await?
+            within(write_timeout, socket.write_vectored(&slices)).await?
         };
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
@@ -115,6 +145,27 @@ where
     Ok(())
 }
 
+/// Runs one write, failing with `TimedOut` when it makes no progress within `timeout`.
+/// A write that completes on its first poll, as most do, arms no timer.
+async fn within<F>(timeout: Option<Duration>, write: F) -> std::io::Result<usize>
+where
+    F: std::future::Future<Output = std::io::Result<usize>>,
+{
+    let mut write = std::pin::pin!(write);
+    if let Poll::Ready(done) = futures::poll!(write.as_mut()) {
+        return done;
+    }
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("peer accepted no bytes for {limit:?} (not reading)"),
+            )
+        })?,
+        None => write.await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,7 +177,7 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(7);
         // Read concurrently: the tiny buffer blocks the writer until the reader drains it.
         let (tx, rx) = mpsc::channel(16);
-        let writer = tokio::spawn(run_writer(client, rx, || true));
+        let writer = tokio::spawn(run_writer(client, rx, || true, None));
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             server.read_to_end(&mut got).await.map(|_| got)
@@ -139,6 +190,7 @@ mod tests {
             tx.send(OutFrame {
                 first: Bytes::copy_from_slice(a),
                 rest: Bytes::copy_from_slice(b),
+                charge: None,
             })
             .await
             .unwrap();
@@ -147,5 +199,29 @@ mod tests {
         let got = reader.await.unwrap().unwrap();
         writer.await.unwrap().unwrap();
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_times_the_writer_out_and_charges_are_released() {
+        let (client, _server) = tokio::io::duplex(16);
+        let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
+        let (tx, rx) = mpsc::channel(4);
+        let writer = tokio::spawn(run_writer(
+            client,
+            rx,
+            || false,
+            Some(Duration::from_secs(5)),
+        ));
+        let charge = budget.clone().try_acquire_many_owned(64).unwrap();
+        tx.send(OutFrame::charged(Bytes::from(vec![1u8; 64]), charge))
+            .await
+            .unwrap();
+        let err = writer.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(
+            budget.available_permits(),
+            100,
+            "the unwritten frame's charge is released"
+        );
     }
 }

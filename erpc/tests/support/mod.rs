@@ -141,6 +141,8 @@ pub(crate) struct Probe {
     pub(crate) gathering: AtomicUsize,
     /// Highest number of `gather` handlers waiting at once.
     pub(crate) peak_gathering: AtomicUsize,
+    /// `echo` handlers that ran.
+    pub(crate) echoes: AtomicUsize,
 }
 
 impl Probe {
@@ -199,6 +201,7 @@ impl Drop for HoldGuard {
 
 impl Lab for LabImpl {
     async fn echo(&self, mut payload: Payload) -> Payload {
+        self.probe.echoes.fetch_add(1, Ordering::SeqCst);
         payload.id += 1;
         payload.data.reverse();
         payload
