@@ -75,13 +75,12 @@ pub fn init_tracing() {
 /// Client settings shared by the chaos tests: 300 ms heartbeat interval and timeout,
 /// a 5 s call timeout, and a short first breaker ejection (200 ms).
 pub fn client_config() -> ClientConfig {
-    ClientConfig {
-        timeout_ms: 5_000,
-        heartbeat_interval_ms: 300,
-        heartbeat_timeout_ms: 300,
-        breaker_ejection_ms: 200,
-        ..ClientConfig::default()
-    }
+    let mut config = ClientConfig::default();
+    config.timeout_ms = 5_000;
+    config.heartbeat_interval_ms = 300;
+    config.heartbeat_timeout_ms = 300;
+    config.breaker_ejection_ms = 200;
+    config
 }
 
 /// Starts one provider per name on free ports, each spec adjusted by `spec`.

@@ -28,11 +28,10 @@ async fn latency_aware_balancers_avoid_a_slow_provider() {
     }
     let mut shares = Vec::new();
     for balancer in ["round_robin", "least_active", "p2c"] {
+        let mut config = client_config();
+        config.balancer = balancer.to_string();
         let client = Client::builder()
-            .config(erpc::ClientConfig {
-                balancer: balancer.to_string(),
-                ..client_config()
-            })
+            .config(config)
             .direct(providers.iter().map(ProviderProcess::addr))
             .build()
             .expect("client builds");

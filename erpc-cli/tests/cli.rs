@@ -20,10 +20,8 @@ fn erpc(registry: &str, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_and_lists_a_real_provider() {
-    let config = erpc::ServerConfig {
-        bind: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
+    let mut config = erpc::ServerConfig::default();
+    config.bind = "127.0.0.1:0".into();
     let server = demo_provider::build_server(config, None)
         .await
         .expect("provider binds");

@@ -1,7 +1,9 @@
-//! Settings: defaults, overridden by an `erpc.toml` file, overridden by `ERPC_*` variables.
+//! Settings: defaults, overridden by an `erpc.toml` file, overridden by `ERPC_*`
+//! variables, overridden by code.
 //!
-//! Builders take a [`ClientConfig`] or [`ServerConfig`] and may override single values
-//! afterwards, so nothing is hard-coded.
+//! `Client::builder()` and `Server::builder()` start from [`Config::load`] (file, then
+//! environment) unless given a config explicitly with `.config(..)`; every builder call
+//! (`.timeout(..)`, `.bind(..)`, ...) wins over both, whatever the order of the calls.
 //!
 //! ```toml
 //! registry = "static://127.0.0.1:9000,127.0.0.1:9001"
@@ -18,13 +20,16 @@
 //! ```
 //!
 //! Every field has an environment variable: `ERPC_REGISTRY`, `ERPC_CLIENT_TIMEOUT_MS`,
-//! `ERPC_SERVER_BIND`, ... (the table path upper-cased and joined with `_`).
+//! `ERPC_SERVER_BIND`, ... (the table path upper-cased and joined with `_`; the list is
+//! derived from the structs themselves, see [`Config::env_vars`]). Values are read as
+//! JSON where they parse as such (numbers, booleans, `[..]`, `{..}` for
+//! `ERPC_SERVER_LIMITS` and `ERPC_SERVER_METADATA`), else as plain strings.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::client::{BreakerPolicy, ClusterMode, RetryBudgetPolicy};
 use crate::compress::{Compression, CompressionPolicy};
@@ -36,6 +41,7 @@ use crate::Error;
 /// All erpc settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Config {
     /// Registry URL (`static://..`, `nacos://..`).
     pub registry: Option<String>,
@@ -48,15 +54,18 @@ pub struct Config {
 /// Consumer settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Per-call timeout, sent to the provider as the deadline.
     pub timeout_ms: u64,
     /// Timeout for opening a TCP connection.
     pub connect_timeout_ms: u64,
     /// Serializer for requests: `msgpack`, `json`, `postcard`.
-    pub serialization: String,
+    #[serde(with = "by_name")]
+    pub serialization: Serialization,
     /// Compression for large requests: `none`, `gzip`, `zstd`.
-    pub compression: String,
+    #[serde(with = "by_name")]
+    pub compression: Compression,
     /// Payload size from which compression applies.
     pub compression_threshold: usize,
     /// Idle time after which the client pings a connection.
@@ -73,7 +82,8 @@ pub struct ClientConfig {
     /// never reached a provider).
     pub retries: u32,
     /// Cluster mode: `failover`, `failfast`, `failsafe`, `forking`, `forking:N`.
-    pub cluster: String,
+    #[serde(with = "by_name")]
+    pub cluster: ClusterMode,
     /// Load balancer: `random`, `round_robin`, `consistent_hash`, `least_active`, `p2c`.
     pub balancer: String,
     /// Calls in flight per provider; further callers wait (within their deadline).
@@ -86,8 +96,12 @@ pub struct ClientConfig {
     pub breaker_error_rate: f64,
     /// Calls needed in the window before the error rate counts.
     pub breaker_min_calls: u32,
+    /// Length of the window the error rate is measured over.
+    pub breaker_window_ms: u64,
     /// First ejection time; doubles while ejections repeat.
     pub breaker_ejection_ms: u64,
+    /// Longest ejection time.
+    pub breaker_max_ejection_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -95,8 +109,8 @@ impl Default for ClientConfig {
         Self {
             timeout_ms: 3_000,
             connect_timeout_ms: 1_000,
-            serialization: Serialization::default().name().into(),
-            compression: Compression::None.name().into(),
+            serialization: Serialization::default(),
+            compression: Compression::None,
             compression_threshold: CompressionPolicy::default().threshold,
             heartbeat_interval_ms: 5_000,
             heartbeat_timeout_ms: 5_000,
@@ -104,14 +118,16 @@ impl Default for ClientConfig {
             reconnect_backoff_ms: 100,
             reconnect_backoff_max_ms: 5_000,
             retries: 2,
-            cluster: ClusterMode::default().name().into(),
+            cluster: ClusterMode::default(),
             balancer: "p2c".into(),
             max_in_flight_per_provider: 10_000,
             retry_budget_ratio: RetryBudgetPolicy::default().ratio,
             breaker_consecutive_failures: BreakerPolicy::default().consecutive_failures,
             breaker_error_rate: BreakerPolicy::default().error_rate,
             breaker_min_calls: BreakerPolicy::default().min_calls,
-            breaker_ejection_ms: BreakerPolicy::default().base_ejection.as_millis() as u64,
+            breaker_window_ms: millis(BreakerPolicy::default().window),
+            breaker_ejection_ms: millis(BreakerPolicy::default().base_ejection),
+            breaker_max_ejection_ms: millis(BreakerPolicy::default().max_ejection),
         }
     }
 }
@@ -119,6 +135,7 @@ impl Default for ClientConfig {
 /// Provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: String,
@@ -131,7 +148,8 @@ pub struct ServerConfig {
     /// Largest request body accepted.
     pub max_frame_bytes: u32,
     /// Compression for large responses: `none`, `gzip`, `zstd`.
-    pub compression: String,
+    #[serde(with = "by_name")]
+    pub compression: Compression,
     /// Payload size from which compression applies.
     pub compression_threshold: usize,
     /// A connection with no inbound traffic and no call running for this long is closed.
@@ -167,7 +185,7 @@ impl Default for ServerConfig {
             weight: crate::registry::DEFAULT_WEIGHT,
             max_concurrency: 10_000,
             max_frame_bytes: DEFAULT_MAX_FRAME,
-            compression: Compression::None.name().into(),
+            compression: Compression::None,
             compression_threshold: CompressionPolicy::default().threshold,
             idle_timeout_ms: 60_000,
             max_in_flight_per_connection: 1_024,
@@ -187,30 +205,72 @@ impl ClientConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
-    pub(crate) fn breaker_policy(&self) -> BreakerPolicy {
+    /// The circuit-breaker policy these fields describe.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
         BreakerPolicy {
             consecutive_failures: self.breaker_consecutive_failures.max(1),
             error_rate: self.breaker_error_rate,
             min_calls: self.breaker_min_calls,
+            window: Duration::from_millis(self.breaker_window_ms.max(1)),
             base_ejection: Duration::from_millis(self.breaker_ejection_ms),
-            ..BreakerPolicy::default()
+            max_ejection: Duration::from_millis(self.breaker_max_ejection_ms),
         }
     }
 
-    pub(crate) fn compression_policy(&self) -> Result<CompressionPolicy, Error> {
-        Ok(CompressionPolicy {
-            algorithm: self.compression.parse()?,
+    /// Sets every breaker field from `policy`.
+    pub fn set_breaker_policy(&mut self, policy: BreakerPolicy) {
+        self.breaker_consecutive_failures = policy.consecutive_failures;
+        self.breaker_error_rate = policy.error_rate;
+        self.breaker_min_calls = policy.min_calls;
+        self.breaker_window_ms = millis(policy.window);
+        self.breaker_ejection_ms = millis(policy.base_ejection);
+        self.breaker_max_ejection_ms = millis(policy.max_ejection);
+    }
+
+    /// Request compression: algorithm and threshold.
+    pub fn compression_policy(&self) -> CompressionPolicy {
+        CompressionPolicy {
+            algorithm: self.compression,
             threshold: self.compression_threshold,
-        })
+        }
     }
 }
 
 impl ServerConfig {
-    pub(crate) fn compression_policy(&self) -> Result<CompressionPolicy, Error> {
-        Ok(CompressionPolicy {
-            algorithm: self.compression.parse()?,
+    /// Response compression: algorithm and threshold.
+    pub fn compression_policy(&self) -> CompressionPolicy {
+        CompressionPolicy {
+            algorithm: self.compression,
             threshold: self.compression_threshold,
-        })
+        }
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Serde for settings written by name (`"zstd"`, `"forking:3"`): `Display` out,
+/// `FromStr` in.
+mod by_name {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(de::Error::custom)
     }
 }
 
@@ -254,129 +314,51 @@ impl Config {
     }
 
     /// Overrides fields from variables looked up by `var` (`ERPC_CLIENT_TIMEOUT_MS`, ...).
+    ///
+    /// Every field has its variable, named after its path (see [`Config::env_vars`]).
+    ///
+    /// ```
+    /// let mut config = erpc_core::Config::default();
+    /// config
+    ///     .apply_env(|name| match name {
+    ///         "ERPC_CLIENT_TIMEOUT_MS" => Some("250".into()),
+    ///         "ERPC_CLIENT_COMPRESSION" => Some("zstd".into()),
+    ///         _ => None,
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(config.client.timeout_ms, 250);
+    /// assert_eq!(config.client.compression, erpc_core::Compression::Zstd);
+    /// ```
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-        if let Some(v) = var("ERPC_REGISTRY") {
-            self.registry = Some(v);
+        let mut tree = serde_json::to_value(&*self)
+            .map_err(|e| Error::Config(format!("settings do not serialize: {e}")))?;
+        for (name, path) in env_paths(&tree) {
+            let Some(raw) = var(&name) else { continue };
+            tree = with_env_value(&tree, &path, &raw)
+                .map_err(|e| Error::Config(format!("{name}={raw:?}: {e}")))?;
         }
-        let c = &mut self.client;
-        set(&var, "ERPC_CLIENT_TIMEOUT_MS", &mut c.timeout_ms)?;
-        set(
-            &var,
-            "ERPC_CLIENT_CONNECT_TIMEOUT_MS",
-            &mut c.connect_timeout_ms,
-        )?;
-        set(&var, "ERPC_CLIENT_SERIALIZATION", &mut c.serialization)?;
-        set(&var, "ERPC_CLIENT_COMPRESSION", &mut c.compression)?;
-        set(
-            &var,
-            "ERPC_CLIENT_COMPRESSION_THRESHOLD",
-            &mut c.compression_threshold,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_HEARTBEAT_INTERVAL_MS",
-            &mut c.heartbeat_interval_ms,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_HEARTBEAT_TIMEOUT_MS",
-            &mut c.heartbeat_timeout_ms,
-        )?;
-        set(&var, "ERPC_CLIENT_MAX_FRAME_BYTES", &mut c.max_frame_bytes)?;
-        set(
-            &var,
-            "ERPC_CLIENT_RECONNECT_BACKOFF_MS",
-            &mut c.reconnect_backoff_ms,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_RECONNECT_BACKOFF_MAX_MS",
-            &mut c.reconnect_backoff_max_ms,
-        )?;
-        set(&var, "ERPC_CLIENT_RETRIES", &mut c.retries)?;
-        set(&var, "ERPC_CLIENT_CLUSTER", &mut c.cluster)?;
-        set(&var, "ERPC_CLIENT_BALANCER", &mut c.balancer)?;
-        set(
-            &var,
-            "ERPC_CLIENT_MAX_IN_FLIGHT_PER_PROVIDER",
-            &mut c.max_in_flight_per_provider,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_RETRY_BUDGET_RATIO",
-            &mut c.retry_budget_ratio,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_BREAKER_CONSECUTIVE_FAILURES",
-            &mut c.breaker_consecutive_failures,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_BREAKER_ERROR_RATE",
-            &mut c.breaker_error_rate,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_BREAKER_MIN_CALLS",
-            &mut c.breaker_min_calls,
-        )?;
-        set(
-            &var,
-            "ERPC_CLIENT_BREAKER_EJECTION_MS",
-            &mut c.breaker_ejection_ms,
-        )?;
-        let s = &mut self.server;
-        set(&var, "ERPC_SERVER_BIND", &mut s.bind)?;
-        if let Some(v) = var("ERPC_SERVER_ADVERTISE") {
-            s.advertise = Some(v);
-        }
-        set(&var, "ERPC_SERVER_WEIGHT", &mut s.weight)?;
-        set(&var, "ERPC_SERVER_MAX_CONCURRENCY", &mut s.max_concurrency)?;
-        set(&var, "ERPC_SERVER_MAX_FRAME_BYTES", &mut s.max_frame_bytes)?;
-        set(&var, "ERPC_SERVER_COMPRESSION", &mut s.compression)?;
-        set(
-            &var,
-            "ERPC_SERVER_COMPRESSION_THRESHOLD",
-            &mut s.compression_threshold,
-        )?;
-        set(&var, "ERPC_SERVER_IDLE_TIMEOUT_MS", &mut s.idle_timeout_ms)?;
-        set(
-            &var,
-            "ERPC_SERVER_MAX_IN_FLIGHT_PER_CONNECTION",
-            &mut s.max_in_flight_per_connection,
-        )?;
-        set(
-            &var,
-            "ERPC_SERVER_CONNECTION_MEMORY_BYTES",
-            &mut s.connection_memory_bytes,
-        )?;
-        set(
-            &var,
-            "ERPC_SERVER_MEMORY_BUDGET_BYTES",
-            &mut s.memory_budget_bytes,
-        )?;
-        set(
-            &var,
-            "ERPC_SERVER_WRITE_TIMEOUT_MS",
-            &mut s.write_timeout_ms,
-        )?;
-        set(
-            &var,
-            "ERPC_SERVER_DRAIN_TIMEOUT_MS",
-            &mut s.drain_timeout_ms,
-        )?;
-        set(&var, "ERPC_SERVER_GOAWAY_GRACE_MS", &mut s.goaway_grace_ms)?;
+        *self = serde_json::from_value(tree)
+            .map_err(|e| Error::Config(format!("settings from the environment: {e}")))?;
         self.validate()
     }
 
-    /// Checks names that are only known at run time (serializer, compression).
+    /// The name of every environment variable that sets a field, derived from the
+    /// structs: `ERPC_` + the field's path upper-cased and joined with `_`.
+    ///
+    /// ```
+    /// let vars = erpc_core::Config::env_vars();
+    /// assert!(vars.iter().any(|v| v == "ERPC_CLIENT_TIMEOUT_MS"));
+    /// assert!(vars.iter().any(|v| v == "ERPC_SERVER_GOAWAY_GRACE_MS"));
+    /// ```
+    pub fn env_vars() -> Vec<String> {
+        serde_json::to_value(Config::default())
+            .map(|tree| env_paths(&tree).into_iter().map(|(name, _)| name).collect())
+            .unwrap_or_default()
+    }
+
+    /// Checks what types alone cannot (balancer names, limits of at least one).
     pub fn validate(&self) -> Result<(), Error> {
-        Serialization::from_str(&self.client.serialization)?;
-        ClusterMode::from_str(&self.client.cluster)?;
         crate::balance::by_name(&self.client.balancer)?;
-        Compression::from_str(&self.client.compression)?;
-        Compression::from_str(&self.server.compression)?;
         if self.server.max_concurrency == 0 {
             return Err(Error::Config(
                 "server.max_concurrency must be at least 1".into(),
@@ -386,21 +368,49 @@ impl Config {
     }
 }
 
-fn set<T: FromStr>(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    slot: &mut T,
-) -> Result<(), Error>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(value) = var(name) {
-        *slot = value
-            .trim()
-            .parse()
-            .map_err(|e| Error::Config(format!("{name}={value:?}: {e}")))?;
+/// Every leaf setting of `tree` (tables `client` and `server`, and top-level values)
+/// with its variable name.
+fn env_paths(tree: &Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let Some(top) = tree.as_object() else {
+        return out;
+    };
+    for (key, value) in top {
+        match value.as_object() {
+            Some(section) => {
+                for field in section.keys() {
+                    let name = format!("ERPC_{key}_{field}").to_ascii_uppercase();
+                    out.push((name, vec![key.clone(), field.clone()]));
+                }
+            }
+            None => out.push((
+                format!("ERPC_{key}").to_ascii_uppercase(),
+                vec![key.clone()],
+            )),
+        }
     }
-    Ok(())
+    out
+}
+
+/// `tree` with the setting at `path` read from a variable's text: as JSON where that
+/// makes a valid setting (numbers, booleans, lists, tables), else as the text itself.
+fn with_env_value(tree: &Value, path: &[String], raw: &str) -> Result<Value, String> {
+    let text = raw.trim();
+    let as_json = serde_json::from_str(text).ok();
+    let mut problem = String::from("not a valid value");
+    for candidate in as_json.into_iter().chain([Value::String(text.to_string())]) {
+        let mut trial = tree.clone();
+        let slot = path
+            .iter()
+            .try_fold(&mut trial, |node, key| node.get_mut(key.as_str()))
+            .ok_or("no such setting")?;
+        *slot = candidate;
+        match serde_json::from_value::<Config>(trial.clone()) {
+            Ok(_) => return Ok(trial),
+            Err(e) => problem = e.to_string(),
+        }
+    }
+    Err(problem)
 }
 
 #[cfg(test)]
@@ -425,6 +435,59 @@ mod tests {
             .apply_env(|name| (name == "ERPC_CLIENT_RETRIES").then(|| "many".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("ERPC_CLIENT_RETRIES"), "{err}");
+    }
+
+    #[test]
+    fn every_field_has_a_variable_that_reads_back_its_own_value() {
+        let vars = Config::env_vars();
+        for expected in [
+            "ERPC_REGISTRY",
+            "ERPC_CLIENT_CLUSTER",
+            "ERPC_CLIENT_BREAKER_MAX_EJECTION_MS",
+            "ERPC_SERVER_GOAWAY_GRACE_MS",
+            "ERPC_SERVER_WRITE_TIMEOUT_MS",
+            "ERPC_SERVER_LIMITS",
+            "ERPC_SERVER_METADATA",
+        ] {
+            assert!(vars.iter().any(|v| v == expected), "{expected} missing");
+        }
+        let tree = serde_json::to_value(Config::default()).unwrap();
+        let fields: usize = tree
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_object().map_or(1, |section| section.len()))
+            .sum();
+        assert_eq!(vars.len(), fields, "one variable per field");
+        // A non-default value for every field, given as its variable's text.
+        let mut changed = Config {
+            registry: Some("static://a:1".into()),
+            ..Config::default()
+        };
+        changed.client.timeout_ms = 7;
+        changed.client.serialization = Serialization::Postcard;
+        changed.client.cluster = ClusterMode::Forking(3);
+        changed.client.balancer = "round_robin".into();
+        changed.client.breaker_error_rate = 0.25;
+        changed.server.goaway_grace_ms = 9;
+        changed.server.advertise = Some("10.0.0.1:9".into());
+        changed.server.metadata.insert("zone".into(), "a".into());
+        let mut rule = LimitRule::service("a::B");
+        rule.max_concurrency = Some(3);
+        changed.server.limits.push(rule);
+        let texts = serde_json::to_value(&changed).unwrap();
+        let mut read = Config::default();
+        read.apply_env(|name| {
+            let path = env_paths(&texts).into_iter().find(|(n, _)| n == name)?.1;
+            let value = path.iter().try_fold(&texts, |node, key| node.get(key))?;
+            Some(match value {
+                Value::String(text) => text.clone(),
+                Value::Null => return None,
+                other => other.to_string(),
+            })
+        })
+        .unwrap();
+        assert_eq!(read, changed);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use erpc::{ClientConfig, Error};
+use erpc::Error;
 use support::{
     bounded, direct, eventually, server, spawn, start, LabClient, LabImpl, LabServer, Probe,
     TEST_LIMIT,
@@ -69,12 +69,10 @@ async fn an_abrupt_close_fails_calls_at_once_and_a_restart_is_reconnected() {
         let probe = first.probe();
         let provider = start(first).await;
         let addr = provider.local_addr();
-        let config = ClientConfig {
-            reconnect_backoff_ms: 100,
-            reconnect_backoff_max_ms: BACKOFF_MAX.as_millis() as u64,
-            ..ClientConfig::default()
-        };
-        let client = direct(addr).config(config).build().unwrap();
+        let client = direct(addr)
+            .reconnect_backoff(Duration::from_millis(100), BACKOFF_MAX)
+            .build()
+            .unwrap();
         let lab = LabClient::new(client).with_timeout(Duration::from_secs(10));
         assert_eq!(lab.whoami().await.unwrap(), "first");
 

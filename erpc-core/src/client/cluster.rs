@@ -38,6 +38,16 @@ impl ClusterMode {
     }
 }
 
+impl std::fmt::Display for ClusterMode {
+    /// The name [`FromStr`] reads back: `failover`, ..., `forking:N`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Forking(n) => write!(f, "forking:{n}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
 impl FromStr for ClusterMode {
     type Err = Error;
 

@@ -29,7 +29,7 @@ pub use stub::ServiceClient;
 
 use crate::balance::{Candidate, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
-use crate::config::ClientConfig;
+use crate::config::{millis, ClientConfig};
 use crate::message::{decode_response, EncodedRequest, OutboundRequest};
 use crate::protocol::Metadata;
 use crate::registry::{Provider, Registry, StaticRegistry};
@@ -461,19 +461,45 @@ fn failsafe_value<R: DeserializeOwned>(
     }
 }
 
+/// A builder call's change to the settings, applied over the file and environment.
+type Edit = Box<dyn FnOnce(&mut ClientConfig) + Send>;
+
 /// Builds a [`Client`].
+///
+/// Settings start from [`crate::Config::load`] (defaults, `erpc.toml`, `ERPC_*`
+/// variables), or from the config given to [`ClientBuilder::config`]; every other
+/// builder call wins over them, whatever the order of the calls.
 #[derive(Default)]
 pub struct ClientBuilder {
-    config: ClientConfig,
+    base: Option<ClientConfig>,
+    edits: Vec<Edit>,
     registry: Option<Arc<dyn Registry>>,
     balancer: Option<Arc<dyn LoadBalancer>>,
 }
 
 impl ClientBuilder {
-    /// Takes every setting from `config` (see [`crate::Config::load`]).
+    /// Starts from `config` instead of the file and environment; the builder's own
+    /// calls still win over it.
     pub fn config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
+        self.base = Some(config);
         self
+    }
+
+    fn edit(mut self, edit: impl FnOnce(&mut ClientConfig) + Send + 'static) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// The settings this builder will build with.
+    fn settings(&mut self) -> Result<ClientConfig, Error> {
+        let mut config = match self.base.take() {
+            Some(config) => config,
+            None => crate::Config::load()?.client,
+        };
+        for edit in self.edits.drain(..) {
+            edit(&mut config);
+        }
+        Ok(config)
     }
 
     /// Where providers are found.
@@ -498,44 +524,67 @@ impl ClientBuilder {
     }
 
     /// Default per-call timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout_ms = millis(timeout);
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.edit(move |c| c.timeout_ms = millis(timeout))
+    }
+
+    /// Timeout for opening a connection to a provider.
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.edit(move |c| c.connect_timeout_ms = millis(timeout))
     }
 
     /// Serializer for requests.
-    pub fn serialization(mut self, serialization: Serialization) -> Self {
-        self.config.serialization = serialization.name().to_string();
-        self
+    pub fn serialization(self, serialization: Serialization) -> Self {
+        self.edit(move |c| c.serialization = serialization)
     }
 
     /// Compression for requests at or above `policy.threshold` bytes.
-    pub fn compression(mut self, policy: CompressionPolicy) -> Self {
-        self.config.compression = policy.algorithm.name().to_string();
-        self.config.compression_threshold = policy.threshold;
-        self
+    pub fn compression(self, policy: CompressionPolicy) -> Self {
+        self.edit(move |c| {
+            c.compression = policy.algorithm;
+            c.compression_threshold = policy.threshold;
+        })
     }
 
     /// Idle time before a ping, and the time a ping may go unanswered.
-    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.config.heartbeat_interval_ms = millis(interval);
-        self.config.heartbeat_timeout_ms = millis(timeout);
-        self
+    pub fn heartbeat(self, interval: Duration, timeout: Duration) -> Self {
+        self.edit(move |c| {
+            c.heartbeat_interval_ms = millis(interval);
+            c.heartbeat_timeout_ms = millis(timeout);
+        })
+    }
+
+    /// Largest response body accepted.
+    pub fn max_frame_bytes(self, limit: u32) -> Self {
+        self.edit(move |c| c.max_frame_bytes = limit)
+    }
+
+    /// First and longest delay between reconnect attempts to a provider that refused.
+    pub fn reconnect_backoff(self, initial: Duration, max: Duration) -> Self {
+        self.edit(move |c| {
+            c.reconnect_backoff_ms = millis(initial);
+            c.reconnect_backoff_max_ms = millis(max);
+        })
     }
 
     /// Extra attempts on other providers.
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.config.retries = retries;
-        self
+    pub fn retries(self, retries: u32) -> Self {
+        self.edit(move |c| c.retries = retries)
+    }
+
+    /// Retries allowed as a share of calls (the retry budget).
+    pub fn retry_budget_ratio(self, ratio: f64) -> Self {
+        self.edit(move |c| c.retry_budget_ratio = ratio)
+    }
+
+    /// The circuit breaker's policy (every field).
+    pub fn breaker(self, policy: BreakerPolicy) -> Self {
+        self.edit(move |c| c.set_breaker_policy(policy))
     }
 
     /// The cluster mode (default failover).
-    pub fn cluster(mut self, mode: ClusterMode) -> Self {
-        self.config.cluster = match mode {
-            ClusterMode::Forking(n) => format!("forking:{n}"),
-            other => other.name().to_string(),
-        };
-        self
+    pub fn cluster(self, mode: ClusterMode) -> Self {
+        self.edit(move |c| c.cluster = mode)
     }
 
     /// The load balancer (default: see [`crate::balance`]).
@@ -545,22 +594,21 @@ impl ClientBuilder {
     }
 
     /// Calls in flight per provider before further callers wait.
-    pub fn max_in_flight_per_provider(mut self, limit: usize) -> Self {
-        self.config.max_in_flight_per_provider = limit;
-        self
+    pub fn max_in_flight_per_provider(self, limit: usize) -> Self {
+        self.edit(move |c| c.max_in_flight_per_provider = limit)
     }
 
     /// Builds the client; connections open lazily on first call.
     ///
     /// Fails when no registry was given or a setting is invalid.
-    pub fn build(self) -> Result<Client, Error> {
-        let config = self.config;
+    pub fn build(mut self) -> Result<Client, Error> {
+        let config = self.settings()?;
         let registry = self.registry.ok_or_else(|| {
             Error::Config("a client needs a registry (e.g. static://host:port)".into())
         })?;
-        let serialization: Serialization = config.serialization.parse()?;
-        let compression = config.compression_policy()?;
-        let cluster: ClusterMode = config.cluster.parse()?;
+        let serialization = config.serialization;
+        let compression = config.compression_policy();
+        let cluster = config.cluster;
         let balancer = match self.balancer {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
@@ -604,8 +652,4 @@ impl ClientBuilder {
         });
         Ok(Client { inner })
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::compress::CompressionPolicy;
-use crate::config::ServerConfig;
+use crate::config::{millis, ServerConfig};
 use crate::registry::Registry;
 use crate::service::Service;
 use crate::Error;
@@ -45,30 +45,56 @@ use router::Router;
 ///     .await
 /// # }
 /// ```
+///
+/// Settings start from [`crate::Config::load`] (defaults, `erpc.toml`, `ERPC_*`
+/// variables), or from the config given to [`ServerBuilder::config`]; every other
+/// builder call wins over them, whatever the order of the calls.
 #[derive(Default)]
 pub struct ServerBuilder {
-    config: ServerConfig,
+    base: Option<ServerConfig>,
+    edits: Vec<Edit>,
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
 }
 
+/// A builder call's change to the settings, applied over the file and environment.
+type Edit = Box<dyn FnOnce(&mut ServerConfig) + Send>;
+
 impl ServerBuilder {
-    /// Takes every setting from `config` (see [`crate::Config::load`]).
+    /// Starts from `config` instead of the file and environment; the builder's own
+    /// calls still win over it.
     pub fn config(mut self, config: ServerConfig) -> Self {
-        self.config = config;
+        self.base = Some(config);
         self
+    }
+
+    fn edit(mut self, edit: impl FnOnce(&mut ServerConfig) + Send + 'static) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// The settings this builder will build with.
+    fn settings(&mut self) -> Result<ServerConfig, Error> {
+        let mut config = match self.base.take() {
+            Some(config) => config,
+            None => crate::Config::load()?.server,
+        };
+        for edit in self.edits.drain(..) {
+            edit(&mut config);
+        }
+        Ok(config)
     }
 
     /// Address to listen on (`127.0.0.1:0` picks a free port).
-    pub fn bind(mut self, addr: impl Into<String>) -> Self {
-        self.config.bind = addr.into();
-        self
+    pub fn bind(self, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        self.edit(move |c| c.bind = addr)
     }
 
     /// Address registered for consumers, when it differs from the bound one.
-    pub fn advertise(mut self, addr: impl Into<String>) -> Self {
-        self.config.advertise = Some(addr.into());
-        self
+    pub fn advertise(self, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        self.edit(move |c| c.advertise = Some(addr))
     }
 
     /// Hosts a service (a generated `XxxServer`).
@@ -90,86 +116,85 @@ impl ServerBuilder {
     }
 
     /// Handlers running at once; more are answered `Overloaded`.
-    pub fn max_concurrency(mut self, limit: usize) -> Self {
-        self.config.max_concurrency = limit;
-        self
+    pub fn max_concurrency(self, limit: usize) -> Self {
+        self.edit(move |c| c.max_concurrency = limit)
     }
 
     /// Longest wait for in-flight calls on shutdown.
-    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.config.drain_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
+    pub fn drain_timeout(self, timeout: Duration) -> Self {
+        self.edit(move |c| c.drain_timeout_ms = millis(timeout))
     }
 
     /// Compression for responses at or above `policy.threshold` bytes.
-    pub fn compression(mut self, policy: CompressionPolicy) -> Self {
-        self.config.compression = policy.algorithm.name().to_string();
-        self.config.compression_threshold = policy.threshold;
-        self
+    pub fn compression(self, policy: CompressionPolicy) -> Self {
+        self.edit(move |c| {
+            c.compression = policy.algorithm;
+            c.compression_threshold = policy.threshold;
+        })
     }
 
     /// Largest request body accepted.
-    pub fn max_frame_bytes(mut self, limit: u32) -> Self {
-        self.config.max_frame_bytes = limit;
-        self
+    pub fn max_frame_bytes(self, limit: u32) -> Self {
+        self.edit(move |c| c.max_frame_bytes = limit)
     }
 
     /// Calls in flight on one connection; at the limit the server stops reading that
     /// connection until one finishes (TCP backpressure).
-    pub fn max_in_flight_per_connection(mut self, limit: usize) -> Self {
-        self.config.max_in_flight_per_connection = limit;
-        self
+    pub fn max_in_flight_per_connection(self, limit: usize) -> Self {
+        self.edit(move |c| c.max_in_flight_per_connection = limit)
     }
 
     /// Bytes one connection may hold (requests being handled, answers not yet written);
     /// at the limit the server stops reading that connection.
-    pub fn connection_memory_bytes(mut self, limit: usize) -> Self {
-        self.config.connection_memory_bytes = limit;
-        self
+    pub fn connection_memory_bytes(self, limit: usize) -> Self {
+        self.edit(move |c| c.connection_memory_bytes = limit)
     }
 
     /// Request bytes (inflated) all handlers together may hold; a request beyond it is
     /// refused `Overloaded` before it is decompressed or run.
-    pub fn memory_budget_bytes(mut self, limit: usize) -> Self {
-        self.config.memory_budget_bytes = limit;
-        self
+    pub fn memory_budget_bytes(self, limit: usize) -> Self {
+        self.edit(move |c| c.memory_budget_bytes = limit)
     }
 
     /// A connection whose peer accepts no bytes for this long (it stopped reading its
     /// answers) is closed, releasing everything it held.
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.config.write_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
+    pub fn write_timeout(self, timeout: Duration) -> Self {
+        self.edit(move |c| c.write_timeout_ms = millis(timeout))
     }
 
     /// A connection with no inbound traffic and no call running for this long is closed.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.config.idle_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
+    pub fn idle_timeout(self, timeout: Duration) -> Self {
+        self.edit(move |c| c.idle_timeout_ms = millis(timeout))
     }
 
     /// Adds a per-service or per-method overload limit.
-    pub fn limit(mut self, rule: LimitRule) -> Self {
-        self.config.limits.push(rule);
-        self
+    pub fn limit(self, rule: LimitRule) -> Self {
+        self.edit(move |c| c.limits.push(rule))
     }
 
     /// Adds a registry metadata pair to every hosted service's registration.
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.config.metadata.insert(key.into(), value.into());
-        self
+    pub fn metadata(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        self.edit(move |c| {
+            c.metadata.insert(key, value);
+        })
     }
 
     /// Registry weight of this provider.
-    pub fn weight(mut self, weight: u32) -> Self {
-        self.config.weight = weight;
-        self
+    pub fn weight(self, weight: u32) -> Self {
+        self.edit(move |c| c.weight = weight)
+    }
+
+    /// After draining, how long connections keep answering late requests "shutting
+    /// down" before they close.
+    pub fn goaway_grace(self, grace: Duration) -> Self {
+        self.edit(move |c| c.goaway_grace_ms = millis(grace))
     }
 
     /// Binds the listener; the server starts serving with [`Server::serve`].
-    pub async fn build(self) -> Result<Server, Error> {
-        let config = self.config;
-        let compression = config.compression_policy()?;
+    pub async fn build(mut self) -> Result<Server, Error> {
+        let config = self.settings()?;
+        let compression = config.compression_policy();
         if config.max_concurrency == 0 {
             return Err(Error::Config("max_concurrency must be at least 1".into()));
         }
