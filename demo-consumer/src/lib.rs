@@ -53,7 +53,7 @@ pub async fn run(args: ConsumerArgs) -> Result<(), erpc::Error> {
         };
     let client = erpc::Client::builder()
         .config(config.client)
-        .registry_arc(registry)
+        .registry(registry)
         .build()?;
     let outcome = exercise(&client, &args).await;
     if !providers.is_empty() {

@@ -53,7 +53,7 @@ pub async fn build_server(
         .add_service(HelloServiceServer::new(HelloImpl))
         .add_service(CalculatorServer::new(calculator));
     if let Some(registry) = registry {
-        builder = builder.registry_arc(registry);
+        builder = builder.registry(registry);
     }
     let server = builder.build().await?;
     let _ = addr.set(server.advertised_addr().to_string());

@@ -143,7 +143,7 @@ async fn call(
         return Err("arguments must be a JSON array, one element per method argument".into());
     }
     let client = Client::builder()
-        .registry_arc(erpc::registry_from_url(registry).map_err(|e| e.to_string())?)
+        .registry(erpc::registry_from_url(registry).map_err(|e| e.to_string())?)
         .serialization(Serialization::Json)
         .retries(0)
         .build()

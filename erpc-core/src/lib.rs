@@ -10,6 +10,8 @@
 //!
 //! Users normally depend on the `erpc` facade crate, which re-exports all of this.
 
+#![forbid(unsafe_code)]
+
 pub mod balance;
 mod client;
 pub mod compress;

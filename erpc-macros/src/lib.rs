@@ -7,6 +7,8 @@
 //! so one build reports them together, each on the offending tokens) and then emits, with
 //! `quote`, the rewritten trait, a descriptor, a server wrapper and two clients.
 
+#![forbid(unsafe_code)]
+
 mod attr;
 mod errors;
 mod expand;

@@ -30,6 +30,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod beat;
 mod client;

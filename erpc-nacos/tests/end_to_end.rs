@@ -41,7 +41,7 @@ async fn provider(server: &Server) -> (erpc::ServerHandle, String) {
     let addr = format!("127.0.0.1:{}", support::free_port(false));
     let bound = erpc::Server::builder()
         .bind(addr.clone())
-        .registry_arc(nacos(server))
+        .registry(nacos(server))
         .add_service(WhoamiServer::new(Named(addr.clone())))
         .metadata("preserved.heart.beat.interval", "1000")
         .metadata("preserved.heart.beat.timeout", "3000")
@@ -131,7 +131,7 @@ async fn scenario(server: &mut Server) {
     let (first, first_addr) = provider(server).await;
     let (second, second_addr) = provider(server).await;
     let client = erpc::Client::builder()
-        .registry_arc(nacos(server))
+        .registry(nacos(server))
         .timeout(Duration::from_secs(2))
         .heartbeat(Duration::from_millis(300), Duration::from_millis(300))
         .build()

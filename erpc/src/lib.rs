@@ -3,6 +3,8 @@
 //! Annotate a trait with [`service`] to get a client, a blocking client and a server
 //! dispatch table; see `erpc-core` for the runtime.
 
+#![forbid(unsafe_code)]
+
 pub use erpc_core::*;
 pub use erpc_macros::service;
 

@@ -29,7 +29,7 @@ async fn a_client_built_from_config_obeys_its_timeout() {
         let registry = erpc::registry_from_url(config.registry.as_deref().unwrap()).unwrap();
         let client = Client::builder()
             .config(config.client)
-            .registry_arc(registry)
+            .registry(registry)
             .build()
             .unwrap();
         let lab = LabClient::new(client);

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use erpc::{Client, ClientConfig, Server, ServerConfig};
-use support::{bounded, LabImpl, LabServer, TEST_LIMIT};
+use support::{bounded, LabClient, LabImpl, LabServer, TEST_LIMIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builders_take_file_then_environment_then_code() {
@@ -68,7 +68,13 @@ async fn builders_take_file_then_environment_then_code() {
             .await
             .unwrap();
         assert_ne!(server.local_addr().port(), 9000);
-        drop(server);
+        // ERPC_REGISTRY is where a client with no registry in code finds providers.
+        std::env::set_var("ERPC_REGISTRY", format!("static://{}", server.local_addr()));
+        let server = server.spawn();
+        let lab = LabClient::new(Client::builder().build().unwrap());
+        assert_eq!(lab.whoami().await.unwrap(), "lab");
+        server.shutdown().await.unwrap();
+        std::env::remove_var("ERPC_REGISTRY");
         std::env::set_var("ERPC_SERVER_BIND", "not an address");
         let mut defaults = ServerConfig::default();
         defaults.bind = "also not an address".into();

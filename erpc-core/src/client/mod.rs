@@ -467,8 +467,9 @@ type Edit = Box<dyn FnOnce(&mut ClientConfig) + Send>;
 /// Builds a [`Client`].
 ///
 /// Settings start from [`crate::Config::load`] (defaults, `erpc.toml`, `ERPC_*`
-/// variables), or from the config given to [`ClientBuilder::config`]; every other
-/// builder call wins over them, whatever the order of the calls.
+/// variables, including the `registry` URL), or from the config given to
+/// [`ClientBuilder::config`]; every other builder call wins over them, whatever the
+/// order of the calls.
 #[derive(Default)]
 pub struct ClientBuilder {
     base: Option<ClientConfig>,
@@ -490,27 +491,26 @@ impl ClientBuilder {
         self
     }
 
-    /// The settings this builder will build with.
-    fn settings(&mut self) -> Result<ClientConfig, Error> {
-        let mut config = match self.base.take() {
-            Some(config) => config,
-            None => crate::Config::load()?.client,
+    /// The settings this builder will build with, and the registry URL of the file
+    /// or environment when no explicit config was given.
+    fn settings(&mut self) -> Result<(ClientConfig, Option<String>), Error> {
+        let (mut config, registry) = match self.base.take() {
+            Some(config) => (config, None),
+            None => {
+                let loaded = crate::Config::load()?;
+                (loaded.client, loaded.registry)
+            }
         };
         for edit in self.edits.drain(..) {
             edit(&mut config);
         }
-        Ok(config)
+        Ok((config, registry))
     }
 
-    /// Where providers are found.
+    /// Where providers are found: any [`Registry`], or a shared `Arc<dyn Registry>`
+    /// such as [`crate::registry::from_url`] returns.
     pub fn registry(mut self, registry: impl Registry) -> Self {
         self.registry = Some(Arc::new(registry));
-        self
-    }
-
-    /// Where providers are found, as a shared handle.
-    pub fn registry_arc(mut self, registry: Arc<dyn Registry>) -> Self {
-        self.registry = Some(registry);
         self
     }
 
@@ -602,10 +602,18 @@ impl ClientBuilder {
     ///
     /// Fails when no registry was given or a setting is invalid.
     pub fn build(mut self) -> Result<Client, Error> {
-        let config = self.settings()?;
-        let registry = self.registry.ok_or_else(|| {
-            Error::Config("a client needs a registry (e.g. static://host:port)".into())
-        })?;
+        let (config, registry_url) = self.settings()?;
+        let registry = match (self.registry, registry_url) {
+            (Some(registry), _) => registry,
+            (None, Some(url)) => crate::registry::from_url(&url)?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "a client needs a registry: .registry(..), .direct(..), or `registry` in \
+                     erpc.toml / ERPC_REGISTRY (e.g. static://host:port)"
+                        .into(),
+                ))
+            }
+        };
         let serialization = config.serialization;
         let compression = config.compression_policy();
         let cluster = config.cluster;

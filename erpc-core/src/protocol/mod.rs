@@ -66,6 +66,7 @@ impl MessageType {
 /// Outcome of a call, in a response frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Status {
     /// Payload is the serialized return value.
     Ok = 0,

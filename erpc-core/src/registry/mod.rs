@@ -132,6 +132,23 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Registry>, Error> {
     }
 }
 
+/// A shared registry is a registry: `Arc<dyn Registry>` (what [`from_url`] returns) goes
+/// wherever a registry is taken.
+#[async_trait]
+impl<R: Registry + ?Sized> Registry for Arc<R> {
+    async fn register(&self, registration: &Registration) -> Result<(), Error> {
+        (**self).register(registration).await
+    }
+
+    async fn deregister(&self, registration: &Registration) -> Result<(), Error> {
+        (**self).deregister(registration).await
+    }
+
+    async fn subscribe(&self, key: &ServiceKey) -> Result<ChangeStream, Error> {
+        (**self).subscribe(key).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,8 +47,9 @@ use router::Router;
 /// ```
 ///
 /// Settings start from [`crate::Config::load`] (defaults, `erpc.toml`, `ERPC_*`
-/// variables), or from the config given to [`ServerBuilder::config`]; every other
-/// builder call wins over them, whatever the order of the calls.
+/// variables, including the `registry` URL), or from the config given to
+/// [`ServerBuilder::config`]; every other builder call wins over them, whatever the
+/// order of the calls.
 #[derive(Default)]
 pub struct ServerBuilder {
     base: Option<ServerConfig>,
@@ -73,16 +74,20 @@ impl ServerBuilder {
         self
     }
 
-    /// The settings this builder will build with.
-    fn settings(&mut self) -> Result<ServerConfig, Error> {
-        let mut config = match self.base.take() {
-            Some(config) => config,
-            None => crate::Config::load()?.server,
+    /// The settings this builder will build with, and the registry URL of the file
+    /// or environment when no explicit config was given.
+    fn settings(&mut self) -> Result<(ServerConfig, Option<String>), Error> {
+        let (mut config, registry) = match self.base.take() {
+            Some(config) => (config, None),
+            None => {
+                let loaded = crate::Config::load()?;
+                (loaded.server, loaded.registry)
+            }
         };
         for edit in self.edits.drain(..) {
             edit(&mut config);
         }
-        Ok(config)
+        Ok((config, registry))
     }
 
     /// Address to listen on (`127.0.0.1:0` picks a free port).
@@ -103,15 +108,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Registry to announce every hosted service in.
+    /// Registry to announce every hosted service in: any [`Registry`], or a shared
+    /// `Arc<dyn Registry>` such as [`crate::registry::from_url`] returns.
     pub fn registry(mut self, registry: impl Registry) -> Self {
         self.registry = Some(Arc::new(registry));
-        self
-    }
-
-    /// Registry as a shared handle.
-    pub fn registry_arc(mut self, registry: Arc<dyn Registry>) -> Self {
-        self.registry = Some(registry);
         self
     }
 
@@ -193,7 +193,12 @@ impl ServerBuilder {
 
     /// Binds the listener; the server starts serving with [`Server::serve`].
     pub async fn build(mut self) -> Result<Server, Error> {
-        let config = self.settings()?;
+        let (config, registry_url) = self.settings()?;
+        let registry = match (self.registry.take(), registry_url) {
+            (Some(registry), _) => Some(registry),
+            (None, Some(url)) => Some(crate::registry::from_url(&url)?),
+            (None, None) => None,
+        };
         let compression = config.compression_policy();
         if config.max_concurrency == 0 {
             return Err(Error::Config("max_concurrency must be at least 1".into()));
@@ -251,7 +256,7 @@ impl ServerBuilder {
             local_addr,
             advertised,
             context,
-            registry: self.registry,
+            registry,
             registrations,
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             goaway_grace: Duration::from_millis(config.goaway_grace_ms),
