@@ -92,6 +92,19 @@ pub enum Error {
         /// Message from the provider.
         message: String,
     },
+    /// A request or response body was over the frame limit of the side that refused it:
+    /// a request is refused by the client before it is sent (over its own
+    /// `max_frame_bytes`) or by the provider unread; a response by the client unread.
+    /// Retrying elsewhere does not help, and the provider's health is not in question.
+    #[error("{direction} body of {size} bytes exceeds the {limit}-byte frame limit")]
+    FrameTooLarge {
+        /// Body size in bytes (head and payload, after compression).
+        size: u64,
+        /// The limit that refused it.
+        limit: u64,
+        /// Whether the request or the response was too large.
+        direction: FrameDirection,
+    },
     /// A frame broke the wire protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -137,6 +150,24 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// Which frame of a call was too large (see [`Error::FrameTooLarge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameDirection {
+    /// The request, consumer to provider.
+    Request,
+    /// The response, provider to consumer.
+    Response,
+}
+
+impl std::fmt::Display for FrameDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Request => "request",
+            Self::Response => "response",
+        })
     }
 }
 

@@ -31,7 +31,7 @@ pub use client::{
 };
 pub use compress::{Compression, CompressionPolicy};
 pub use config::{ClientConfig, Config, ServerConfig};
-pub use error::{Error, Result};
+pub use error::{Error, FrameDirection, Result};
 pub use protocol::Metadata;
 pub use serialize::Serialization;
 pub use server::{termination_signal, LimitRule, Server, ServerBuilder, ServerHandle};

@@ -14,7 +14,7 @@ use crate::protocol::{
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::writer::OutFrame;
-use crate::Error;
+use crate::{Error, FrameDirection};
 
 /// Everything needed to encode a request except the request id (set per connection).
 pub(crate) struct OutboundRequest<'a> {
@@ -24,6 +24,9 @@ pub(crate) struct OutboundRequest<'a> {
     pub(crate) metadata: &'a Metadata,
     pub(crate) serialization: Serialization,
     pub(crate) compression: CompressionPolicy,
+    /// Largest body a provider is expected to accept; larger requests are refused here,
+    /// before any byte is sent.
+    pub(crate) max_frame: u32,
 }
 
 impl OutboundRequest<'_> {
@@ -43,6 +46,14 @@ impl OutboundRequest<'_> {
         frame.end_head();
         self.serialization.encode(args, frame.buf())?;
         compress_payload(&mut frame, self.compression)?;
+        let size = frame.body_len();
+        if size > self.max_frame as usize {
+            return Err(Error::FrameTooLarge {
+                size: size as u64,
+                limit: u64::from(self.max_frame),
+                direction: FrameDirection::Request,
+            });
+        }
         let mut body = frame.finish().map_err(Error::Encode)?;
         let header = body.split_to(HEADER_LEN).freeze();
         Ok(EncodedRequest {
@@ -166,6 +177,14 @@ fn status_error(
         Status::ShuttingDown => Error::GoingAway {
             addr: addr.to_string(),
         },
+        Status::FrameTooLarge => {
+            let (size, limit) = oversized_figures(&message).unwrap_or_default();
+            Error::FrameTooLarge {
+                size,
+                limit,
+                direction: FrameDirection::Request,
+            }
+        }
         _ => Error::Remote { status, message },
     }
 }
@@ -190,6 +209,19 @@ pub(crate) fn read_request_envelope(
         serialization,
         compression,
     })
+}
+
+/// The refusal message of an oversized frame, as [`oversized_message`] writes it.
+pub(crate) fn oversized_message(size: u32, limit: u32) -> String {
+    format!("frame body of {size} bytes exceeds the {limit}-byte limit")
+}
+
+/// Size and limit read back from an [`oversized_message`].
+fn oversized_figures(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("frame body of ")?;
+    let (size, rest) = rest.split_once(" bytes exceeds the ")?;
+    let limit = rest.strip_suffix("-byte limit")?;
+    Some((size.parse().ok()?, limit.parse().ok()?))
 }
 
 /// A request as the server sees it after routing-independent decoding; the head
@@ -267,6 +299,7 @@ mod tests {
                     metadata: &metadata,
                     serialization,
                     compression: policy,
+                    max_frame: crate::protocol::DEFAULT_MAX_FRAME,
                 };
                 let out = out.encode(&(2i64, "x".repeat(50))).unwrap().with_id(42);
                 let frame = parse(&[out.first, out.rest].concat());
@@ -283,6 +316,45 @@ mod tests {
                 assert_eq!(got, Some(7), "{serialization} {algorithm:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_request_over_the_frame_limit_is_refused_before_sending() {
+        let key = ServiceKey::new("i", "", "1.0");
+        let metadata = Metadata::new();
+        let out = OutboundRequest {
+            key: &key,
+            method: "m",
+            timeout: Duration::from_secs(1),
+            metadata: &metadata,
+            serialization: Serialization::MsgPack,
+            compression: CompressionPolicy::default(),
+            max_frame: 1024,
+        };
+        let err = out.encode(&(vec![7u8; 4096],)).unwrap_err();
+        assert!(
+            matches!(err, Error::FrameTooLarge { size, limit: 1024, direction: FrameDirection::Request } if size > 4096),
+            "{err:?}"
+        );
+        assert!(out.encode(&(vec![7u8; 100],)).is_ok());
+    }
+
+    #[test]
+    fn a_providers_oversized_refusal_carries_its_figures() {
+        let key = ServiceKey::new("i", "", "1.0");
+        let refusal = error_response(1, Status::FrameTooLarge, &oversized_message(5000, 1024));
+        let err = decode_response::<()>(&parse(&refusal), &key, "m", "a:1", 100).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::FrameTooLarge {
+                    size: 5000,
+                    limit: 1024,
+                    direction: FrameDirection::Request
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -169,6 +169,7 @@ impl Client {
             metadata: &options.metadata,
             serialization: self.inner.serialization,
             compression: self.inner.compression,
+            max_frame: self.inner.config.max_frame_bytes,
         }
         .encode(args)?;
         let call = Call {

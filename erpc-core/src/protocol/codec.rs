@@ -180,6 +180,11 @@ impl FrameBuilder {
         self.head_len = self.buf.len() - HEADER_LEN;
     }
 
+    /// Length of the body (head and payload) written so far.
+    pub(crate) fn body_len(&self) -> usize {
+        self.buf.len() - HEADER_LEN
+    }
+
     /// Length of the payload written so far.
     pub(crate) fn payload_len(&self) -> usize {
         self.buf.len() - HEADER_LEN - self.head_len

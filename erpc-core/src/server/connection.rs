@@ -40,7 +40,7 @@ use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget};
 use super::limits::Admission;
 use super::router::Router;
 use crate::compress::{Compression, CompressionPolicy};
-use crate::message::{error_response, inflate, read_request_envelope};
+use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
@@ -276,10 +276,7 @@ impl Conn {
                 }
             },
             Inbound::Oversized(header) => {
-                let message = format!(
-                    "frame body of {} bytes exceeds the {}-byte limit",
-                    header.body_len, self.ctx.max_frame
-                );
+                let message = oversized_message(header.body_len, self.ctx.max_frame);
                 self.refuse(header.request_id, Status::FrameTooLarge, &message)
                     .await
             }

@@ -313,10 +313,11 @@ impl Reader {
             },
             Inbound::Oversized(header) => self.complete(
                 header.request_id,
-                Err(Error::Protocol(format!(
-                    "response of {} bytes exceeds the {}-byte limit",
-                    header.body_len, self.settings.max_frame
-                ))),
+                Err(Error::FrameTooLarge {
+                    size: u64::from(header.body_len),
+                    limit: u64::from(self.settings.max_frame),
+                    direction: crate::FrameDirection::Response,
+                }),
             ),
             Inbound::Malformed { header, reason } => {
                 self.complete(header.request_id, Err(Error::Protocol(reason)))
