@@ -463,6 +463,7 @@ fn failsafe_value<R: DeserializeOwned>(
 
 /// Builds a [`Client`].
 #[derive(Default)]
+#[must_use = "a client builder does nothing until `.build()`"]
 pub struct ClientBuilder {
     config: ClientConfig,
     registry: Option<Arc<dyn Registry>>,
