@@ -101,6 +101,10 @@ use crate::parse::{fallback_trait, Service};
 /// - `HelloServiceBlockingClient`: the same over `erpc::BlockingClient`, with blocking
 ///   methods.
 ///
+/// Every argument and return type must implement `serde::Serialize` and
+/// `serde::Deserialize` (use `erpc::ByteBuf` for bytes); a type that does not gets one
+/// error per missing trait, on the type.
+///
 /// # Rejected shapes
 ///
 /// Generic or lifetime-parameterised traits and methods, `where` clauses, associated

@@ -1,6 +1,8 @@
 //! Every argument and return type must implement `Serialize` and `Deserialize`: one
 //! check per distinct type and trait, spanned on the user's type, so a missing trait is
-//! reported once, where the user wrote the type, in words that name the trait.
+//! reported once, where the user wrote the type, in words that name the trait. Standard
+//! containers and tuples are checked through their elements, so `Hit`, `Vec<Hit>` and
+//! `Result<Hit, E>` together report `Hit` once.
 //!
 //! The generated client methods and server impl would otherwise repeat the error from
 //! inside the expansion. They state what they need as `for<'__erpc> T: Trait` where
@@ -116,25 +118,76 @@ fn container_elements(path: &syn::Path) -> Option<Vec<&Type>> {
 pub(crate) fn client_bounds(method: &Method, names: &Names) -> TokenStream {
     let serialize = names.private("Serialize");
     let deserialize = names.private("DeserializeOwned");
-    let args = method.args.iter().map(|arg| bound(&arg.ty, &serialize));
-    let output = bound(&method.output, &deserialize);
-    quote!(where #(#args,)* #output)
+    let args = method.args.iter().map(|arg| (&arg.ty, &serialize));
+    let bounds = distinct_bounds(args.chain([(&method.output, &deserialize)]));
+    quote!(where #(#bounds),*)
 }
 
 /// The server's `Service` impl predicates: it deserializes arguments and serializes results.
 pub(crate) fn server_bounds(service: &Service, names: &Names) -> Vec<TokenStream> {
     let serialize = names.private("Serialize");
     let deserialize = names.private("DeserializeOwned");
-    service
-        .methods
-        .iter()
-        .flat_map(|method| {
-            let args = method.args.iter().map(|arg| bound(&arg.ty, &deserialize));
-            args.chain([bound(&method.output, &serialize)])
-        })
-        .collect()
+    distinct_bounds(service.methods.iter().flat_map(|method| {
+        let args = method.args.iter().map(|arg| (&arg.ty, &deserialize));
+        args.chain([(&method.output, &serialize)])
+    }))
 }
 
-fn bound(ty: &Type, trait_path: &TokenStream) -> TokenStream {
-    quote!(for<'__erpc> #ty: #trait_path)
+/// `for<'__erpc> T: Trait` for each distinct pair, in order.
+fn distinct_bounds<'a>(
+    pairs: impl Iterator<Item = (&'a Type, &'a TokenStream)>,
+) -> Vec<TokenStream> {
+    let mut bounds: Vec<TokenStream> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (ty, trait_path) in pairs {
+        let bound = quote!(for<'__erpc> #ty: #trait_path);
+        let key = bound.to_string();
+        if !seen.contains(&key) {
+            seen.push(key);
+            bounds.push(bound);
+        }
+    }
+    bounds
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+    use syn::Type;
+
+    use super::{checked_types, Role};
+
+    fn leaves(ty: Type) -> Vec<String> {
+        let mut out = Vec::new();
+        checked_types(&ty, Role::Argument, &mut out);
+        out.iter()
+            .map(|(ty, _)| ty.to_token_stream().to_string().replace(' ', ""))
+            .collect()
+    }
+
+    #[test]
+    fn containers_are_checked_through_their_elements() {
+        assert_eq!(
+            leaves(syn::parse_quote!(Result<Vec<Hit>, (String, Option<u8>)>)),
+            ["Hit", "String", "u8"]
+        );
+        assert_eq!(
+            leaves(syn::parse_quote!(std::collections::HashMap<K, V>)),
+            ["K", "V"]
+        );
+        assert!(leaves(syn::parse_quote!(())).is_empty());
+    }
+
+    #[test]
+    fn other_types_are_checked_whole() {
+        // A custom hasher's `Deserialize` needs more than the elements'; `Box<str>` has no
+        // sized element; arrays are implemented only up to 32 elements.
+        assert_eq!(
+            leaves(syn::parse_quote!(HashMap<K, V, S>)),
+            ["HashMap<K,V,S>"]
+        );
+        assert_eq!(leaves(syn::parse_quote!(Box<str>)), ["Box<str>"]);
+        assert_eq!(leaves(syn::parse_quote!([u8; 64])), ["[u8;64]"]);
+        assert_eq!(leaves(syn::parse_quote!(Wrapper<Hit>)), ["Wrapper<Hit>"]);
+    }
 }
