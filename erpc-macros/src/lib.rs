@@ -95,11 +95,17 @@ use crate::parse::{fallback_trait, Service};
 ///   method table (a method's index is its declaration order).
 /// - `HelloServiceServer<T>`: `new(imp)`, `from_arc(arc)`, `with_group`, `with_version`,
 ///   implementing `erpc::Service` for any `T: HelloService + Send + Sync + 'static`.
-/// - `HelloServiceClient`: `new(erpc::Client)`, `with_group`, `with_version`,
-///   `with_timeout`, `with_metadata`, `descriptor()`, and per method
+/// - `HelloServiceClient`: `new(erpc::Client)`, the builders `with_group`,
+///   `with_version`, `with_timeout`, `with_metadata`, `with_balancer`, `with_cluster`,
+///   `with_hash_key`, `with_idempotent` (each returns the changed client), `descriptor()`,
+///   and per method
 ///   `async fn m(&self, ..) -> Result<T, erpc::Error>`.
 /// - `HelloServiceBlockingClient`: the same over `erpc::BlockingClient`, with blocking
 ///   methods.
+///
+/// Every argument and return type must implement `serde::Serialize` and
+/// `serde::Deserialize` (use `erpc::ByteBuf` for bytes); a type that does not gets one
+/// error per missing trait, on the type.
 ///
 /// # Rejected shapes
 ///
@@ -107,8 +113,9 @@ use crate::parse::{fallback_trait, Service};
 /// types, constants and macros, non-`async`, `const`, `unsafe` or `extern` methods,
 /// receivers other than `&self`, argument patterns, reference or `impl Trait` argument and
 /// return types, `#[cfg]` on methods, unknown attribute keys or options, and method names
-/// the generated clients use (`new`, `with_group`, `with_version`, `with_timeout`,
-/// `with_metadata`, `descriptor`, `inner`, `runtime`, `__erpc*`).
+/// the generated clients use (`new`, `clone`, `descriptor`, `inner`, `runtime`, the
+/// builders `with_group`, `with_version`, `with_timeout`, `with_metadata`,
+/// `with_balancer`, `with_cluster`, `with_hash_key`, `with_idempotent`, and `__erpc*`).
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     service_impl(attr.into(), item.into()).into()

@@ -15,20 +15,6 @@ use syn::{
 use crate::attr::{is_erpc_attr, MethodOptions, ServiceArgs};
 use crate::errors::Errors;
 
-/// Method names taken by the generated clients' own methods and fields (`clone` too: an
-/// inherent `clone` would hide `Clone::clone` on the clients).
-const RESERVED_NAMES: &[&str] = &[
-    "new",
-    "clone",
-    "with_group",
-    "with_version",
-    "with_timeout",
-    "with_metadata",
-    "descriptor",
-    "inner",
-    "runtime",
-];
-
 /// Prefix of every identifier the generated code introduces in the user's scope.
 const RESERVED_PREFIX: &str = "__erpc";
 
@@ -234,7 +220,7 @@ fn check_signature_header(sig: &Signature, errors: &mut Errors) {
 
 fn check_method_name(ident: &Ident, errors: &mut Errors) {
     let name = ident.unraw().to_string();
-    if RESERVED_NAMES.contains(&name.as_str()) {
+    if crate::expand::reserved_names().any(|reserved| reserved == name) {
         errors.spanned(
             ident,
             format!("`{name}` is reserved: the generated clients define a method or field of that name; rename the method"),

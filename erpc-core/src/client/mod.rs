@@ -472,6 +472,7 @@ type Edit = Box<dyn FnOnce(&mut ClientConfig) + Send>;
 /// [`ClientBuilder::config`]; every other builder call wins over them, whatever the
 /// order of the calls.
 #[derive(Default)]
+#[must_use = "a client builder does nothing until `.build()`"]
 pub struct ClientBuilder {
     base: Option<ClientConfig>,
     edits: Vec<Edit>,

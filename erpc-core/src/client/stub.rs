@@ -49,46 +49,54 @@ impl ServiceClient {
     }
 
     /// Targets another group.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).group = group.into();
         self
     }
 
     /// Targets another version.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).version = version.into();
         self
     }
 
     /// Sets the timeout of every call made through this handle.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_timeout(self, timeout: Duration) -> Self {
         self.with_options(|o| o.timeout = Some(timeout))
     }
 
     /// Adds a metadata pair sent with every call.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_metadata(self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let (key, value) = (key.into(), value.into());
         self.with_options(|o| o.metadata.insert(key.clone(), value.clone()))
     }
 
     /// Uses `balancer` for calls through this handle.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_balancer(self, balancer: impl LoadBalancer) -> Self {
         let balancer: Arc<dyn LoadBalancer> = Arc::new(balancer);
         self.with_options(|o| o.balancer = Some(balancer.clone()))
     }
 
     /// Uses `mode` for calls through this handle.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_cluster(self, mode: ClusterMode) -> Self {
         self.with_options(|o| o.cluster = Some(mode))
     }
 
     /// Routes calls through this handle by `key` (for the consistent-hash balancer).
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_hash_key(self, key: u64) -> Self {
         self.with_options(|o| o.hash_key = Some(key))
     }
 
     /// Treats every method as idempotent (safe to retry elsewhere), as if each were
     /// marked `#[erpc(idempotent)]`.
+    #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_idempotent(self, idempotent: bool) -> Self {
         let mut this = self.with_options(|o| o.idempotent = idempotent);
         Arc::make_mut(&mut this.idempotent_options).idempotent = true;

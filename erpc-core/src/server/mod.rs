@@ -51,6 +51,7 @@ use router::Router;
 /// [`ServerBuilder::config`]; every other builder call wins over them, whatever the
 /// order of the calls.
 #[derive(Default)]
+#[must_use = "a server builder does nothing until `.build()`, `.serve()` or `.serve_with_shutdown()`"]
 pub struct ServerBuilder {
     base: Option<ServerConfig>,
     edits: Vec<Edit>,
@@ -275,6 +276,7 @@ impl ServerBuilder {
 }
 
 /// A bound provider, ready to serve.
+#[must_use = "a bound server answers no calls until `.serve()` or `.spawn()`; dropping it closes the port"]
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -372,6 +374,10 @@ impl Server {
     }
 
     /// Runs the server on a background task; the handle shuts it down.
+    ///
+    /// Dropping the handle shuts the server down gracefully, as [`ServerHandle::shutdown`]
+    /// does, without waiting for it: keep the handle for as long as the server should run
+    /// (`ServerHandle` is `#[must_use]`).
     pub fn spawn(self) -> ServerHandle {
         let (trigger, signal) = oneshot::channel::<()>();
         let local_addr = self.local_addr;
@@ -414,7 +420,13 @@ async fn accept_until(
 }
 
 /// A server running on a background task.
+///
+/// Dropping the handle starts the same graceful shutdown as [`ServerHandle::shutdown`]
+/// (deregister, goaway, drain) on the server's task, without waiting for it to finish,
+/// so a server started in a test stops with the test's handle. To serve until the
+/// process is told to stop, use [`Server::serve`].
 #[derive(Debug)]
+#[must_use = "dropping the handle shuts the server down at once; keep it for as long as the server should run"]
 pub struct ServerHandle {
     local_addr: SocketAddr,
     trigger: Option<oneshot::Sender<()>>,

@@ -2,9 +2,9 @@
 //! trait method, each packing its arguments into a tuple and calling by method index.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
-use super::Names;
+use super::{wire_types, Names};
 use crate::parse::{Method, Service};
 
 /// Both client structs and their methods.
@@ -17,62 +17,100 @@ pub(crate) fn expand(service: &Service, names: &Names) -> TokenStream {
     }
 }
 
+/// One builder method of the generated clients, `fn name(mut self, params..) -> Self`,
+/// forwarding to the method of the same name on the wrapped handle.
+struct Builder {
+    name: &'static str,
+    doc: &'static str,
+    /// The parameters, as `(name, type)`.
+    params: fn(&Names) -> Vec<(&'static str, TokenStream)>,
+}
+
+/// Every builder method of both clients. `parse` rejects service methods with these names
+/// (see [`reserved_names`]), so a builder added here is reserved at the same time.
+const BUILDERS: &[Builder] = &[
+    Builder {
+        name: "with_group",
+        doc: "Calls the providers serving `group` instead of the descriptor's default group.",
+        params: |_| vec![("group", into_string())],
+    },
+    Builder {
+        name: "with_version",
+        doc: "Calls the providers serving `version` instead of the descriptor's default version.",
+        params: |_| vec![("version", into_string())],
+    },
+    Builder {
+        name: "with_timeout",
+        doc: "Sets the timeout of every call made through this client.",
+        params: |_| vec![("timeout", quote!(::core::time::Duration))],
+    },
+    Builder {
+        name: "with_metadata",
+        doc: "Sends `key = value` as metadata with every call.",
+        params: |_| vec![("key", into_string()), ("value", into_string())],
+    },
+    Builder {
+        name: "with_balancer",
+        doc: "Chooses providers with `balancer` instead of the client's.",
+        params: |names| {
+            let load_balancer = names.private("LoadBalancer");
+            vec![("balancer", quote!(impl #load_balancer))]
+        },
+    },
+    Builder {
+        name: "with_cluster",
+        doc: "Handles failures with `mode` instead of the client's cluster mode.",
+        params: |names| vec![("mode", names.private("ClusterMode"))],
+    },
+    Builder {
+        name: "with_hash_key",
+        doc: "Routes every call by `key` under the consistent-hash balancer.",
+        params: |_| vec![("key", quote!(::core::primitive::u64))],
+    },
+    Builder {
+        name: "with_idempotent",
+        doc: "Treats every method as idempotent: safe to retry on another provider.",
+        params: |_| vec![("idempotent", quote!(::core::primitive::bool))],
+    },
+];
+
+/// What the generated clients define besides [`BUILDERS`]: constructor, descriptor
+/// accessor, fields, and `clone` (an inherent `clone` would hide `Clone::clone`).
+const OTHER_NAMES: &[&str] = &["new", "clone", "descriptor", "inner", "runtime"];
+
+/// Every method and field name of the generated clients: a service method of one of
+/// these names would collide with it.
+pub(crate) fn reserved_names() -> impl Iterator<Item = &'static str> {
+    OTHER_NAMES
+        .iter()
+        .copied()
+        .chain(BUILDERS.iter().map(|builder| builder.name))
+}
+
+fn into_string() -> TokenStream {
+    quote!(impl ::core::convert::Into<::std::string::String>)
+}
+
 /// The builder methods both clients share, delegating to `self.inner`.
 fn builder_methods(names: &Names) -> TokenStream {
     let vis = &names.vis;
-    let string = quote!(::std::string::String);
-    let into_string = quote!(impl ::core::convert::Into<#string>);
-    let load_balancer = names.private("LoadBalancer");
-    let cluster_mode = names.private("ClusterMode");
-    quote! {
-        /// Calls the providers serving `group` instead of the descriptor's default group.
-        #vis fn with_group(mut self, group: #into_string) -> Self {
-            self.inner = self.inner.with_group(group);
-            self
+    let methods = BUILDERS.iter().map(|builder| {
+        let name = format_ident!("{}", builder.name);
+        let doc = builder.doc;
+        let (params, types): (Vec<_>, Vec<_>) = (builder.params)(names)
+            .into_iter()
+            .map(|(param, ty)| (format_ident!("{}", param), ty))
+            .unzip();
+        quote! {
+            #[doc = #doc]
+            #[must_use = "`with_*` returns the changed client; the client it is called on stays as it was"]
+            #vis fn #name(mut self, #(#params: #types),*) -> Self {
+                self.inner = self.inner.#name(#(#params),*);
+                self
+            }
         }
-
-        /// Calls the providers serving `version` instead of the descriptor's default version.
-        #vis fn with_version(mut self, version: #into_string) -> Self {
-            self.inner = self.inner.with_version(version);
-            self
-        }
-
-        /// Sets the timeout of every call made through this client.
-        #vis fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
-            self.inner = self.inner.with_timeout(timeout);
-            self
-        }
-
-        /// Sends `key = value` as metadata with every call.
-        #vis fn with_metadata(mut self, key: #into_string, value: #into_string) -> Self {
-            self.inner = self.inner.with_metadata(key, value);
-            self
-        }
-
-        /// Chooses providers with `balancer` instead of the client's.
-        #vis fn with_balancer(mut self, balancer: impl #load_balancer) -> Self {
-            self.inner = self.inner.with_balancer(balancer);
-            self
-        }
-
-        /// Handles failures with `mode` instead of the client's cluster mode.
-        #vis fn with_cluster(mut self, mode: #cluster_mode) -> Self {
-            self.inner = self.inner.with_cluster(mode);
-            self
-        }
-
-        /// Routes every call by `key` under the consistent-hash balancer.
-        #vis fn with_hash_key(mut self, key: u64) -> Self {
-            self.inner = self.inner.with_hash_key(key);
-            self
-        }
-
-        /// Treats every method as idempotent: safe to retry on another provider.
-        #vis fn with_idempotent(mut self, idempotent: bool) -> Self {
-            self.inner = self.inner.with_idempotent(idempotent);
-            self
-        }
-    }
+    });
+    quote!(#(#methods)*)
 }
 
 /// The method's own docs, or a generated line when it has none (so `missing_docs` holds).
@@ -115,10 +153,12 @@ fn async_client(service: &Service, names: &Names) -> TokenStream {
             }
             None => quote!(self.inner.call(#index, &(#(#arg_idents,)*)).await),
         };
+        let bounds = wire_types::client_bounds(method, names);
         quote! {
             #docs
             #vis async fn #ident(&self, #(#arg_idents: #arg_types),*)
                 -> ::core::result::Result<#output, #error_ty>
+            #bounds
             {
                 #call
             }
@@ -174,10 +214,12 @@ fn blocking_client(service: &Service, names: &Names) -> TokenStream {
         let output = &method.output;
         let arg_idents: Vec<_> = method.args.iter().map(|arg| &arg.ident).collect();
         let arg_types = method.args.iter().map(|arg| &arg.ty);
+        let bounds = wire_types::client_bounds(method, names);
         quote! {
             #docs
             #vis fn #ident(&self, #(#arg_idents: #arg_types),*)
                 -> ::core::result::Result<#output, #error_ty>
+            #bounds
             {
                 self.runtime.block_on(self.inner.#ident(#(#arg_idents),*))
             }

@@ -8,6 +8,7 @@ mod client;
 mod descriptor;
 mod server;
 mod trait_def;
+mod wire_types;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
@@ -15,6 +16,7 @@ use syn::ext::IdentExt;
 use syn::{Ident, Path, Visibility};
 
 use crate::parse::Service;
+pub(crate) use client::reserved_names;
 
 /// Everything `#[erpc::service]` emits for a valid trait.
 pub(crate) fn expand(service: &Service) -> TokenStream {
@@ -23,8 +25,10 @@ pub(crate) fn expand(service: &Service) -> TokenStream {
     let descriptor = descriptor::expand(service, &names);
     let server = server::expand(service, &names);
     let client = client::expand(service, &names);
+    let checks = wire_types::checks(service, &names);
     quote! {
         #trait_def
+        #checks
         #descriptor
         #server
         #client
@@ -111,7 +115,58 @@ fn screaming_snake_case(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::screaming_snake_case;
+    use super::{expand, reserved_names, screaming_snake_case};
+    use crate::attr::ServiceArgs;
+    use crate::errors::Errors;
+    use crate::parse::Service;
+    use syn::{ImplItem, Item};
+
+    /// Every inherent method and field of the generated clients is reserved, and every
+    /// reserved name is one of them: the list cannot drift from the expansion.
+    #[test]
+    fn reserved_names_are_exactly_the_client_items() {
+        let item = syn::parse_quote! {
+            pub trait Store {
+                async fn get(&self, key: String) -> String;
+            }
+        };
+        let mut errors = Errors::default();
+        let service = Service::parse(item, ServiceArgs::default(), &mut errors);
+        assert!(errors.is_empty());
+        let file: syn::File = syn::parse2(expand(&service)).expect("the expansion parses");
+        let client_types = ["StoreClient", "StoreBlockingClient"];
+        let mut generated: Vec<String> = vec!["clone".to_string()]; // from `#[derive(Clone)]`
+        for item in &file.items {
+            match item {
+                Item::Struct(s) if client_types.iter().any(|t| s.ident == t) => {
+                    generated.extend(
+                        s.fields
+                            .iter()
+                            .filter_map(|f| f.ident.as_ref())
+                            .map(|i| i.to_string()),
+                    );
+                }
+                Item::Impl(i)
+                    if i.trait_.is_none()
+                        && client_types.iter().any(
+                            |t| matches!(&*i.self_ty, syn::Type::Path(p) if p.path.is_ident(t)),
+                        ) =>
+                {
+                    generated.extend(i.items.iter().filter_map(|item| match item {
+                        ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+                        _ => None,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        generated.retain(|name| name != "get");
+        generated.sort();
+        generated.dedup();
+        let mut reserved: Vec<String> = reserved_names().map(str::to_string).collect();
+        reserved.sort();
+        assert_eq!(generated, reserved);
+    }
 
     #[test]
     fn descriptor_names() {

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::Names;
+use super::{wire_types, Names};
 use crate::parse::Service;
 
 /// The server struct, its constructors and its `erpc::Service` impl.
@@ -24,6 +24,7 @@ pub(crate) fn expand(service: &Service, names: &Names) -> TokenStream {
     let box_future = names.private("BoxFuture");
     let string = quote!(::std::string::String);
     let arc = quote!(::std::sync::Arc);
+    let wire_bounds = wire_types::server_bounds(service, names);
 
     let arms = service.methods.iter().enumerate().map(|(index, method)| {
         let ident = &method.ident;
@@ -82,12 +83,14 @@ pub(crate) fn expand(service: &Service, names: &Names) -> TokenStream {
             }
 
             /// Serves under `group` instead of the descriptor's default group.
+            #[must_use = "`with_group` returns the changed server; add that one with `add_service`"]
             #vis fn with_group(mut self, group: impl ::core::convert::Into<#string>) -> Self {
                 self.group = ::core::convert::Into::into(group);
                 self
             }
 
             /// Serves under `version` instead of the descriptor's default version.
+            #[must_use = "`with_version` returns the changed server; add that one with `add_service`"]
             #vis fn with_version(mut self, version: impl ::core::convert::Into<#string>) -> Self {
                 self.version = ::core::convert::Into::into(version);
                 self
@@ -117,6 +120,7 @@ pub(crate) fn expand(service: &Service, names: &Names) -> TokenStream {
         impl<__ErpcImpl> #service_trait for #server<__ErpcImpl>
         where
             __ErpcImpl: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+            #(#wire_bounds,)*
         {
             fn descriptor(&self) -> &'static #descriptor_ty {
                 &#descriptor

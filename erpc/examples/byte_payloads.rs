@@ -1,0 +1,57 @@
+//! Prints what a 1 MiB byte payload costs as `Vec<u8>` and as `erpc::ByteBuf` in each
+//! serializer: bytes on the wire and encode/decode time. The figures in the crate docs
+//! come from `cargo run --release -p erpc --example byte_payloads`.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use erpc::{ByteBuf, Serialization};
+use rand::RngCore;
+use serde::{de::DeserializeOwned, Serialize};
+
+const PAYLOAD: usize = 1 << 20;
+const ROUNDS: u32 = 20;
+
+/// Bytes on the wire, mean encode time and mean decode time of `value` as an argument tuple.
+fn measure<T: Serialize + DeserializeOwned>(
+    serialization: Serialization,
+    value: &T,
+) -> Result<(usize, Duration, Duration), erpc::Error> {
+    let mut wire = BytesMut::new();
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        wire.clear();
+        serialization.encode(&(value,), &mut wire)?;
+    }
+    let encode = started.elapsed() / ROUNDS;
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        let _: (T,) = serialization.decode(&wire)?;
+    }
+    let decode = started.elapsed() / ROUNDS;
+    Ok((wire.len(), encode, decode))
+}
+
+fn main() -> Result<(), erpc::Error> {
+    let mut bytes = vec![0; PAYLOAD];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let buf = ByteBuf::from(bytes.clone());
+    println!("1 MiB of random bytes, mean of {ROUNDS} rounds\n");
+    println!("| serializer | type | bytes on the wire | encode ms | decode ms |");
+    println!("|---|---|---:|---:|---:|");
+    for serialization in Serialization::ALL {
+        let rows = [
+            ("Vec<u8>", measure(serialization, &bytes)?),
+            ("ByteBuf", measure(serialization, &buf)?),
+        ];
+        for (name, (size, encode, decode)) in rows {
+            println!(
+                "| {} | `{name}` | {size} | {:.2} | {:.2} |",
+                serialization.name(),
+                encode.as_secs_f64() * 1e3,
+                decode.as_secs_f64() * 1e3,
+            );
+        }
+    }
+    Ok(())
+}

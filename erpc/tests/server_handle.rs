@@ -1,0 +1,75 @@
+//! What dropping a `ServerHandle` does: the same graceful shutdown as `shutdown()`,
+//! started at once and finished in the background (the handle is `#[must_use]` so that
+//! `server.spawn();` does not do this by accident).
+
+use std::time::Duration;
+
+use erpc::registry::{MemoryRegistry, Registry};
+use erpc::{Server, ServiceKey};
+use futures::StreamExt;
+
+/// A service to register.
+#[erpc::service]
+pub trait Ping {
+    /// Answers.
+    async fn ping(&self) -> u32;
+}
+
+struct Pong;
+
+impl Ping for Pong {
+    async fn ping(&self) -> u32 {
+        1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_handle_deregisters_and_closes_the_server() {
+    let registry = MemoryRegistry::new();
+    let handle = Server::builder()
+        .bind("127.0.0.1:0")
+        .advertise("127.0.0.1:1")
+        .registry(registry.clone())
+        .add_service(PingServer::new(Pong))
+        .build()
+        .await
+        .expect("server binds")
+        .spawn();
+    let addr = handle.local_addr();
+    let key = ServiceKey::new(PING_DESCRIPTOR.interface, "", "1.0");
+    let mut changes = registry.subscribe(&key).await.unwrap();
+    let listed = |all: &[erpc::registry::Provider]| all.iter().any(|p| p.addr == "127.0.0.1:1");
+    let wait = Duration::from_secs(20);
+    tokio::time::timeout(wait, async {
+        while let Some(change) = changes.next().await {
+            if listed(&change.all) {
+                return;
+            }
+        }
+        panic!("registry stream ended");
+    })
+    .await
+    .expect("registered");
+
+    drop(handle);
+
+    // Graceful: deregistered first...
+    tokio::time::timeout(wait, async {
+        while let Some(change) = changes.next().await {
+            if !listed(&change.all) {
+                return;
+            }
+        }
+        panic!("registry stream ended");
+    })
+    .await
+    .expect("deregistered after the handle was dropped");
+    // ...then the port closes.
+    tokio::time::timeout(wait, async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the port stops accepting after the handle was dropped");
+}
