@@ -1,0 +1,2 @@
+//! Soak (placeholder replaced below).
+fn main() {}
