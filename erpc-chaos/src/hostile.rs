@@ -127,11 +127,20 @@ mod tests {
 
     #[test]
     fn a_request_frame_reads_back() {
-        let frame = request(7, &bulk_key(), "blob", &msgpack(&(5u32,)), Compression::None);
+        let frame = request(
+            7,
+            &bulk_key(),
+            "blob",
+            &msgpack(&(5u32,)),
+            Compression::None,
+        );
         let (magic, header) = FrameHeader::read_from(&frame).expect("a header");
         assert_eq!(magic, erpc::protocol::MAGIC);
         assert_eq!(header.request_id, 7);
-        assert_eq!(header.body_len as usize, frame.len() - erpc::protocol::HEADER_LEN);
+        assert_eq!(
+            header.body_len as usize,
+            frame.len() - erpc::protocol::HEADER_LEN
+        );
         let head = &frame[erpc::protocol::HEADER_LEN..][..usize::from(header.head_len)];
         let head = RequestHeadRef::decode(head).expect("head decodes");
         assert_eq!(head.method, "blob");

@@ -73,6 +73,18 @@ pub fn open_fds(pid: u32) -> io::Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
+/// Open sockets of process `pid` (its file descriptors that link to `socket:[..]`).
+pub fn open_sockets(pid: u32) -> io::Result<usize> {
+    let mut sockets = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        // An fd closed between listing and reading is simply not counted.
+        if let Ok(target) = std::fs::read_link(entry?.path()) {
+            sockets += usize::from(target.to_string_lossy().starts_with("socket:"));
+        }
+    }
+    Ok(sockets)
+}
+
 /// `bytes` as mebibytes with one decimal, for tables.
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))

@@ -20,7 +20,6 @@
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,8 +28,7 @@ use erpc::{Client, ClientConfig, ClusterMode, Compression};
 use erpc_chaos::hostile::{bomb, bulk_key, msgpack, ping, probe_key, request, Answer, Answers};
 use erpc_chaos::procfs::{mib, MemoryStatus};
 use erpc_chaos::{
-    bounded, free_ports, Load, LoadSpec, Mix, ProbeClient, ProviderProcess, ProviderSpec,
-    MAX_BLOB,
+    bounded, free_ports, Load, LoadSpec, Mix, ProbeClient, ProviderProcess, ProviderSpec, MAX_BLOB,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -67,7 +65,7 @@ const SILENCE: Duration = Duration::from_secs(5);
 const BIG_ANSWER: u32 = 32 * 1024;
 
 /// The attacks take turns: figures measured while another attack runs mean nothing.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The provider under attack.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +105,7 @@ where
     A: FnOnce(Target) -> F + Send + 'static,
     F: Future<Output = Findings>,
 {
-    let _turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = SERIAL.lock().await;
     bounded(Duration::from_secs(120), async {
         erpc_chaos::init_tracing();
         let port = free_ports(1)[0];
@@ -287,6 +285,20 @@ fn work_request(request_id: u64, delay_ms: u64) -> Bytes {
     )
 }
 
+/// No attack: the good client's figures on an unloaded provider, the reference row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_attack_reference() {
+    under_attack(
+        "no attack (reference)",
+        |s| s,
+        |_| async {
+            tokio::time::sleep(HOLD).await;
+            Findings::note("idle for the hold")
+        },
+    )
+    .await;
+}
+
 // ---- the five attacks today's server fails (issue 8) ----
 
 /// 1. 135 request frames of ~600 bytes, each a valid 16 MiB argument compressed with
@@ -337,57 +349,66 @@ async fn decompression_bombs(compression: Compression, name: &str) {
         .map(|id| request(id, &probe_key(), "work", &bomb, compression))
         .collect();
     let bomb_len = frames[0].len();
-    under_attack(name, |s| s, move |t| async move {
-        let mut findings = Findings::default();
-        let mut steady = JoinSet::new();
-        for conn in 0..2 {
-            let frames = frames.clone();
-            let stream = connect(t.addr).await;
-            steady.spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let drain = tokio::spawn(drain_answers(read));
-                let mut ticks = tokio::time::interval(Duration::from_millis(80));
-                let began = Instant::now();
-                let mut sent = 0;
-                for frame in frames.iter().skip(conn) {
-                    ticks.tick().await;
-                    if began.elapsed() >= HOLD || write.write_all(frame).await.is_err() {
-                        break;
+    under_attack(
+        name,
+        |s| s,
+        move |t| async move {
+            let mut findings = Findings::default();
+            let mut steady = JoinSet::new();
+            for conn in 0..2 {
+                let frames = frames.clone();
+                let stream = connect(t.addr).await;
+                steady.spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let drain = tokio::spawn(drain_answers(read));
+                    let mut ticks = tokio::time::interval(Duration::from_millis(80));
+                    let began = Instant::now();
+                    let mut sent = 0;
+                    for frame in frames.iter().skip(conn) {
+                        ticks.tick().await;
+                        if began.elapsed() >= HOLD || write.write_all(frame).await.is_err() {
+                            break;
+                        }
+                        sent += 1;
                     }
-                    sent += 1;
-                }
-                drain.abort();
-                sent
-            });
-        }
-        let (read, mut write) = connect(t.addr).await.into_split();
-        let mut answers = Answers::new(read);
-        let mut burst: Vec<u8> = frames[..20].iter().flat_map(|f| f.iter().copied()).collect();
-        burst.extend_from_slice(&ping(u64::MAX));
-        let began = Instant::now();
-        write.write_all(&burst).await.expect("writing the burst");
-        let pong = loop {
-            match answers.next(SILENCE).await {
-                Answer::Frame(h) if h.message_type() == Some(MessageType::Pong) => {
-                    break Some(began.elapsed())
-                }
-                Answer::Frame(_) => continue,
-                Answer::Closed | Answer::TimedOut => break None,
+                    drain.abort();
+                    sent
+                });
             }
-        };
-        let mut sent = 0;
-        while let Some(count) = steady.join_next().await {
-            sent += count.expect("bomb sender");
-        }
-        findings.note = format!(
-            "{sent} bombs of {bomb_len} B over {HOLD:?} on 2 conns; pong behind 20 bombs: {}",
-            pong.map_or_else(|| "none".to_string(), |p| format!("{p:.1?}"))
-        );
-        findings.expect(pong.is_some_and(|p| p < PONG_BEHIND_BOMBS), || {
-            format!("pong behind 20 pipelined bombs took {pong:?} (need < {PONG_BEHIND_BOMBS:?})")
-        });
-        findings
-    })
+            let (read, mut write) = connect(t.addr).await.into_split();
+            let mut answers = Answers::new(read);
+            let mut burst: Vec<u8> = frames[..20]
+                .iter()
+                .flat_map(|f| f.iter().copied())
+                .collect();
+            burst.extend_from_slice(&ping(u64::MAX));
+            let began = Instant::now();
+            write.write_all(&burst).await.expect("writing the burst");
+            let pong = loop {
+                match answers.next(SILENCE).await {
+                    Answer::Frame(h) if h.message_type() == Some(MessageType::Pong) => {
+                        break Some(began.elapsed())
+                    }
+                    Answer::Frame(_) => continue,
+                    Answer::Closed | Answer::TimedOut => break None,
+                }
+            };
+            let mut sent = 0;
+            while let Some(count) = steady.join_next().await {
+                sent += count.expect("bomb sender");
+            }
+            findings.note = format!(
+                "{sent} bombs of {bomb_len} B over {HOLD:?} on 2 conns; pong behind 20 bombs: {}",
+                pong.map_or_else(|| "none".to_string(), |p| format!("{p:.1?}"))
+            );
+            findings.expect(pong.is_some_and(|p| p < PONG_BEHIND_BOMBS), || {
+                format!(
+                    "pong behind 20 pipelined bombs took {pong:?} (need < {PONG_BEHIND_BOMBS:?})"
+                )
+            });
+            findings
+        },
+    )
     .await;
 }
 
@@ -398,12 +419,20 @@ async fn drain_answers(mut read: tokio::net::tcp::OwnedReadHalf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zstd_bombs_do_not_stall_the_reader() {
-    decompression_bombs(Compression::Zstd, "3 zstd bombs: 25/s on 2 conns + 20 pipelined").await;
+    decompression_bombs(
+        Compression::Zstd,
+        "3 zstd bombs: 25/s on 2 conns + 20 pipelined",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bombs_do_not_stall_the_reader() {
-    decompression_bombs(Compression::Gzip, "3 gzip bombs: 25/s on 2 conns + 20 pipelined").await;
+    decompression_bombs(
+        Compression::Gzip,
+        "3 gzip bombs: 25/s on 2 conns + 20 pipelined",
+    )
+    .await;
 }
 
 /// 4. A caller whose connection's write queue is full (10,000 requests for 32 KiB
@@ -491,7 +520,11 @@ async fn declared_body_lengths_reserve_nothing() {
             let growth = during.peak_virtual.saturating_sub(before.virtual_size);
             let mut findings = Findings::note(format!("virtual size grew {}", mib(growth)));
             findings.expect(growth < VIRTUAL_GROWTH_BOUND, || {
-                format!("virtual size grew {} (bound {})", mib(growth), mib(VIRTUAL_GROWTH_BOUND))
+                format!(
+                    "virtual size grew {} (bound {})",
+                    mib(growth),
+                    mib(VIRTUAL_GROWTH_BOUND)
+                )
             });
             findings
         },
@@ -523,7 +556,10 @@ async fn duplicate_request_ids_are_not_run_twice() {
                 for _ in 0..2 * IDS {
                     match answers.next(Duration::from_secs(2)).await {
                         Answer::Frame(h) => {
-                            match (Status::from_u8(h.status), oks.get_mut(h.request_id as usize)) {
+                            match (
+                                Status::from_u8(h.status),
+                                oks.get_mut(h.request_id as usize),
+                            ) {
                                 (Status::Ok, Some(count)) => *count += 1,
                                 _ => refused += 1,
                             }
@@ -537,7 +573,9 @@ async fn duplicate_request_ids_are_not_run_twice() {
             let mut findings = Findings::note(format!(
                 "{twice} of {ids} ids answered ok twice, {refused} refusals"
             ));
-            findings.expect(twice == 0, || format!("{twice} of {ids} duplicate ids ran twice"));
+            findings.expect(twice == 0, || {
+                format!("{twice} of {ids} duplicate ids ran twice")
+            });
             findings
         },
     )
@@ -549,30 +587,36 @@ async fn duplicate_request_ids_are_not_run_twice() {
 /// Rounds of 500 connections sending a header with a wrong magic: each is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_magic_closes_the_connection() {
-    under_attack("wrong magic: rounds of 500 conns", |s| s, move |t| async move {
-        let mut garbage = vec![0u8; HEADER_LEN];
-        garbage[..4].copy_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
-        let began = Instant::now();
-        let (mut total, mut open) = (0, 0);
-        while began.elapsed() < HOLD {
-            let mut closing = JoinSet::new();
-            for stream in connect_many(t.addr, 500).await {
-                let garbage = garbage.clone();
-                closing.spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let _ = write.write_all(&garbage).await;
-                    Answers::new(read).next(SILENCE).await == Answer::Closed
-                });
+    under_attack(
+        "wrong magic: rounds of 500 conns",
+        |s| s,
+        move |t| async move {
+            let mut garbage = vec![0u8; HEADER_LEN];
+            garbage[..4].copy_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
+            let began = Instant::now();
+            let (mut total, mut open) = (0, 0);
+            while began.elapsed() < HOLD {
+                let mut closing = JoinSet::new();
+                for stream in connect_many(t.addr, 500).await {
+                    let garbage = garbage.clone();
+                    closing.spawn(async move {
+                        let (read, mut write) = stream.into_split();
+                        let _ = write.write_all(&garbage).await;
+                        Answers::new(read).next(SILENCE).await == Answer::Closed
+                    });
+                }
+                while let Some(closed) = closing.join_next().await {
+                    open += usize::from(!closed.expect("task"));
+                    total += 1;
+                }
             }
-            while let Some(closed) = closing.join_next().await {
-                open += usize::from(!closed.expect("task"));
-                total += 1;
-            }
-        }
-        let mut findings = Findings::note(format!("{open} of {total} left open"));
-        findings.expect(open == 0, || format!("{open} connections with a wrong magic stayed open"));
-        findings
-    })
+            let mut findings = Findings::note(format!("{open} of {total} left open"));
+            findings.expect(open == 0, || {
+                format!("{open} connections with a wrong magic stayed open")
+            });
+            findings
+        },
+    )
     .await;
 }
 
@@ -585,29 +629,35 @@ async fn bodies_over_the_limit_are_refused_unread() {
     header.write_to(&mut frame);
     frame.extend_from_slice(&[0u8; 1024]);
     let frame = frame.freeze();
-    under_attack("huge declared lengths: rounds of 200 conns x 4 GiB", |s| s, move |t| async move {
-        let began = Instant::now();
-        let (mut total, mut unanswered) = (0, 0);
-        while began.elapsed() < HOLD {
-            let mut refusing = JoinSet::new();
-            for stream in connect_many(t.addr, 200).await {
-                let frame = frame.clone();
-                refusing.spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let _ = write.write_all(&frame).await;
-                    matches!(Answers::new(read).next(SILENCE).await,
+    under_attack(
+        "huge declared lengths: rounds of 200 conns x 4 GiB",
+        |s| s,
+        move |t| async move {
+            let began = Instant::now();
+            let (mut total, mut unanswered) = (0, 0);
+            while began.elapsed() < HOLD {
+                let mut refusing = JoinSet::new();
+                for stream in connect_many(t.addr, 200).await {
+                    let frame = frame.clone();
+                    refusing.spawn(async move {
+                        let (read, mut write) = stream.into_split();
+                        let _ = write.write_all(&frame).await;
+                        matches!(Answers::new(read).next(SILENCE).await,
                         Answer::Frame(h) if Status::from_u8(h.status) == Status::FrameTooLarge)
-                });
+                    });
+                }
+                while let Some(refused) = refusing.join_next().await {
+                    unanswered += usize::from(!refused.expect("task"));
+                    total += 1;
+                }
             }
-            while let Some(refused) = refusing.join_next().await {
-                unanswered += usize::from(!refused.expect("task"));
-                total += 1;
-            }
-        }
-        let mut findings = Findings::note(format!("{unanswered} of {total} not refused"));
-        findings.expect(unanswered == 0, || format!("{unanswered} oversized frames got no status 10"));
-        findings
-    })
+            let mut findings = Findings::note(format!("{unanswered} of {total} not refused"));
+            findings.expect(unanswered == 0, || {
+                format!("{unanswered} oversized frames got no status 10")
+            });
+            findings
+        },
+    )
     .await;
 }
 
@@ -616,31 +666,37 @@ async fn bodies_over_the_limit_are_refused_unread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_frames_are_dropped_with_their_connection() {
     let frame = work_request(3, 0);
-    under_attack("truncated frames: rounds of 1,000 conns", |s| s, move |t| async move {
-        let mut rng = SmallRng::seed_from_u64(8);
-        let began = Instant::now();
-        let (mut total, mut open) = (0, 0);
-        while began.elapsed() < HOLD {
-            let mut closing = JoinSet::new();
-            for stream in connect_many(t.addr, 1_000).await {
-                let cut = rng.gen_range(1..frame.len());
-                let prefix = frame.slice(..cut);
-                closing.spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let _ = write.write_all(&prefix).await;
-                    let _ = write.shutdown().await;
-                    Answers::new(read).next(SILENCE).await == Answer::Closed
-                });
+    under_attack(
+        "truncated frames: rounds of 1,000 conns",
+        |s| s,
+        move |t| async move {
+            let mut rng = SmallRng::seed_from_u64(8);
+            let began = Instant::now();
+            let (mut total, mut open) = (0, 0);
+            while began.elapsed() < HOLD {
+                let mut closing = JoinSet::new();
+                for stream in connect_many(t.addr, 1_000).await {
+                    let cut = rng.gen_range(1..frame.len());
+                    let prefix = frame.slice(..cut);
+                    closing.spawn(async move {
+                        let (read, mut write) = stream.into_split();
+                        let _ = write.write_all(&prefix).await;
+                        let _ = write.shutdown().await;
+                        Answers::new(read).next(SILENCE).await == Answer::Closed
+                    });
+                }
+                while let Some(closed) = closing.join_next().await {
+                    open += usize::from(!closed.expect("task"));
+                    total += 1;
+                }
             }
-            while let Some(closed) = closing.join_next().await {
-                open += usize::from(!closed.expect("task"));
-                total += 1;
-            }
-        }
-        let mut findings = Findings::note(format!("{open} of {total} left open"));
-        findings.expect(open == 0, || format!("{open} half-closed connections stayed open"));
-        findings
-    })
+            let mut findings = Findings::note(format!("{open} of {total} left open"));
+            findings.expect(open == 0, || {
+                format!("{open} half-closed connections stayed open")
+            });
+            findings
+        },
+    )
     .await;
 }
 
@@ -648,43 +704,54 @@ async fn truncated_frames_are_dropped_with_their_connection() {
 /// every round's pong arrives (the connection keeps serving).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bodies_are_answered_and_the_connection_serves_on() {
-    under_attack("garbage bodies: 20 conns, rounds of 100 frames", |s| s, move |t| async move {
-        let mut talking = JoinSet::new();
-        for conn in 0..20 {
-            let stream = connect(t.addr).await;
-            talking.spawn(async move {
-                let mut rng = SmallRng::seed_from_u64(conn);
-                let (read, mut write) = stream.into_split();
-                let mut answers = Answers::new(read);
-                let began = Instant::now();
-                let (mut frames, mut ok) = (0, 0);
-                while began.elapsed() < HOLD {
-                    write.write_all(&garbage_round(&mut rng)).await.expect("writing garbage");
-                    frames += 100;
-                    loop {
-                        match answers.next(SILENCE).await {
-                            Answer::Frame(h) if h.message_type() == Some(MessageType::Pong) => break,
-                            Answer::Frame(h) => ok += u32::from(h.status == 0),
-                            Answer::Closed | Answer::TimedOut => return (false, frames, ok),
+    under_attack(
+        "garbage bodies: 20 conns, rounds of 100 frames",
+        |s| s,
+        move |t| async move {
+            let mut talking = JoinSet::new();
+            for conn in 0..20 {
+                let stream = connect(t.addr).await;
+                talking.spawn(async move {
+                    let mut rng = SmallRng::seed_from_u64(conn);
+                    let (read, mut write) = stream.into_split();
+                    let mut answers = Answers::new(read);
+                    let began = Instant::now();
+                    let (mut frames, mut ok) = (0, 0);
+                    while began.elapsed() < HOLD {
+                        write
+                            .write_all(&garbage_round(&mut rng))
+                            .await
+                            .expect("writing garbage");
+                        frames += 100;
+                        loop {
+                            match answers.next(SILENCE).await {
+                                Answer::Frame(h) if h.message_type() == Some(MessageType::Pong) => {
+                                    break
+                                }
+                                Answer::Frame(h) => ok += u32::from(h.status == 0),
+                                Answer::Closed | Answer::TimedOut => return (false, frames, ok),
+                            }
                         }
                     }
-                }
-                (true, frames, ok)
+                    (true, frames, ok)
+                });
+            }
+            let (mut lost, mut frames, mut ok) = (0, 0, 0);
+            while let Some(result) = talking.join_next().await {
+                let (served, sent, oks) = result.expect("task");
+                lost += usize::from(!served);
+                frames += sent;
+                ok += oks;
+            }
+            let mut findings = Findings::note(format!(
+                "{frames} frames; {lost} of 20 conns lost; {ok} answered ok"
+            ));
+            findings.expect(lost == 0, || {
+                format!("{lost} connections stopped serving after garbage")
             });
-        }
-        let (mut lost, mut frames, mut ok) = (0, 0, 0);
-        while let Some(result) = talking.join_next().await {
-            let (served, sent, oks) = result.expect("task");
-            lost += usize::from(!served);
-            frames += sent;
-            ok += oks;
-        }
-        let mut findings = Findings::note(format!(
-            "{frames} frames; {lost} of 20 conns lost; {ok} answered ok"
-        ));
-        findings.expect(lost == 0, || format!("{lost} connections stopped serving after garbage"));
-        findings
-    })
+            findings
+        },
+    )
     .await;
 }
 
@@ -712,70 +779,78 @@ fn garbage_round(rng: &mut SmallRng) -> Vec<u8> {
 /// frames; a connection closed by the provider is replaced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_frames_break_nothing() {
-    under_attack("fuzzed frames: 20 conns, >= 20,000 frames", |s| s, move |t| async move {
-        let valid = [work_request(5, 0), ping(6), blob_requests(1, 10).remove(0)];
-        let began = Instant::now();
-        let mut fuzzing = JoinSet::new();
-        for conn in 0..20u64 {
-            let valid = valid.clone();
-            fuzzing.spawn(async move {
-                let mut rng = SmallRng::seed_from_u64(conn);
-                let mut stream = None;
-                let (mut connections, mut frames) = (0, 0);
-                while frames < 1_000 || began.elapsed() < HOLD {
-                    let mut frame = valid[rng.gen_range(0..valid.len())].to_vec();
-                    for _ in 0..rng.gen_range(1..=3) {
-                        let at = rng.gen_range(0..frame.len());
-                        frame[at] = rng.gen();
-                    }
-                    if stream.is_none() {
-                        let (read, write) = connect(t.addr).await.into_split();
-                        connections += 1;
-                        tokio::spawn(drain_answers(read));
-                        stream = Some(write);
-                    }
-                    if let Some(write) = stream.as_mut() {
-                        if write.write_all(&frame).await.is_err() {
-                            stream = None;
+    under_attack(
+        "fuzzed frames: 20 conns, >= 20,000 frames",
+        |s| s,
+        move |t| async move {
+            let valid = [work_request(5, 0), ping(6), blob_requests(1, 10).remove(0)];
+            let began = Instant::now();
+            let mut fuzzing = JoinSet::new();
+            for conn in 0..20u64 {
+                let valid = valid.clone();
+                fuzzing.spawn(async move {
+                    let mut rng = SmallRng::seed_from_u64(conn);
+                    let mut stream = None;
+                    let (mut connections, mut frames) = (0, 0);
+                    while frames < 1_000 || began.elapsed() < HOLD {
+                        let mut frame = valid[rng.gen_range(0..valid.len())].to_vec();
+                        for _ in 0..rng.gen_range(1..=3) {
+                            let at = rng.gen_range(0..frame.len());
+                            frame[at] = rng.gen();
+                        }
+                        if stream.is_none() {
+                            let (read, write) = connect(t.addr).await.into_split();
+                            connections += 1;
+                            tokio::spawn(drain_answers(read));
+                            stream = Some(write);
+                        }
+                        if let Some(write) = stream.as_mut() {
+                            if write.write_all(&frame).await.is_err() {
+                                stream = None;
+                            }
+                        }
+                        frames += 1;
+                        if frames % 100 == 0 {
+                            // A steady stream, not one burst: the attack lasts the hold.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }
-                    frames += 1;
-                    if frames % 100 == 0 {
-                        // A steady stream, not one burst: the attack lasts the hold.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-                (connections, frames)
-            });
-        }
-        let (mut connections, mut frames) = (0, 0);
-        while let Some(counts) = fuzzing.join_next().await {
-            let (c, f) = counts.expect("fuzz task");
-            connections += c;
-            frames += f;
-        }
-        Findings::note(format!("{frames} frames on {connections} connections"))
-    })
+                    (connections, frames)
+                });
+            }
+            let (mut connections, mut frames) = (0, 0);
+            while let Some(counts) = fuzzing.join_next().await {
+                let (c, f) = counts.expect("fuzz task");
+                connections += c;
+                frames += f;
+            }
+            Findings::note(format!("{frames} frames on {connections} connections"))
+        },
+    )
     .await;
 }
 
 /// 2,000 connections each sending a header one byte per second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_sockets_starve_nobody() {
-    under_attack("slowloris: 2,000 sockets, 1 byte/s", |s| s, move |t| async move {
-        let mut streams = connect_many(t.addr, 2_000).await;
-        let frame = ping(1);
-        let began = Instant::now();
-        let mut at = 0;
-        while began.elapsed() < HOLD && at < HEADER_LEN {
-            for stream in &mut streams {
-                let _ = stream.write_all(&frame[at..=at]).await;
+    under_attack(
+        "slowloris: 2,000 sockets, 1 byte/s",
+        |s| s,
+        move |t| async move {
+            let mut streams = connect_many(t.addr, 2_000).await;
+            let frame = ping(1);
+            let began = Instant::now();
+            let mut at = 0;
+            while began.elapsed() < HOLD && at < HEADER_LEN {
+                for stream in &mut streams {
+                    let _ = stream.write_all(&frame[at..=at]).await;
+                }
+                at += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            at += 1;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        Findings::note(format!("{at} bytes of a header each"))
-    })
+            Findings::note(format!("{at} bytes of a header each"))
+        },
+    )
     .await;
 }
 
@@ -783,34 +858,42 @@ async fn slowloris_sockets_starve_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_unread_small_answers_starve_nobody() {
     let frames: Vec<Bytes> = (1..=10_000).map(|id| work_request(id, 0)).collect();
-    under_attack("pipelined unread: 10,000 tiny requests", |s| s, move |t| async move {
-        let sent = send_and_never_read(connect(t.addr).await, frames).await;
-        Findings::note(format!("{sent} requests sent"))
-    })
+    under_attack(
+        "pipelined unread: 10,000 tiny requests",
+        |s| s,
+        move |t| async move {
+            let sent = send_and_never_read(connect(t.addr).await, frames).await;
+            Findings::note(format!("{sent} requests sent"))
+        },
+    )
     .await;
 }
 
 /// 50 tasks opening and closing connections (at least 5,000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_close_cycles_leave_nothing_behind() {
-    under_attack("connect/close: 50 tasks, >= 5,000 cycles", |s| s, move |t| async move {
-        let began = Instant::now();
-        let mut cycling = JoinSet::new();
-        for _ in 0..50 {
-            cycling.spawn(async move {
-                let mut cycles = 0;
-                while cycles < 100 || began.elapsed() < HOLD {
-                    drop(connect(t.addr).await);
-                    cycles += 1;
-                }
-                cycles
-            });
-        }
-        let mut cycles = 0;
-        while let Some(done) = cycling.join_next().await {
-            cycles += done.expect("connect task");
-        }
-        Findings::note(format!("{cycles} cycles"))
-    })
+    under_attack(
+        "connect/close: 50 tasks, >= 5,000 cycles",
+        |s| s,
+        move |t| async move {
+            let began = Instant::now();
+            let mut cycling = JoinSet::new();
+            for _ in 0..50 {
+                cycling.spawn(async move {
+                    let mut cycles = 0;
+                    while cycles < 100 || began.elapsed() < HOLD {
+                        drop(connect(t.addr).await);
+                        cycles += 1;
+                    }
+                    cycles
+                });
+            }
+            let mut cycles = 0;
+            while let Some(done) = cycling.join_next().await {
+                cycles += done.expect("connect task");
+            }
+            Findings::note(format!("{cycles} cycles"))
+        },
+    )
     .await;
 }
