@@ -176,6 +176,34 @@ where
     .await;
 }
 
+/// Rounds spread evenly over [`HOLD`]: an attack keeps the counts and lasts as
+/// long as the good client measures, instead of saturating the CPU in a burst.
+struct Pacer {
+    began: Instant,
+    round: u32,
+    rounds: u32,
+}
+
+impl Pacer {
+    fn new(rounds: u32) -> Self {
+        Self {
+            began: Instant::now(),
+            round: 0,
+            rounds,
+        }
+    }
+
+    /// Waits for the next round's start; false once every round has started.
+    async fn next(&mut self) -> bool {
+        if self.round == self.rounds {
+            return false;
+        }
+        tokio::time::sleep_until(self.began + HOLD * self.round / self.rounds).await;
+        self.round += 1;
+        true
+    }
+}
+
 /// Runs the attack on its own thread and runtime, as a separate attacker would: its
 /// tasks never queue in front of the good client's on the test's runtime.
 async fn on_own_runtime<F: Future<Output = Findings>>(
@@ -340,11 +368,27 @@ async fn one_unread_connection_with_big_answers_starves_nobody() {
     .await;
 }
 
-/// 3. Decompression bombs (~600 B of zstd, ~17 KB of gzip, each inflating past the
-///    16 MiB limit): 25/s on two connections, and 20 pipelined on a third followed by
-///    a ping whose pong must not wait for them.
+/// 3. Decompression bombs (~600 B of zstd, ~80 KB of gzip, each inflating past the
+///    16 MiB limit) on two connections, and 20 pipelined on a third followed by a ping
+///    whose pong must not wait for them.
+///
+/// The attack sent 25 bombs/s at ~20 ms of provider CPU each (release build):
+/// half a core. Each connection here sends one bomb per 80 ms (25/s together), or
+/// slower when a bomb costs more in this build (debug), so the load stays at half a
+/// core of inflating, measured on this machine before the attack.
 async fn decompression_bombs(compression: Compression, name: &str) {
     let bomb = bomb(compression, DEFAULT_MAX_FRAME as usize + (1 << 20));
+    let cost = (0..3)
+        .map(|_| {
+            let began = std::time::Instant::now();
+            let refused = compression.decompress(&bomb, DEFAULT_MAX_FRAME as usize);
+            assert!(refused.is_err(), "the bomb inflates past the limit");
+            began.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    // Two connections at half a core: each sends one bomb per 4 bomb-costs.
+    let every = (cost * 4).max(Duration::from_millis(80));
     let frames: Vec<Bytes> = (1..=1_000)
         .map(|id| request(id, &probe_key(), "work", &bomb, compression))
         .collect();
@@ -361,7 +405,7 @@ async fn decompression_bombs(compression: Compression, name: &str) {
                 steady.spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let drain = tokio::spawn(drain_answers(read));
-                    let mut ticks = tokio::time::interval(Duration::from_millis(80));
+                    let mut ticks = tokio::time::interval(every);
                     let began = Instant::now();
                     let mut sent = 0;
                     for frame in frames.iter().skip(conn) {
@@ -398,7 +442,7 @@ async fn decompression_bombs(compression: Compression, name: &str) {
                 sent += count.expect("bomb sender");
             }
             findings.note = format!(
-                "{sent} bombs of {bomb_len} B over {HOLD:?} on 2 conns; pong behind 20 bombs: {}",
+                "{sent} bombs of {bomb_len} B ({cost:.0?} CPU each) over {HOLD:?}, one per {every:.0?} on each of 2 conns; pong behind 20 bombs: {}",
                 pong.map_or_else(|| "none".to_string(), |p| format!("{p:.1?}"))
             );
             findings.expect(pong.is_some_and(|p| p < PONG_BEHIND_BOMBS), || {
@@ -421,7 +465,7 @@ async fn drain_answers(mut read: tokio::net::tcp::OwnedReadHalf) {
 async fn zstd_bombs_do_not_stall_the_reader() {
     decompression_bombs(
         Compression::Zstd,
-        "3 zstd bombs: 25/s on 2 conns + 20 pipelined",
+        "3 zstd bombs: 2 conns at half a core + 20 pipelined",
     )
     .await;
 }
@@ -430,15 +474,16 @@ async fn zstd_bombs_do_not_stall_the_reader() {
 async fn gzip_bombs_do_not_stall_the_reader() {
     decompression_bombs(
         Compression::Gzip,
-        "3 gzip bombs: 25/s on 2 conns + 20 pipelined",
+        "3 gzip bombs: 2 conns at half a core + 20 pipelined",
     )
     .await;
 }
 
 /// 4. A caller whose connection's write queue is full (10,000 requests for 32 KiB
 ///    answers, not read for 3 s, against a provider limited to 1,000 concurrent calls)
-///    must still get an answer to every request once it reads: a refusal dropped
-///    because the queue was full leaves the caller waiting for its whole timeout.
+///    must still get an answer to every request once it reads, or be cut off (its
+///    calls then fail at once): a refusal dropped because the queue was full leaves
+///    the caller waiting for its whole timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_reach_a_caller_whose_queue_is_full() {
     const REQUESTS: u64 = 10_000;
@@ -486,8 +531,10 @@ async fn refusals_reach_a_caller_whose_queue_is_full() {
             let mut findings = Findings::note(format!(
                 "{ok} ok, {overloaded} overloaded, {other} other, {missing} never answered ({ended})"
             ));
-            findings.expect(missing == 0, || {
-                format!("{missing} of {REQUESTS} requests never answered: their callers wait out their timeouts")
+            // A provider may cut off a connection that stopped reading (its callers then
+            // fail at once); answers missing on a connection left open are lost refusals.
+            findings.expect(missing == 0 || ended == "closed", || {
+                format!("{missing} of {REQUESTS} requests never answered on an open connection: their callers wait out their timeouts")
             });
             findings
         },
@@ -584,18 +631,19 @@ async fn duplicate_request_ids_are_not_run_twice() {
 
 // ---- attacks today's server already withstands (each repeated for HOLD) ----
 
-/// Rounds of 500 connections sending a header with a wrong magic: each is closed.
+/// 2,000 connections (4 rounds of 500) sending a header with a wrong magic: each is
+/// closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_magic_closes_the_connection() {
     under_attack(
-        "wrong magic: rounds of 500 conns",
+        "wrong magic: 2,000 conns",
         |s| s,
         move |t| async move {
             let mut garbage = vec![0u8; HEADER_LEN];
             garbage[..4].copy_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
-            let began = Instant::now();
+            let mut pacer = Pacer::new(4);
             let (mut total, mut open) = (0, 0);
-            while began.elapsed() < HOLD {
+            while pacer.next().await {
                 let mut closing = JoinSet::new();
                 for stream in connect_many(t.addr, 500).await {
                     let garbage = garbage.clone();
@@ -620,7 +668,8 @@ async fn wrong_magic_closes_the_connection() {
     .await;
 }
 
-/// Rounds of 200 connections each declaring a 4 GiB body: each answered status 10.
+/// 800 connections (4 rounds of 200) each declaring a 4 GiB body: each is answered
+/// status 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_are_refused_unread() {
     let mut header = FrameHeader::new(MessageType::Request, 9);
@@ -630,12 +679,12 @@ async fn bodies_over_the_limit_are_refused_unread() {
     frame.extend_from_slice(&[0u8; 1024]);
     let frame = frame.freeze();
     under_attack(
-        "huge declared lengths: rounds of 200 conns x 4 GiB",
+        "huge declared lengths: 800 conns x 4 GiB",
         |s| s,
         move |t| async move {
-            let began = Instant::now();
+            let mut pacer = Pacer::new(4);
             let (mut total, mut unanswered) = (0, 0);
-            while began.elapsed() < HOLD {
+            while pacer.next().await {
                 let mut refusing = JoinSet::new();
                 for stream in connect_many(t.addr, 200).await {
                     let frame = frame.clone();
@@ -661,21 +710,21 @@ async fn bodies_over_the_limit_are_refused_unread() {
     .await;
 }
 
-/// Rounds of 1,000 connections each sending a random prefix of a request and closing
-/// its side: the provider closes each.
+/// 2,000 connections (4 rounds of 500) each sending a random prefix of a request and
+/// closing its side: the provider closes each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_frames_are_dropped_with_their_connection() {
     let frame = work_request(3, 0);
     under_attack(
-        "truncated frames: rounds of 1,000 conns",
+        "truncated frames: 2,000 conns",
         |s| s,
         move |t| async move {
             let mut rng = SmallRng::seed_from_u64(8);
-            let began = Instant::now();
+            let mut pacer = Pacer::new(4);
             let (mut total, mut open) = (0, 0);
-            while began.elapsed() < HOLD {
+            while pacer.next().await {
                 let mut closing = JoinSet::new();
-                for stream in connect_many(t.addr, 1_000).await {
+                for stream in connect_many(t.addr, 500).await {
                     let cut = rng.gen_range(1..frame.len());
                     let prefix = frame.slice(..cut);
                     closing.spawn(async move {
@@ -700,12 +749,12 @@ async fn truncated_frames_are_dropped_with_their_connection() {
     .await;
 }
 
-/// 20 connections each sending rounds of 100 frames with random bodies and a ping:
-/// every round's pong arrives (the connection keeps serving).
+/// 20 connections each sending 8 rounds of 100 frames with random bodies and a ping
+/// (16,000 frames): every round's pong arrives (the connection keeps serving).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bodies_are_answered_and_the_connection_serves_on() {
     under_attack(
-        "garbage bodies: 20 conns, rounds of 100 frames",
+        "garbage bodies: 16,000 frames on 20 conns",
         |s| s,
         move |t| async move {
             let mut talking = JoinSet::new();
@@ -715,9 +764,9 @@ async fn garbage_bodies_are_answered_and_the_connection_serves_on() {
                     let mut rng = SmallRng::seed_from_u64(conn);
                     let (read, mut write) = stream.into_split();
                     let mut answers = Answers::new(read);
-                    let began = Instant::now();
+                    let mut pacer = Pacer::new(8);
                     let (mut frames, mut ok) = (0, 0);
-                    while began.elapsed() < HOLD {
+                    while pacer.next().await {
                         write
                             .write_all(&garbage_round(&mut rng))
                             .await
@@ -775,16 +824,15 @@ fn garbage_round(rng: &mut SmallRng) -> Vec<u8> {
     bytes
 }
 
-/// 20 connections sending valid frames with 1–3 random bytes changed (at least 20,000
-/// frames; a connection closed by the provider is replaced).
+/// 20 connections sending 20,000 valid frames with 1–3 random bytes changed (40 rounds
+/// of 25 each; a connection closed by the provider is replaced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzzed_frames_break_nothing() {
     under_attack(
-        "fuzzed frames: 20 conns, >= 20,000 frames",
+        "fuzzed frames: 20,000 on 20 conns",
         |s| s,
         move |t| async move {
             let valid = [work_request(5, 0), ping(6), blob_requests(1, 10).remove(0)];
-            let began = Instant::now();
             let mut fuzzing = JoinSet::new();
             for conn in 0..20u64 {
                 let valid = valid.clone();
@@ -792,27 +840,26 @@ async fn fuzzed_frames_break_nothing() {
                     let mut rng = SmallRng::seed_from_u64(conn);
                     let mut stream = None;
                     let (mut connections, mut frames) = (0, 0);
-                    while frames < 1_000 || began.elapsed() < HOLD {
-                        let mut frame = valid[rng.gen_range(0..valid.len())].to_vec();
-                        for _ in 0..rng.gen_range(1..=3) {
-                            let at = rng.gen_range(0..frame.len());
-                            frame[at] = rng.gen();
-                        }
-                        if stream.is_none() {
-                            let (read, write) = connect(t.addr).await.into_split();
-                            connections += 1;
-                            tokio::spawn(drain_answers(read));
-                            stream = Some(write);
-                        }
-                        if let Some(write) = stream.as_mut() {
-                            if write.write_all(&frame).await.is_err() {
-                                stream = None;
+                    let mut pacer = Pacer::new(40);
+                    while pacer.next().await {
+                        for _ in 0..25 {
+                            let mut frame = valid[rng.gen_range(0..valid.len())].to_vec();
+                            for _ in 0..rng.gen_range(1..=3) {
+                                let at = rng.gen_range(0..frame.len());
+                                frame[at] = rng.gen();
                             }
-                        }
-                        frames += 1;
-                        if frames % 100 == 0 {
-                            // A steady stream, not one burst: the attack lasts the hold.
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            if stream.is_none() {
+                                let (read, write) = connect(t.addr).await.into_split();
+                                connections += 1;
+                                tokio::spawn(drain_answers(read));
+                                stream = Some(write);
+                            }
+                            if let Some(write) = stream.as_mut() {
+                                if write.write_all(&frame).await.is_err() {
+                                    stream = None;
+                                }
+                            }
+                            frames += 1;
                         }
                     }
                     (connections, frames)
@@ -869,21 +916,23 @@ async fn pipelined_unread_small_answers_starve_nobody() {
     .await;
 }
 
-/// 50 tasks opening and closing connections (at least 5,000).
+/// 50 tasks opening and closing 5,000 connections (4 rounds of 25 each).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_close_cycles_leave_nothing_behind() {
     under_attack(
-        "connect/close: 50 tasks, >= 5,000 cycles",
+        "connect/close: 5,000 cycles from 50 tasks",
         |s| s,
         move |t| async move {
-            let began = Instant::now();
             let mut cycling = JoinSet::new();
             for _ in 0..50 {
                 cycling.spawn(async move {
+                    let mut pacer = Pacer::new(4);
                     let mut cycles = 0;
-                    while cycles < 100 || began.elapsed() < HOLD {
-                        drop(connect(t.addr).await);
-                        cycles += 1;
+                    while pacer.next().await {
+                        for _ in 0..25 {
+                            drop(connect(t.addr).await);
+                            cycles += 1;
+                        }
                     }
                     cycles
                 });
