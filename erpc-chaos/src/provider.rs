@@ -1,5 +1,5 @@
 //! The provider process the chaos, hostile-input and soak runs start: it hosts
-//! [`Probe`](crate::Probe) and [`Bulk`](crate::Bulk) with the server's default limits
+//! [`Probe`] and [`Bulk`] with the server's default limits
 //! unless a flag changes one.
 //!
 //! Prints `READY <addr>` once bound, serves until SIGTERM or ctrl-c, then shuts down
