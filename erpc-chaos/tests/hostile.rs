@@ -157,6 +157,9 @@ where
             }
         }
         let first_failure = report.calls.iter().find(|c| c.outcome.is_err());
+        if first_failure.is_some() {
+            println!("  {name}: good-client failures: {}", failure_kinds(&report));
+        }
         assert!(
             success >= MIN_SUCCESS,
             "{name}: good client succeeded in {:.2}% of {} calls (need {:.0}%); first failure: {first_failure:?}",
@@ -219,6 +222,27 @@ async fn on_own_runtime<F: Future<Output = Findings>>(
         let _ = done.send(runtime.block_on(attack()));
     });
     findings.await.expect("the attack panicked (see above)")
+}
+
+/// The good client's failures counted by error variant: `Overloaded: 3, Timeout: 2`.
+fn failure_kinds(report: &erpc_chaos::Report) -> String {
+    let mut kinds = std::collections::BTreeMap::new();
+    for call in &report.calls {
+        if let Err(e) = &call.outcome {
+            let debug = format!("{e:?}");
+            let kind = debug
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+    }
+    kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The well-behaved client: its own connection, 2 s timeout, no retries, failfast.
