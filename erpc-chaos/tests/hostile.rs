@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use erpc::protocol::{FrameHeader, MessageType, Status, DEFAULT_MAX_FRAME, HEADER_LEN};
-use erpc::{Client, ClientConfig, ClusterMode, Compression};
+use erpc::{Client, ClusterMode, Compression};
 use erpc_chaos::hostile::{bomb, bulk_key, msgpack, ping, probe_key, request, Answer, Answers};
 use erpc_chaos::procfs::{mib, MemoryStatus};
 use erpc_chaos::{
@@ -248,10 +248,7 @@ fn failure_kinds(report: &erpc_chaos::Report) -> String {
 /// The well-behaved client: its own connection, 2 s timeout, no retries, failfast.
 fn good_client(addr: &str) -> ProbeClient {
     let client = Client::builder()
-        .config(ClientConfig {
-            timeout_ms: 2_000,
-            ..ClientConfig::default()
-        })
+        .timeout(Duration::from_secs(2))
         .retries(0)
         .direct([addr.to_string()])
         .build()

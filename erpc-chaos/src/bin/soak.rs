@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use erpc::{Client, ClientConfig, Error};
+use erpc::{Client, Error};
 use erpc_chaos::procfs::{mib, open_fds, open_sockets, MemoryStatus};
 use erpc_chaos::provider::{run, ProviderArgs};
 use erpc_chaos::{free_ports, ProbeClient, ProviderProcess, ProviderSpec};
@@ -228,16 +228,12 @@ async fn soak(args: SoakArgs) -> Result<Vec<String>, Error> {
     let metrics = tokio::runtime::Handle::current().metrics();
     let tasks_before = metrics.num_alive_tasks();
     let clients = args.connections.div_ceil(names.len());
-    let config = ClientConfig {
-        timeout_ms: 5_000,
-        ..ClientConfig::default()
-    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut callers = Vec::with_capacity(clients);
     for client in 0..clients {
         let probe = ProbeClient::new(
             Client::builder()
-                .config(config.clone())
+                .timeout(Duration::from_secs(5))
                 .direct(addrs.iter().cloned())
                 .build()?,
         );
