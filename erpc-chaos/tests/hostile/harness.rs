@@ -31,8 +31,12 @@ pub(crate) const PEAK_RSS_BOUND: u64 = 256 << 20;
 pub(crate) const VIRTUAL_GROWTH_BOUND: u64 = 1 << 30;
 /// Least share of the well-behaved client's calls that must succeed during an attack.
 pub(crate) const MIN_SUCCESS: f64 = 0.99;
-/// The well-behaved client's p99 latency bound during an attack.
+/// The well-behaved client's p99 latency bound during an attack, over its p99 in a
+/// quiet second just before (on an idle machine 1–7 ms in a debug build): the box's
+/// own noise (other builds on 2 shared cores) is not the attack's doing.
 pub(crate) const P99_BOUND: Duration = Duration::from_millis(50);
+/// The quiet window that measures the box's noise before each attack.
+const QUIET: Duration = Duration::from_secs(1);
 /// How long the attacker holds its connections while the good client measures.
 pub(crate) const HOLD: Duration = Duration::from_secs(4);
 /// Longest wait for the provider to serve again after the attacker left.
@@ -100,15 +104,16 @@ pub(crate) async fn under_attack<A, F>(
         };
         let good = good_client(&provider.addr());
         good.work(0, 0).await.expect("the good client's first call");
-        let load = Load::start(
-            good.clone(),
-            LoadSpec {
-                tasks: 4,
-                pace: Duration::from_millis(20),
-                mix: Mix::Idempotent,
-                delay_ms: 0,
-            },
-        );
+        let steady = LoadSpec {
+            tasks: 4,
+            pace: Duration::from_millis(20),
+            mix: Mix::Idempotent,
+            delay_ms: 0,
+        };
+        let quiet = Load::start(good.clone(), steady);
+        tokio::time::sleep(QUIET).await;
+        let quiet_p99 = quiet.stop().await.latency_quantile(0.99);
+        let load = Load::start(good.clone(), steady);
         let mut findings = on_own_runtime(move || attack(target)).await;
         let report = load.stop().await;
         match serves_again(&good).await {
@@ -122,7 +127,7 @@ pub(crate) async fn under_attack<A, F>(
         let success = report.success_ratio();
         let p99 = report.latency_quantile(0.99);
         let row = format!(
-            "| {name} | {:.2}% of {} | {p99:.1?} | {} | {} | {} |",
+            "| {name} | {:.2}% of {} | {p99:.1?} (quiet {quiet_p99:.1?}) | {} | {} | {} |",
             success * 100.0,
             report.calls.len(),
             memory.as_ref().map_or_else(|e| format!("({e})"), |m| mib(m.peak_rss)),
@@ -151,7 +156,10 @@ pub(crate) async fn under_attack<A, F>(
             report.calls.len(),
             MIN_SUCCESS * 100.0
         );
-        assert!(p99 < P99_BOUND, "{name}: good client p99 {p99:?} (need < {P99_BOUND:?})");
+        assert!(
+            p99 < P99_BOUND + quiet_p99,
+            "{name}: good client p99 {p99:?} (need < {P99_BOUND:?} over the quiet p99 of {quiet_p99:?})"
+        );
         assert!(
             peak < PEAK_RSS_BOUND,
             "{name}: provider peak RSS {} (bound {})",
