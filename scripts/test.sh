@@ -45,6 +45,9 @@ cargo doc --workspace --no-deps
 step "cargo test --workspace (all but the Nacos suite)"
 cargo test --workspace --exclude erpc-nacos
 
+step "soak, 60 s: 1,000 connections while 3 providers restart in turn (erpc-chaos/README.md)"
+cargo run -q -p erpc-chaos --bin soak -- --duration 60s
+
 step "Nacos suite, one test at a time (each starts rnacos and two JVM Nacos servers)"
 cargo test -p erpc-nacos -- --test-threads 1
 

@@ -9,8 +9,17 @@
 //! - [`Load`]: N concurrent tasks calling at a steady pace through one client, recording
 //!   every call's outcome, provider and latency in a [`Report`].
 //!
+//! - [`Bulk`]: answers whose size the caller picks and arguments as big as the frame
+//!   limit, for the hostile-input suite ([`hostile`] builds its raw frames).
+//! - [`procfs`]: a process's memory, file descriptors and threads, read from `/proc`.
+//!
 //! The binary's path is only known to this crate's own tests
-//! (`env!("CARGO_BIN_EXE_chaos-provider")`), so they pass it in.
+//! (`env!("CARGO_BIN_EXE_chaos-provider")`), so they pass it in; the `soak` binary runs
+//! the same provider ([`provider`]) as a subcommand of itself.
+
+pub mod hostile;
+pub mod procfs;
+pub mod provider;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +56,18 @@ pub trait Probe {
     /// Same as `work`, but not declared idempotent: erpc may only send it again when
     /// the first attempt provably never reached a handler.
     async fn record(&self, id: u64, delay_ms: u64) -> Served;
+}
+
+/// Largest answer [`Bulk::blob`] makes (16 MiB less room for the frame's head).
+pub const MAX_BLOB: usize = 16 * 1024 * 1024 - 1024;
+
+/// Big answers and big arguments, for the hostile-input suite.
+#[erpc::service(group = "chaos", version = "1.0")]
+pub trait Bulk {
+    /// `len` bytes of text (at most [`MAX_BLOB`]): an answer whose size the caller picks.
+    async fn blob(&self, len: u32) -> String;
+    /// Returns its argument: a big argument makes an equally big answer.
+    async fn echo(&self, text: String) -> String;
 }
 
 /// Upper bound for one chaos test's body.
@@ -130,6 +151,11 @@ pub struct ProviderSpec {
     pub max_concurrency: Option<usize>,
     /// Longest wait for in-flight calls on graceful shutdown.
     pub drain_ms: Option<u64>,
+    /// File the provider appends every executed call id to (`--log-calls`).
+    pub log_calls: Option<PathBuf>,
+    /// Argument put before the flags, for a binary that runs the provider as a
+    /// subcommand (the `soak` binary: `soak provider --port ...`).
+    pub subcommand: Option<String>,
 }
 
 impl ProviderSpec {
@@ -141,7 +167,21 @@ impl ProviderSpec {
             delay_ms: 0,
             max_concurrency: None,
             drain_ms: None,
+            log_calls: None,
+            subcommand: None,
         }
+    }
+
+    /// Sets `--log-calls`.
+    pub fn log_calls(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log_calls = Some(path.into());
+        self
+    }
+
+    /// Runs the binary as `bin <subcommand> --port ...`.
+    pub fn subcommand(mut self, name: impl Into<String>) -> Self {
+        self.subcommand = Some(name.into());
+        self
     }
 
     /// Sets `--delay-ms`.
@@ -205,6 +245,9 @@ impl ProviderProcess {
             self.spec.name
         );
         let mut command = Command::new(&self.bin);
+        if let Some(subcommand) = &self.spec.subcommand {
+            command.arg(subcommand);
+        }
         command
             .arg("--port")
             .arg(self.spec.port.to_string())
@@ -218,6 +261,9 @@ impl ProviderProcess {
         }
         if let Some(drain) = self.spec.drain_ms {
             command.arg("--drain-ms").arg(drain.to_string());
+        }
+        if let Some(path) = &self.spec.log_calls {
+            command.arg("--log-calls").arg(path);
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -266,6 +312,11 @@ impl ProviderProcess {
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> String {
         self.spec.addr()
+    }
+
+    /// The running process's id (`None` between an exit and a restart).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Sends `signal` to the process.
@@ -537,6 +588,27 @@ impl Report {
             return 0.0;
         }
         served.iter().filter(|p| **p == provider).count() as f64 / served.len() as f64
+    }
+
+    /// Share of all calls that succeeded (0.0–1.0; 1.0 when there were none).
+    pub fn success_ratio(&self) -> f64 {
+        if self.calls.is_empty() {
+            return 1.0;
+        }
+        let ok = self.calls.iter().filter(|c| c.outcome.is_ok()).count();
+        ok as f64 / self.calls.len() as f64
+    }
+
+    /// The latency that `quantile` (0.0–1.0) of all calls, failed ones included, stayed
+    /// at or under (nearest rank).
+    pub fn latency_quantile(&self, quantile: f64) -> Duration {
+        let mut latencies: Vec<Duration> = self.calls.iter().map(|c| c.latency).collect();
+        latencies.sort_unstable();
+        let rank = (quantile * latencies.len() as f64).ceil() as usize;
+        latencies
+            .get(rank.saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Slowest call.
