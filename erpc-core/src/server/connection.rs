@@ -17,7 +17,6 @@ use std::time::Duration;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -29,6 +28,7 @@ use crate::message::{decode_request, error_response};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Status};
 use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
+use crate::transport::Stream;
 use crate::Error;
 
 /// What every connection of a server shares.
@@ -48,7 +48,7 @@ pub(crate) struct ServerContext {
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
 
 /// Serves one connection until the peer leaves, it idles out, or the server closes it.
-pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
+pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<ServerContext>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
     }

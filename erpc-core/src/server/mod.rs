@@ -24,8 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::compress::CompressionPolicy;
 use crate::config::ServerConfig;
-use crate::registry::Registry;
+use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
+use crate::transport::{self, ServerTls};
 use crate::Error;
 use connection::{serve_connection, ServerContext};
 pub use limits::LimitRule;
@@ -48,6 +49,7 @@ pub struct ServerBuilder {
     config: ServerConfig,
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
+    tls: ServerTls,
 }
 
 impl ServerBuilder {
@@ -130,6 +132,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Accepts only TLS connections, presenting `config`'s certificate (and asking
+    /// clients for theirs when it requires mutual TLS). The server registers itself as
+    /// `tls://host:port` with the metadata `transport=tls`, so consumers discovering it
+    /// know to use TLS. See [`crate::TlsServerConfig`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::TlsServerConfig) -> Self {
+        self.tls = Some(Arc::new(config));
+        self
+    }
+
     /// Binds the listener; the server starts serving with [`Server::serve`].
     pub async fn build(self) -> Result<Server, Error> {
         let config = self.config;
@@ -159,13 +171,17 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        let advertised = match &config.advertise {
+        let mut advertised = match &config.advertise {
             Some(addr) => addr.clone(),
             None => advertise::advertised_addr(local_addr).await,
         };
+        let mut metadata = config.metadata.clone();
+        if self.tls.is_some() {
+            advertised = format!("{TLS_PREFIX}{advertised}");
+            metadata.insert(TRANSPORT_KEY.into(), "tls".into());
+        }
         let router = Arc::new(router);
-        let registrations =
-            Registrations::new(&router, &advertised, config.weight, &config.metadata);
+        let registrations = Registrations::new(&router, &advertised, config.weight, &metadata);
         let context = Arc::new(ServerContext {
             router,
             limiter: Arc::new(Semaphore::new(config.max_concurrency)),
@@ -178,6 +194,7 @@ impl ServerBuilder {
         });
         Ok(Server {
             listener,
+            tls: self.tls,
             local_addr,
             advertised,
             context,
@@ -202,6 +219,7 @@ impl ServerBuilder {
 /// A bound provider, ready to serve.
 pub struct Server {
     listener: TcpListener,
+    tls: ServerTls,
     local_addr: SocketAddr,
     advertised: String,
     context: Arc<ServerContext>,
@@ -231,7 +249,7 @@ impl Server {
         self.local_addr
     }
 
-    /// The address registered for consumers.
+    /// The address registered for consumers (`tls://host:port` for a TLS server).
     pub fn advertised_addr(&self) -> &str {
         &self.advertised
     }
@@ -245,6 +263,7 @@ impl Server {
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
         let Server {
             listener,
+            tls,
             local_addr,
             advertised,
             context,
@@ -264,7 +283,7 @@ impl Server {
                 () = context.closing.cancelled() => {}
             }
         };
-        accept_until(&listener, &connections, &context, stop).await;
+        accept_until(&listener, &tls, &connections, &context, stop).await;
         if let Some(task) = registering {
             task.abort();
         }
@@ -286,7 +305,7 @@ impl Server {
             // Connections opened while draining get goaway at once and every request on
             // them is refused as "shutting down": refused calls are retried elsewhere,
             // whereas a closed listener could reset connections with requests in them.
-            accept_until(&listener, &connections, &context, drain).await;
+            accept_until(&listener, &tls, &connections, &context, drain).await;
         }
         drop(listener);
         context.closing.cancel();
@@ -314,8 +333,12 @@ impl Server {
 }
 
 /// Accepts connections and serves each on its own task until `until` completes.
+///
+/// A TLS handshake runs on the connection's task, bounded by its timeout, so a slow or
+/// silent client cannot hold up accepting others.
 async fn accept_until(
     listener: &TcpListener,
+    tls: &ServerTls,
     connections: &TaskTracker,
     context: &Arc<ServerContext>,
     until: impl Future<Output = ()>,
@@ -326,7 +349,16 @@ async fn accept_until(
             () = &mut until => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, context.clone()));
+                    let (tls, context) = (tls.clone(), context.clone());
+                    connections.spawn(async move {
+                        let stream = tokio::select! {
+                            stream = transport::stream::accept(stream, peer, &tls) => stream,
+                            () = context.closing.cancelled() => None,
+                        };
+                        if let Some(stream) = stream {
+                            serve_connection(stream, peer, context).await;
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

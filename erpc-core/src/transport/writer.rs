@@ -74,6 +74,8 @@ where
             }
         }
         write_all_vectored(&mut socket, &mut parts).await?;
+        // A no-op on TCP; TLS may hold written records until flushed.
+        socket.flush().await?;
         parts.clear();
     }
     socket.shutdown().await
