@@ -177,7 +177,9 @@ impl ServerBuilder {
         };
         let mut metadata = config.metadata.clone();
         if self.tls.is_some() {
-            advertised = format!("{TLS_PREFIX}{advertised}");
+            if !advertised.starts_with(TLS_PREFIX) {
+                advertised = format!("{TLS_PREFIX}{advertised}");
+            }
             metadata.insert(TRANSPORT_KEY.into(), "tls".into());
         }
         let router = Arc::new(router);
