@@ -45,6 +45,12 @@ cargo doc --workspace --no-deps
 step "cargo test --workspace (all but the Nacos suite)"
 cargo test --workspace --exclude erpc-nacos
 
+# The workspace run above already builds erpc with `tls` (erpc-bench enables it); this
+# step keeps the TLS suite running, and visible, should that ever change.
+step "TLS tests (feature tls; certificates generated per test)"
+cargo test -p erpc --features tls --test tls
+cargo test -p erpc-core --features tls --lib transport::tls
+
 step "soak, 60 s: 1,000 connections while 3 providers restart in turn (erpc-chaos/README.md)"
 cargo run -q -p erpc-chaos --bin soak -- --duration 60s
 

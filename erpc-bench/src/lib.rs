@@ -24,6 +24,9 @@ pub enum Framework {
     Erpc,
     /// erpc with postcard, its fastest serializer.
     ErpcPostcard,
+    /// erpc (MessagePack) over TLS 1.3 (rustls, ring).
+    #[value(name = "erpc+tls", alias = "erpc-tls")]
+    ErpcTls,
     /// tarpc, bincode serde transport over TCP.
     Tarpc,
     /// tonic, unary gRPC over one HTTP/2 channel.
@@ -33,9 +36,10 @@ pub enum Framework {
 }
 
 impl Framework {
-    const ALL: [Framework; 5] = [
+    const ALL: [Framework; 6] = [
         Self::Erpc,
         Self::ErpcPostcard,
+        Self::ErpcTls,
         Self::Tarpc,
         Self::Tonic,
         Self::Raw,
@@ -46,6 +50,7 @@ impl Framework {
         match self {
             Self::Erpc => "erpc",
             Self::ErpcPostcard => "erpc-postcard",
+            Self::ErpcTls => "erpc+tls",
             Self::Tarpc => "tarpc",
             Self::Tonic => "tonic",
             Self::Raw => "raw",
@@ -55,6 +60,7 @@ impl Framework {
     fn server(self) -> ServerKind {
         match self {
             Self::Erpc | Self::ErpcPostcard => ServerKind::Erpc,
+            Self::ErpcTls => ServerKind::ErpcTls,
             Self::Tarpc => ServerKind::Tarpc,
             Self::Tonic => ServerKind::Tonic,
             Self::Raw => ServerKind::Raw,
@@ -67,6 +73,8 @@ impl Framework {
 pub enum ServerKind {
     /// erpc server (answers msgpack and postcard callers).
     Erpc,
+    /// erpc server accepting only TLS, with the certificate the parent hands it.
+    ErpcTls,
     /// tarpc server.
     Tarpc,
     /// tonic server.
@@ -223,7 +231,10 @@ fn run_server(kind: ServerKind, port: u16) -> Result<(), String> {
     stats::raise_nofile_limit();
     runtime().block_on(async move {
         match kind {
-            ServerKind::Erpc => peers::erpc_echo::serve(port).await,
+            ServerKind::Erpc => peers::erpc_echo::serve(port, None).await,
+            ServerKind::ErpcTls => {
+                peers::erpc_echo::serve(port, Some(peers::tls::server_config()?)).await
+            }
             ServerKind::Tarpc => peers::tarpc_echo::serve(port).await,
             ServerKind::Tonic => peers::tonic_echo::serve(port).await,
             ServerKind::Raw => peers::raw::serve(port).await,
@@ -245,7 +256,11 @@ impl ServerProcess {
             .to_possible_value()
             .map(|v| v.get_name().to_string())
             .unwrap_or_default();
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if kind == ServerKind::ErpcTls {
+            peers::tls::hand_to_server(&mut command)?;
+        }
+        let mut child = command
             .args(["server", &kind_name, "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
-use crate::peers::{erpc_echo, raw::RawClient, tarpc_echo, tonic_echo};
+use crate::peers::{erpc_echo, raw::RawClient, tarpc_echo, tls, tonic_echo};
 use crate::stats::{self, Pid};
 use crate::Framework;
 
@@ -28,10 +28,19 @@ impl Caller {
     /// Connects to the server of `framework` at `addr`.
     pub(crate) async fn connect(framework: Framework, addr: &str) -> Result<Self, String> {
         Ok(match framework {
-            Framework::Erpc => Self::Erpc(erpc_echo::client(addr, erpc::Serialization::MsgPack)?),
-            Framework::ErpcPostcard => {
-                Self::Erpc(erpc_echo::client(addr, erpc::Serialization::Postcard)?)
+            Framework::Erpc => {
+                Self::Erpc(erpc_echo::client(addr, erpc::Serialization::MsgPack, None)?)
             }
+            Framework::ErpcPostcard => Self::Erpc(erpc_echo::client(
+                addr,
+                erpc::Serialization::Postcard,
+                None,
+            )?),
+            Framework::ErpcTls => Self::Erpc(erpc_echo::client(
+                addr,
+                erpc::Serialization::MsgPack,
+                Some(tls::client_config()?),
+            )?),
             Framework::Tarpc => Self::Tarpc(tarpc_echo::client(addr).await?),
             Framework::Tonic => Self::Tonic(tonic_echo::client(addr).await?),
             Framework::Raw => Self::Raw(Arc::new(RawClient::connect(addr).await?)),

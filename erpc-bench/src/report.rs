@@ -143,7 +143,10 @@ fn ratios(rows: &[Row]) -> String {
     out.push_str("| erpc variant | payload | in flight | QPS ×tarpc | QPS ×tonic | QPS ×raw | p99 ×tarpc | p99 ×tonic | p50 ×tarpc | CPU/call ×tarpc |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
-        if !matches!(r.framework, Framework::Erpc | Framework::ErpcPostcard) {
+        if !matches!(
+            r.framework,
+            Framework::Erpc | Framework::ErpcPostcard | Framework::ErpcTls
+        ) {
             continue;
         }
         let peer = |f| find(rows, f, r.payload, r.concurrency);

@@ -36,3 +36,5 @@ pub use protocol::Metadata;
 pub use serialize::Serialization;
 pub use server::{termination_signal, LimitRule, Server, ServerBuilder, ServerHandle};
 pub use service::{MethodDescriptor, Reply, Request, Service, ServiceDescriptor, ServiceKey};
+#[cfg(feature = "tls")]
+pub use transport::tls::{TlsClientConfig, TlsServerConfig, DEFAULT_HANDSHAKE_TIMEOUT};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use erpc_core::registry::Provider;
+use erpc_core::registry::{Provider, TLS_PREFIX, TRANSPORT_KEY};
 use erpc_core::ServiceKey;
 
 use crate::api::Instance;
@@ -118,11 +118,13 @@ pub fn from_nacos_weight(weight: f64) -> u32 {
 }
 
 /// `host:port` of a provider address, split for the Nacos `ip` and `port` parameters.
+/// The `tls://` prefix of a TLS provider is dropped: its metadata says `transport=tls`.
 pub(crate) fn split_addr(addr: &str) -> Result<(String, u16), NacosError> {
     let bad = || NacosError::Address {
         addr: addr.to_string(),
     };
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host_port = addr.strip_prefix(TLS_PREFIX).unwrap_or(addr);
+    let (host, port) = host_port.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.parse::<u16>().map_err(|_| bad())?;
     if host.is_empty() {
@@ -132,7 +134,8 @@ pub(crate) fn split_addr(addr: &str) -> Result<(String, u16), NacosError> {
 }
 
 /// The usable providers among `instances`: enabled, healthy, with a valid port; sorted by
-/// address so that equal lists compare equal.
+/// address so that equal lists compare equal. A provider with the metadata
+/// `transport=tls` gets its `tls://host:port` address back.
 pub(crate) fn providers(instances: Vec<Instance>) -> Vec<Provider> {
     let mut providers: Vec<Provider> = instances
         .into_iter()
@@ -144,10 +147,15 @@ pub(crate) fn providers(instances: Vec<Instance>) -> Vec<Provider> {
             } else {
                 i.ip.clone()
             };
+            let metadata = i.string_metadata();
+            let scheme = match metadata.get(TRANSPORT_KEY).map(String::as_str) {
+                Some("tls") => TLS_PREFIX,
+                _ => "",
+            };
             Some(Provider {
-                addr: format!("{host}:{port}"),
+                addr: format!("{scheme}{host}:{port}"),
                 weight: from_nacos_weight(i.weight),
-                metadata: i.string_metadata(),
+                metadata,
             })
         })
         .collect();
@@ -247,5 +255,29 @@ mod tests {
         let list = providers(vec![ok, sick, off, bad_port, v6]);
         let addrs: Vec<_> = list.iter().map(|p| (p.addr.as_str(), p.weight)).collect();
         assert_eq!(addrs, [("10.0.0.2:1", 100), ("[::1]:2", 50)]);
+    }
+
+    #[test]
+    fn tls_providers_keep_their_scheme_through_nacos() {
+        // Registered: the prefix is dropped from ip/port, the metadata keeps it.
+        assert_eq!(
+            split_addr("tls://10.0.0.1:9000").unwrap(),
+            ("10.0.0.1".to_string(), 9000)
+        );
+        let mut tls = Instance {
+            ip: "10.0.0.1".into(),
+            port: 9000,
+            ..Instance::default()
+        };
+        tls.metadata
+            .insert(TRANSPORT_KEY.into(), serde_json::Value::from("tls"));
+        let plain = Instance {
+            ip: "10.0.0.2".into(),
+            port: 9000,
+            ..Instance::default()
+        };
+        let list = providers(vec![tls, plain]);
+        let addrs: Vec<_> = list.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(addrs, ["10.0.0.2:9000", "tls://10.0.0.1:9000"]);
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use erpc_core::registry::{Change, ChangeStream, Provider, Registration, Registry};
+use erpc_core::registry::{
+    Change, ChangeStream, Provider, Registration, Registry, TLS_PREFIX, TRANSPORT_KEY,
+};
 use erpc_core::ServiceKey;
 use erpc_nacos::{ApiVersion, NacosConfig, NacosError, NacosRegistry};
 use futures::StreamExt;
@@ -536,6 +538,42 @@ async fn fails_over_from_a_dead_address() {
             .unwrap();
             let error = all_dead.providers(&key).await.unwrap_err();
             assert!(error.is_unreachable(), "{error}");
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_provider_comes_back_as_tls_host_port() {
+    for server in support::servers(
+        "a_tls_provider_comes_back_as_tls_host_port",
+        Options::default(),
+    ) {
+        bounded(server.kind, Duration::from_secs(30), async {
+            let registry = registry(config(&server));
+            let key = key("tls");
+            let port = support::free_port(false);
+            let mut tls = registration(&key, port);
+            tls.provider.addr = format!("{TLS_PREFIX}127.0.0.1:{port}");
+            tls.provider
+                .metadata
+                .insert(TRANSPORT_KEY.to_string(), "tls".to_string());
+            registry.register(&tls).await.unwrap();
+
+            // Nacos stores ip and port apart; the metadata brings the scheme back.
+            let host = eventually(
+                Duration::from_secs(5),
+                "the instance in the raw list",
+                || async { raw_instance(&server, &key, "DEFAULT_GROUP", port) },
+            )
+            .await;
+            assert_eq!(host["ip"], "127.0.0.1");
+            assert_eq!(host["metadata"][TRANSPORT_KEY], "tls");
+            let providers = providers_when(&registry, &key, 1).await;
+            assert_eq!(providers, vec![tls.provider.clone()]);
+
+            registry.deregister(&tls).await.unwrap();
+            providers_when(&registry, &key, 0).await;
         })
         .await;
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use erpc::{Client, Serialization, Server};
+use erpc::{Client, Serialization, Server, TlsClientConfig, TlsServerConfig};
 use serde_bytes::ByteBuf;
 
 /// The benchmark's service: returns its argument.
@@ -22,26 +22,34 @@ impl Echo for EchoImpl {
     }
 }
 
-/// Serves until the process is killed; prints the bound port first.
-pub(crate) async fn serve(port: u16) -> Result<(), String> {
-    let server = Server::builder()
+/// Serves (over TLS only when `tls` is given) until the process is killed; prints the
+/// bound port first.
+pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(), String> {
+    let mut builder = Server::builder()
         .bind(format!("127.0.0.1:{port}"))
-        .add_service(EchoServer::new(EchoImpl))
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
+        .add_service(EchoServer::new(EchoImpl));
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let server = builder.build().await.map_err(|e| e.to_string())?;
     crate::announce_port(server.local_addr().port());
     server.serve().await.map_err(|e| e.to_string())
 }
 
-/// A client with one multiplexed connection to `addr`.
-pub(crate) fn client(addr: &str, serialization: Serialization) -> Result<EchoClient, String> {
-    let client = Client::builder()
+/// A client with one multiplexed connection to `addr` (TLS when `tls` is given).
+pub(crate) fn client(
+    addr: &str,
+    serialization: Serialization,
+    tls: Option<TlsClientConfig>,
+) -> Result<EchoClient, String> {
+    let mut builder = Client::builder()
         .direct([addr.to_string()])
         .serialization(serialization)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .timeout(Duration::from_secs(30));
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
     Ok(EchoClient::new(client))
 }
 

@@ -4,4 +4,5 @@
 pub(crate) mod erpc_echo;
 pub(crate) mod raw;
 pub(crate) mod tarpc_echo;
+pub(crate) mod tls;
 pub(crate) mod tonic_echo;

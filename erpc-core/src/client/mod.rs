@@ -35,7 +35,7 @@ use crate::protocol::Metadata;
 use crate::registry::{Provider, Registry, StaticRegistry};
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
-use crate::transport::{Connection, ConnectionSettings};
+use crate::transport::{ClientTls, Connection, ConnectionSettings};
 use crate::Error;
 use budget::RetryBudget;
 use directory::Directory;
@@ -478,6 +478,7 @@ pub struct ClientBuilder {
     edits: Vec<Edit>,
     registry: Option<Arc<dyn Registry>>,
     balancer: Option<Arc<dyn LoadBalancer>>,
+    tls: ClientTls,
 }
 
 impl ClientBuilder {
@@ -600,6 +601,15 @@ impl ClientBuilder {
         self.edit(move |c| c.max_in_flight_per_provider = limit)
     }
 
+    /// Speaks TLS to every provider, verifying its certificate with `config` (and
+    /// presenting a client certificate when `config` has one). Without this, providers
+    /// registered as `tls://host:port` are refused at once. See [`crate::TlsClientConfig`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::TlsClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Builds the client; connections open lazily on first call.
     ///
     /// Fails when no registry was given or a setting is invalid.
@@ -629,6 +639,7 @@ impl ClientBuilder {
                 heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
                 heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
                 max_frame: config.max_frame_bytes,
+                tls: self.tls,
             },
             backoff: Backoff {
                 initial: Duration::from_millis(config.reconnect_backoff_ms),

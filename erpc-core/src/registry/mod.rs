@@ -42,6 +42,16 @@ impl Provider {
     }
 }
 
+/// Address prefix of a provider that only accepts TLS: `tls://host:port`.
+///
+/// A TLS server registers its address in this form, with [`TRANSPORT_KEY`]` = tls` in
+/// the metadata (registries that store host and port apart, like Nacos, keep the
+/// metadata and restore the prefix from it).
+pub const TLS_PREFIX: &str = "tls://";
+
+/// Metadata key naming the transport a provider speaks: `tls`, or absent for plain TCP.
+pub const TRANSPORT_KEY: &str = "transport";
+
 /// Weight given to providers that do not state one.
 pub const DEFAULT_WEIGHT: u32 = 100;
 

@@ -30,7 +30,6 @@ use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -46,6 +45,7 @@ use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status,
 use crate::serialize::Serialization;
 use crate::service::{Request, Service};
 use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
+use crate::transport::Stream;
 use crate::Error;
 
 /// Per-connection limits (see [`ConnectionBudget`]).
@@ -82,7 +82,7 @@ type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
 
 /// Serves one connection until the peer leaves, it idles out, stops reading its
 /// answers, or the server closes it.
-pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
+pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<ServerContext>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
     }

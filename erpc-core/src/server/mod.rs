@@ -25,8 +25,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ServerConfig};
-use crate::registry::Registry;
+use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
+use crate::transport::{self, ServerTls};
 use crate::Error;
 use budget::MemoryBudget;
 use connection::{serve_connection, ConnectionLimits, ServerContext};
@@ -57,6 +58,7 @@ pub struct ServerBuilder {
     edits: Vec<Edit>,
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
+    tls: ServerTls,
 }
 
 /// A builder call's change to the settings, applied over the file and environment.
@@ -192,6 +194,16 @@ impl ServerBuilder {
         self.edit(move |c| c.goaway_grace_ms = millis(grace))
     }
 
+    /// Accepts only TLS connections, presenting `config`'s certificate (and asking
+    /// clients for theirs when it requires mutual TLS). The server registers itself as
+    /// `tls://host:port` with the metadata `transport=tls`, so consumers discovering it
+    /// know to use TLS. See [`crate::TlsServerConfig`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::TlsServerConfig) -> Self {
+        self.tls = Some(Arc::new(config));
+        self
+    }
+
     /// Binds the listener; the server starts serving with [`Server::serve`].
     pub async fn build(mut self) -> Result<Server, Error> {
         let (config, registry_url) = self.settings()?;
@@ -226,13 +238,19 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
-        let advertised = match &config.advertise {
+        let mut advertised = match &config.advertise {
             Some(addr) => addr.clone(),
             None => advertise::advertised_addr(local_addr).await,
         };
+        let mut metadata = config.metadata.clone();
+        if self.tls.is_some() {
+            if !advertised.starts_with(TLS_PREFIX) {
+                advertised = format!("{TLS_PREFIX}{advertised}");
+            }
+            metadata.insert(TRANSPORT_KEY.into(), "tls".into());
+        }
         let router = Arc::new(router);
-        let registrations =
-            Registrations::new(&router, &advertised, config.weight, &config.metadata);
+        let registrations = Registrations::new(&router, &advertised, config.weight, &metadata);
         let context = Arc::new(ServerContext {
             router,
             limiter: Arc::new(Semaphore::new(config.max_concurrency)),
@@ -254,6 +272,7 @@ impl ServerBuilder {
         });
         Ok(Server {
             listener,
+            tls: self.tls,
             local_addr,
             advertised,
             context,
@@ -279,6 +298,7 @@ impl ServerBuilder {
 #[must_use = "a bound server answers no calls until `.serve()` or `.spawn()`; dropping it closes the port"]
 pub struct Server {
     listener: TcpListener,
+    tls: ServerTls,
     local_addr: SocketAddr,
     advertised: String,
     context: Arc<ServerContext>,
@@ -308,7 +328,7 @@ impl Server {
         self.local_addr
     }
 
-    /// The address registered for consumers.
+    /// The address registered for consumers (`tls://host:port` for a TLS server).
     pub fn advertised_addr(&self) -> &str {
         &self.advertised
     }
@@ -322,6 +342,7 @@ impl Server {
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
         let Server {
             listener,
+            tls,
             local_addr,
             advertised,
             context,
@@ -341,7 +362,7 @@ impl Server {
                 () = context.closing.cancelled() => {}
             }
         };
-        accept_until(&listener, &connections, &context, stop).await;
+        accept_until(&listener, &tls, &connections, &context, stop).await;
         if let Some(task) = registering {
             task.abort();
         }
@@ -363,7 +384,7 @@ impl Server {
             // Connections opened while draining get goaway at once and every request on
             // them is refused as "shutting down": refused calls are retried elsewhere,
             // whereas a closed listener could reset connections with requests in them.
-            accept_until(&listener, &connections, &context, drain).await;
+            accept_until(&listener, &tls, &connections, &context, drain).await;
         }
         drop(listener);
         context.closing.cancel();
@@ -395,8 +416,12 @@ impl Server {
 }
 
 /// Accepts connections and serves each on its own task until `until` completes.
+///
+/// A TLS handshake runs on the connection's task, bounded by its timeout, so a slow or
+/// silent client cannot hold up accepting others.
 async fn accept_until(
     listener: &TcpListener,
+    tls: &ServerTls,
     connections: &TaskTracker,
     context: &Arc<ServerContext>,
     until: impl Future<Output = ()>,
@@ -407,7 +432,16 @@ async fn accept_until(
             () = &mut until => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, context.clone()));
+                    let (tls, context) = (tls.clone(), context.clone());
+                    connections.spawn(async move {
+                        let stream = tokio::select! {
+                            stream = transport::stream::accept(stream, peer, &tls) => stream,
+                            () = context.closing.cancelled() => None,
+                        };
+                        if let Some(stream) = stream {
+                            serve_connection(stream, peer, context).await;
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -17,11 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
+use super::stream::{self, ClientTls, ReadHalf};
 use super::writer::{run_writer, OutFrame, QUEUE_FRAMES};
 use crate::message::EncodedRequest;
 use crate::protocol::codec::control_frame;
@@ -35,6 +35,7 @@ pub(crate) struct ConnectionSettings {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_frame: u32,
+    pub(crate) tls: ClientTls,
 }
 
 type Waiter = oneshot::Sender<Result<Frame, Error>>;
@@ -92,7 +93,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Opens a connection and starts its reader and writer tasks.
+    /// Opens a connection (`host:port`, or `tls://host:port`; see [`stream::connect`])
+    /// and starts its reader and writer tasks.
     pub(crate) async fn connect(
         addr: &str,
         settings: &ConnectionSettings,
@@ -101,10 +103,13 @@ impl Connection {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_error(format!("timed out after {:?}", settings.connect_timeout)))?
-            .map_err(|e| connect_error(e.to_string()))?;
+        let stream = tokio::time::timeout(
+            settings.connect_timeout,
+            stream::connect(addr, &settings.tls),
+        )
+        .await
+        .map_err(|_| connect_error(format!("timed out after {:?}", settings.connect_timeout)))?
+        .map_err(connect_error)?;
         stream
             .set_nodelay(true)
             .map_err(|e| connect_error(format!("TCP_NODELAY: {e}")))?;
@@ -246,7 +251,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(self, mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>) {
+    async fn run(self, mut frames: FramedRead<ReadHalf, FrameCodec>) {
         let interval = self.settings.heartbeat_interval;
         let timeout = self.settings.heartbeat_timeout;
         // Reading the clock on every frame costs more than the frame itself under load:

@@ -99,6 +99,8 @@ where
             charges.extend(frame.charge);
         }
         write_all_vectored(&mut socket, &mut parts, write_timeout).await?;
+        // A no-op on TCP; TLS may hold written records until flushed.
+        within(write_timeout, socket.flush()).await?;
         parts.clear();
         charges.clear();
     }
@@ -147,9 +149,9 @@ where
 
 /// Runs one write, failing with `TimedOut` when it makes no progress within `timeout`.
 /// A write that completes on its first poll, as most do, arms no timer.
-async fn within<F>(timeout: Option<Duration>, write: F) -> std::io::Result<usize>
+async fn within<F, T>(timeout: Option<Duration>, write: F) -> std::io::Result<T>
 where
-    F: std::future::Future<Output = std::io::Result<usize>>,
+    F: std::future::Future<Output = std::io::Result<T>>,
 {
     let mut write = std::pin::pin!(write);
     if let Poll::Ready(done) = futures::poll!(write.as_mut()) {
