@@ -1,9 +1,11 @@
 //! The consumer side: find providers, pick one, send the call, wait with a deadline.
 //!
 //! A call's path: generated stub → [`Client::call`] (encode once, deadline) → directory
-//! (provider list from the registry) → cluster mode (failover, forking, ...) → balancer
-//! over the endpoints that are neither ejected nor going away → endpoint (in-flight cap,
-//! breaker, one multiplexed connection) → connection → frame codec → socket.
+//! (the service's route: provider list, endpoints and balancer state, rebuilt when the
+//! registry changes the list) → cluster mode (failover, forking, ...) → the route's
+//! picker over the endpoints that are neither ejected nor going away → endpoint
+//! (in-flight cap, breaker, one multiplexed connection) → connection → frame codec →
+//! socket.
 
 mod blocking;
 mod breaker;
@@ -11,6 +13,7 @@ mod budget;
 mod cluster;
 mod directory;
 mod pool;
+mod route;
 mod stub;
 
 use std::sync::{Arc, Weak};
@@ -27,12 +30,12 @@ pub use budget::RetryBudgetPolicy;
 pub use cluster::ClusterMode;
 pub use stub::ServiceClient;
 
-use crate::balance::{Candidate, LoadBalancer, PickContext};
+use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::ClientConfig;
 use crate::message::{decode_response, EncodedRequest, OutboundRequest};
 use crate::protocol::Metadata;
-use crate::registry::{Provider, Registry, StaticRegistry};
+use crate::registry::{Registry, StaticRegistry};
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::{Connection, ConnectionSettings};
@@ -40,6 +43,7 @@ use crate::Error;
 use budget::RetryBudget;
 use directory::Directory;
 use pool::{Backoff, Endpoint, EndpointSettings, Pool};
+use route::{Route, Tier, View};
 
 /// Per-call settings; the generated stubs keep one per client handle.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +86,7 @@ struct Inner {
     compression: CompressionPolicy,
     cluster: ClusterMode,
     directory: Directory,
-    pool: Pool,
+    pool: Arc<Pool>,
     balancer: Arc<dyn LoadBalancer>,
     budget: RetryBudget,
 }
@@ -189,8 +193,12 @@ impl Client {
                 Ok(value) => Ok(value),
                 Err(e) => failsafe_value(e, key, method),
             },
-            ClusterMode::Forking(n) if call.idempotent && n > 1 => self.forking(&call, n).await,
-            ClusterMode::Forking(_) => self.failover(&call, self.inner.config.retries).await,
+            ClusterMode::Forking(_) if !call.idempotent => Err(Error::Config(format!(
+                "forking refused for {key}.{method}: it sends a call to several providers \
+                 at once, so it may run more than once; use it only for idempotent methods \
+                 (`#[erpc(idempotent)]` or `.with_idempotent(true)`)"
+            ))),
+            ClusterMode::Forking(n) => self.forking(&call, n).await,
         }
     }
 
@@ -200,21 +208,21 @@ impl Client {
         call: &Call<'_>,
         retries: u32,
     ) -> Result<R, Error> {
-        let providers = self.providers(call).await?;
-        let mut tried: Vec<&str> = Vec::new();
+        let route = self.route(call).await?;
+        let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
         let mut last_error = None;
         for attempt in 0..=retries {
-            let Some((provider, endpoint)) = self.pick(&providers, &tried, call)? else {
+            let Some((i, tier)) = self.pick(&route, &tried, call)? else {
                 break;
             };
             if attempt > 0 && !self.inner.budget.withdraw() {
                 tracing::debug!(service = %call.key, "retry budget spent; not retrying");
                 break;
             }
-            match self.attempt(&endpoint, call).await {
+            match self.attempt(&route.endpoints[i], tier, call).await {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
-                    tracing::debug!(addr = %provider.addr, error = %e, "attempt failed; trying another provider");
-                    tried.push(&provider.addr);
+                    tracing::debug!(addr = %route.providers[i].addr, error = %e, "attempt failed; trying another provider");
+                    tried.push(i);
                     last_error = Some(e);
                 }
                 other => return other,
@@ -225,17 +233,23 @@ impl Client {
         }))
     }
 
-    /// Sends to `n` providers at once; the first success wins, the rest are cancelled.
+    /// Sends to up to `n` providers at once; the first success wins, the rest are
+    /// cancelled. Every copy after the first is paid from the retry budget.
     async fn forking<R: DeserializeOwned>(&self, call: &Call<'_>, n: usize) -> Result<R, Error> {
-        let providers = self.providers(call).await?;
-        let mut chosen: Vec<&str> = Vec::new();
+        let route = self.route(call).await?;
+        let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
         let mut attempts = FuturesUnordered::new();
-        for _ in 0..n {
-            let Some((provider, endpoint)) = self.pick(&providers, &chosen, call)? else {
+        for copy in 0..n.max(1) {
+            let Some((i, tier)) = self.pick(&route, &chosen, call)? else {
                 break;
             };
-            chosen.push(&provider.addr);
-            attempts.push(async move { self.attempt::<R>(&endpoint, call).await });
+            if copy > 0 && !self.inner.budget.withdraw() {
+                tracing::debug!(service = %call.key, "retry budget spent; forking fewer copies");
+                break;
+            }
+            chosen.push(i);
+            let endpoint = &route.endpoints[i];
+            attempts.push(async move { self.attempt::<R>(endpoint, tier, call).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -249,9 +263,8 @@ impl Client {
         }))
     }
 
-    async fn providers(&self, call: &Call<'_>) -> Result<Arc<Vec<Provider>>, Error> {
-        match tokio::time::timeout_at(call.deadline, self.inner.directory.providers(call.key)).await
-        {
+    async fn route(&self, call: &Call<'_>) -> Result<Arc<Route>, Error> {
+        match tokio::time::timeout_at(call.deadline, self.inner.directory.route(call.key)).await {
             Ok(result) => result,
             Err(_) => Err(timeout_error(call)),
         }
@@ -261,6 +274,7 @@ impl Client {
     async fn attempt<R: DeserializeOwned>(
         &self,
         endpoint: &Endpoint,
+        tier: Tier,
         call: &Call<'_>,
     ) -> Result<R, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
@@ -271,9 +285,13 @@ impl Client {
         };
         let connection = match endpoint.usable() {
             Some(connection) => connection,
-            None => within(call, endpoint.connection(&self.inner.pool.settings)).await?,
+            None => {
+                let settings = &self.inner.pool.settings;
+                within(call, endpoint.connection(settings, call.deadline)).await?
+            }
         };
-        if !endpoint.begin() {
+        // In panic mode every provider is ejected and the call goes through anyway.
+        if !endpoint.begin() && tier != Tier::Panic {
             return Err(Error::CircuitOpen {
                 service: call.key.to_string(),
             });
@@ -281,6 +299,7 @@ impl Client {
         let mut verdict = Verdict {
             endpoint,
             started: Instant::now(),
+            timeout: call.timeout,
             done: false,
         };
         let result = within(call, self.exchange(&connection, call)).await;
@@ -312,62 +331,49 @@ impl Client {
         })
     }
 
-    /// Chooses among providers not yet tried and not ejected, preferring those not
-    /// avoided (goaway, reconnect backoff). Fails with [`Error::CircuitOpen`] when every
-    /// provider is ejected.
-    fn pick<'a>(
+    /// Chooses a provider of `route` not in `tried`: one that is admitted and not
+    /// avoided (goaway, reconnect backoff) if the picker finds any, else one that is
+    /// admitted, else — every untried provider being ejected — any untried one.
+    /// `None` when every provider was tried.
+    fn pick(
         &self,
-        providers: &'a [Provider],
-        tried: &[&str],
+        route: &Route,
+        tried: &[usize],
         call: &Call<'_>,
-    ) -> Result<Option<(&'a Provider, Arc<Endpoint>)>, Error> {
-        let mut fresh: SmallVec<[(&'a Provider, Arc<Endpoint>); 8]> = SmallVec::new();
-        let mut ejected = 0;
-        for provider in providers
-            .iter()
-            .filter(|p| !tried.contains(&p.addr.as_str()))
-        {
-            let endpoint = self.inner.pool.endpoint(&provider.addr);
-            if endpoint.admits() {
-                fresh.push((provider, endpoint));
-            } else {
-                ejected += 1;
-            }
-        }
-        if fresh.is_empty() {
-            return if ejected > 0 && tried.is_empty() {
-                Err(Error::CircuitOpen {
-                    service: call.key.to_string(),
-                })
-            } else {
-                Ok(None)
-            };
-        }
-        let avoided: SmallVec<[bool; 8]> = fresh.iter().map(|(_, e)| e.is_avoided()).collect();
-        if avoided.iter().any(|a| !a) {
-            let mut flags = avoided.iter();
-            fresh.retain(|_| flags.next() == Some(&false));
-        }
-        let candidates: SmallVec<[Candidate<'_>; 8]> = fresh
-            .iter()
-            .map(|(provider, endpoint)| Candidate {
-                provider,
-                in_flight: endpoint.in_flight(),
-                latency: endpoint.latency(),
-            })
-            .collect();
+    ) -> Result<Option<(usize, Tier)>, Error> {
+        let picker = route.picker(call.options.balancer.as_ref());
         let ctx = PickContext {
             method: call.method,
             hash_key: call.hash_key,
         };
-        let balancer = call
-            .options
-            .balancer
-            .as_ref()
-            .unwrap_or(&self.inner.balancer);
-        Ok(balancer
-            .pick(&candidates, &ctx)
-            .map(|i| fresh.swap_remove(i)))
+        let now = Instant::now();
+        for tier in Tier::ALL {
+            let view = View {
+                route,
+                tried,
+                tier,
+                now,
+            };
+            let candidates = Candidates::live(&view);
+            match picker.pick(&candidates, &ctx) {
+                Some(i) if candidates.is_eligible(i) => return Ok(Some((i, tier))),
+                Some(i) => {
+                    let balancer: &dyn std::fmt::Debug = match &call.options.balancer {
+                        Some(b) => b,
+                        None => &self.inner.balancer,
+                    };
+                    return Err(Error::Config(format!(
+                        "load balancer {balancer:?} picked index {i}, which is not one of the \
+                         {} eligible candidates of {} (a picker must return an index for \
+                         which `Candidates::is_eligible` holds)",
+                        candidates.eligible().count(),
+                        call.key
+                    )));
+                }
+                None => {}
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -376,6 +382,8 @@ impl Client {
 struct Verdict<'a> {
     endpoint: &'a Endpoint,
     started: Instant,
+    /// The caller's timeout for the whole call.
+    timeout: Duration,
     done: bool,
 }
 
@@ -390,9 +398,19 @@ impl Verdict<'_> {
         match result {
             // Refusals say nothing about the provider's health.
             Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
+            // Nor does running out of a timeout the caller chose tighter than what the
+            // provider has been taking.
+            Err(Error::Timeout { .. }) if !self.timeout_was_generous() => self.endpoint.abandon(),
             Err(e) if counts_against_provider(e) => self.record(false),
             _ => self.record(true),
         }
+    }
+
+    /// A timeout shows the provider unhealthy only when the caller allowed at least
+    /// [`GENEROUS_TIMEOUT`] and twice the provider's observed (peak-EWMA) latency.
+    fn timeout_was_generous(&self) -> bool {
+        let observed = self.endpoint.latency().unwrap_or_default();
+        self.timeout >= GENEROUS_TIMEOUT.max(observed.saturating_mul(2))
     }
 }
 
@@ -404,7 +422,11 @@ impl Drop for Verdict<'_> {
     }
 }
 
-/// Failures that say the provider (or the path to it) is unhealthy.
+/// The shortest caller timeout whose expiry counts against a provider.
+const GENEROUS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Failures that say the provider (or the path to it) is unhealthy (timeouts only
+/// when the caller's timeout was generous, see `Verdict::timeout_was_generous`).
 fn counts_against_provider(error: &Error) -> bool {
     matches!(
         error,
@@ -467,6 +489,7 @@ pub struct ClientBuilder {
     config: ClientConfig,
     registry: Option<Arc<dyn Registry>>,
     balancer: Option<Arc<dyn LoadBalancer>>,
+    retry_budget: Option<RetryBudgetPolicy>,
 }
 
 impl ClientBuilder {
@@ -544,6 +567,12 @@ impl ClientBuilder {
         self
     }
 
+    /// How many retries (and forked copies) the client may add to its call volume.
+    pub fn retry_budget(mut self, policy: RetryBudgetPolicy) -> Self {
+        self.retry_budget = Some(policy);
+        self
+    }
+
     /// Calls in flight per provider before further callers wait.
     pub fn max_in_flight_per_provider(mut self, limit: usize) -> Self {
         self.config.max_in_flight_per_provider = limit;
@@ -561,6 +590,15 @@ impl ClientBuilder {
         let serialization: Serialization = config.serialization.parse()?;
         let compression = config.compression_policy()?;
         let cluster: ClusterMode = config.cluster.parse()?;
+        if let ClusterMode::Forking(n) = cluster {
+            return Err(Error::Config(format!(
+                "cluster mode forking:{n} cannot be the client-wide default: forking sends \
+                 a call to several providers at once, so it may run more than once, and \
+                 is only for idempotent methods; set it on handles of idempotent methods \
+                 (`.with_cluster(ClusterMode::Forking({n}))` with `#[erpc(idempotent)]` or \
+                 `.with_idempotent(true)`)"
+            )));
+        }
         let balancer = match self.balancer {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
@@ -579,11 +617,18 @@ impl ClientBuilder {
             breaker: config.breaker_policy(),
             max_in_flight: config.max_in_flight_per_provider,
         };
-        let budget = RetryBudget::new(RetryBudgetPolicy {
+        let budget = RetryBudget::new(self.retry_budget.unwrap_or(RetryBudgetPolicy {
             ratio: config.retry_budget_ratio,
             ..RetryBudgetPolicy::default()
-        });
+        }));
         let first_list_wait = config.timeout().max(Duration::from_secs(1));
+        let pool = Arc::new(Pool::new(settings));
+        let build_route = {
+            let (pool, balancer) = (pool.clone(), balancer.clone());
+            Arc::new(move |providers, previous: Option<&Route>| {
+                Route::new(providers, &pool, balancer.as_ref(), previous)
+            })
+        };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
             let on_change = Arc::new(move || {
@@ -595,8 +640,8 @@ impl ClientBuilder {
                 serialization,
                 compression,
                 cluster,
-                directory: Directory::new(registry, first_list_wait, on_change),
-                pool: Pool::new(settings),
+                directory: Directory::new(registry, first_list_wait, build_route, on_change),
+                pool,
                 balancer,
                 budget,
                 config,
