@@ -54,13 +54,8 @@ async fn recovery_after(outage: Duration) -> Duration {
     let (tx, mut successes) = tokio::sync::mpsc::unbounded_channel();
     let caller = tokio::spawn(async move {
         loop {
-            match lab.whoami().await {
-                Ok(_) => {
-                    if tx.send(Instant::now()).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => {}
+            if lab.whoami().await.is_ok() && tx.send(Instant::now()).is_err() {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -71,6 +71,13 @@ impl Directory {
 
     /// The current route of `key`, subscribing on first use.
     pub(crate) async fn route(&self, key: &ServiceKey) -> Result<Arc<Route>, Error> {
+        if let Some(entry) = self.entries.lock().get(key) {
+            if let Some(route) = entry.routes.borrow().as_ref() {
+                if !entry.task.is_finished() {
+                    return Ok(route.clone());
+                }
+            }
+        }
         let mut receiver = self.receiver(key);
         if let Some(route) = receiver.borrow().clone() {
             return Ok(route);

@@ -296,10 +296,11 @@ impl Client {
                 service: call.key.to_string(),
             });
         }
+        let started = Instant::now();
         let mut verdict = Verdict {
             endpoint,
-            started: Instant::now(),
-            timeout: call.timeout,
+            started,
+            timeout: call.deadline.saturating_duration_since(started),
             done: false,
         };
         let result = within(call, self.exchange(&connection, call)).await;
@@ -382,7 +383,7 @@ impl Client {
 struct Verdict<'a> {
     endpoint: &'a Endpoint,
     started: Instant,
-    /// The caller's timeout for the whole call.
+    /// The time the caller left this attempt.
     timeout: Duration,
     done: bool,
 }

@@ -18,13 +18,16 @@ use crate::registry::Provider;
 /// Pickers kept per route for handles with their own balancer (`with_balancer`).
 const MAX_OVERRIDES: usize = 8;
 
+/// A handle-level balancer and its picker for one route.
+type Override = (Arc<dyn LoadBalancer>, Arc<dyn Picker>);
+
 /// A service's providers, endpoints and picker.
 pub(crate) struct Route {
     pub(crate) providers: Vec<Provider>,
     pub(crate) endpoints: Vec<Arc<Endpoint>>,
     picker: Arc<dyn Picker>,
     /// Pickers of handle-level balancers, keyed by the balancer they came from.
-    overrides: Mutex<Vec<(Arc<dyn LoadBalancer>, Arc<dyn Picker>)>>,
+    overrides: Mutex<Vec<Override>>,
 }
 
 impl Route {
