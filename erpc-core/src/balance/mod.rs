@@ -19,15 +19,21 @@
 //!
 //! [`default_balancer`] is [`PowerOfTwoChoices`]. Measured with
 //! `cargo run --release -p erpc-core --example balancer_bench` (a shared 2-core
-//! machine; pick cost is the fastest of 20 rounds):
+//! machine under load; pick cost is the fastest of 20 rounds; the last column
+//! alternates picks between two services of 50 providers, each with its own picker,
+//! as a client does):
 //!
-//! | ns per pick | 3 candidates | 10 candidates | 100 candidates |
-//! |---|---:|---:|---:|
-//! | random | 21.4 | 23.4 | 84.7 |
-//! | round_robin | 78.2 | 207.3 | 1913.9 |
-//! | consistent_hash | 62.3 | 125.3 | 976.3 |
-//! | least_active | 5.0 | 9.2 | 109.3 |
-//! | p2c | 26.9 | 26.9 | 19.5 |
+//! | ns per pick | 3 candidates | 10 candidates | 100 candidates | 2 services × 50 |
+//! |---|---:|---:|---:|---:|
+//! | random | 17.6 | 14.7 | 20.0 | 18.3 |
+//! | round_robin | 13.0 | 25.4 | 127.0 | 70.2 |
+//! | consistent_hash | 15.5 | 17.7 | 24.4 | 23.0 |
+//! | least_active | 7.4 | 19.1 | 276.5 | 143.9 |
+//! | p2c | 31.2 | 31.8 | 24.9 | 24.6 |
+//!
+//! (Before pickers were per service, round_robin took 1914 ns and consistent_hash
+//! 976 ns at 100 candidates: both hashed every address on every pick, and two
+//! services called alternately reset each other's state.)
 //!
 //! Discrete-event simulation: 64 closed-loop callers on one client, three
 //! providers with exponential service times of mean 1 ms, 1 ms and 20 ms (slow).
@@ -60,7 +66,7 @@
 //! without it. `least_active` has the better p50 under overload (1.04 vs 1.65 ms:
 //! it always takes the global minimum, `p2c` only the better of two), but tails
 //! decide RPC latency as seen by users, who fan out to many calls. A `p2c` pick also
-//! costs the same ~25 ns whatever the number of providers, and without latency
+//! costs the same ~25–30 ns whatever the number of providers, and without latency
 //! samples it still balances on in-flight calls and weight.
 //!
 //! Pick [`ConsistentHash`] for affinity (caches, sessions) with
