@@ -151,7 +151,8 @@ pub trait LoadBalancer: Send + Sync + fmt::Debug + 'static {
 /// A balancer's state for one provider list; chooses the provider of each call.
 pub trait Picker: Send + Sync + fmt::Debug + 'static {
     /// The index of an eligible candidate ([`Candidates::is_eligible`]), or `None`
-    /// when none is. Any other index fails the call with [`Error::Config`].
+    /// when none is. An index past the end of the list, or of a provider this call
+    /// already tried, fails the call with [`Error::Config`].
     fn pick(&self, candidates: &Candidates<'_>, ctx: &PickContext<'_>) -> Option<usize>;
 }
 

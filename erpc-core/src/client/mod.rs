@@ -357,18 +357,27 @@ impl Client {
             };
             let candidates = Candidates::live(&view);
             match picker.pick(&candidates, &ctx) {
-                Some(i) if candidates.is_eligible(i) => return Ok(Some((i, tier))),
+                // Eligibility is not checked again: it may have changed since the
+                // picker looked (another call's connect failed, a breaker tripped).
+                Some(i) if i < candidates.len() && !tried.contains(&i) => {
+                    return Ok(Some((i, tier)))
+                }
                 Some(i) => {
                     let balancer: &dyn std::fmt::Debug = match &call.options.balancer {
                         Some(b) => b,
                         None => &self.inner.balancer,
                     };
                     return Err(Error::Config(format!(
-                        "load balancer {balancer:?} picked index {i}, which is not one of the \
-                         {} eligible candidates of {} (a picker must return an index for \
-                         which `Candidates::is_eligible` holds)",
-                        candidates.eligible().count(),
-                        call.key
+                        "load balancer {balancer:?} picked index {i} for {}, which has {} \
+                         providers{} (a picker must return an index for which \
+                         `Candidates::is_eligible` holds)",
+                        call.key,
+                        candidates.len(),
+                        if i < candidates.len() {
+                            " and this call already tried that one"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 None => {}
@@ -604,20 +613,7 @@ impl ClientBuilder {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
-        let settings = EndpointSettings {
-            connection: ConnectionSettings {
-                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-                heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
-                heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
-                max_frame: config.max_frame_bytes,
-            },
-            backoff: Backoff {
-                initial: Duration::from_millis(config.reconnect_backoff_ms),
-                max: Duration::from_millis(config.reconnect_backoff_max_ms),
-            },
-            breaker: config.breaker_policy(),
-            max_in_flight: config.max_in_flight_per_provider,
-        };
+        let settings = endpoint_settings(&config);
         let budget = RetryBudget::new(self.retry_budget.unwrap_or(RetryBudgetPolicy {
             ratio: config.retry_budget_ratio,
             ..RetryBudgetPolicy::default()
@@ -652,6 +648,65 @@ impl ClientBuilder {
     }
 }
 
+/// The per-endpoint settings of `config`.
+fn endpoint_settings(config: &ClientConfig) -> EndpointSettings {
+    EndpointSettings {
+        connection: ConnectionSettings {
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
+            heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
+            max_frame: config.max_frame_bytes,
+        },
+        backoff: Backoff {
+            initial: Duration::from_millis(config.reconnect_backoff_ms),
+            max: Duration::from_millis(config.reconnect_backoff_max_ms),
+        },
+        breaker: config.breaker_policy(),
+        max_in_flight: config.max_in_flight_per_provider,
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ends one attempt on `endpoint` with a timeout, `left` having been its time.
+    fn time_out(endpoint: &Endpoint, left: Duration) {
+        let mut verdict = Verdict {
+            endpoint,
+            started: Instant::now(),
+            timeout: left,
+            done: false,
+        };
+        verdict.finish::<()>(&Err(Error::Timeout {
+            service: "s".into(),
+            method: "m".into(),
+            after: left,
+        }));
+    }
+
+    #[tokio::test]
+    async fn only_timeouts_the_caller_made_generous_count_against_the_provider() {
+        let pool = Pool::new(endpoint_settings(&ClientConfig::default()));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        let rtt = Duration::from_millis(80);
+        endpoint.record(true, rtt, Instant::now());
+        // Tighter than the floor, or than twice what the provider has been taking.
+        for left in [Duration::from_millis(1), Duration::from_millis(150)] {
+            for _ in 0..50 {
+                time_out(&endpoint, left);
+            }
+            assert!(endpoint.admits(Instant::now()), "{left:?} timeouts ejected");
+        }
+        // Generous timeouts that run out do show an unhealthy provider.
+        let consecutive = BreakerPolicy::default().consecutive_failures;
+        for _ in 0..consecutive {
+            time_out(&endpoint, Duration::from_secs(1));
+        }
+        assert!(!endpoint.admits(Instant::now()));
+    }
 }
