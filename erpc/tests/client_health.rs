@@ -127,7 +127,12 @@ async fn a_client_outlives_the_runtime_that_first_used_it() {
         let first = lab.clone();
         let answer = on_own_runtime(async move { first.whoami().await }).await;
         assert_eq!(answer.unwrap(), "one");
-        // Runtime A is gone. The provider list still follows the registry...
+        // Runtime A is gone, and with it the connection's reader and writer tasks:
+        // runtime B's call reconnects to the same provider.
+        let again = lab.clone();
+        let answer = on_own_runtime(async move { again.whoami().await }).await;
+        assert_eq!(answer.unwrap(), "one");
+        // The provider list still follows the registry...
         one.shutdown().await.unwrap();
         let two = spawn(
             server()
