@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -36,7 +36,7 @@ pub(crate) type BuildRoute = Arc<dyn Fn(Vec<Provider>, Option<&Route>) -> Route 
 /// Routes per service.
 pub(crate) struct Directory {
     registry: Arc<dyn Registry>,
-    entries: Mutex<FxHashMap<ServiceKey, Entry>>,
+    entries: RwLock<FxHashMap<ServiceKey, Entry>>,
     first_list_wait: Duration,
     build: BuildRoute,
     on_change: OnChange,
@@ -51,7 +51,7 @@ impl Directory {
     ) -> Self {
         Self {
             registry,
-            entries: Mutex::default(),
+            entries: RwLock::default(),
             first_list_wait,
             build,
             on_change,
@@ -60,7 +60,7 @@ impl Directory {
 
     /// True when some subscribed service currently lists `addr`.
     pub(crate) fn lists(&self, addr: &str) -> bool {
-        self.entries.lock().values().any(|entry| {
+        self.entries.read().values().any(|entry| {
             entry
                 .routes
                 .borrow()
@@ -71,7 +71,7 @@ impl Directory {
 
     /// The current route of `key`, subscribing on first use.
     pub(crate) async fn route(&self, key: &ServiceKey) -> Result<Arc<Route>, Error> {
-        if let Some(entry) = self.entries.lock().get(key) {
+        if let Some(entry) = self.entries.read().get(key) {
             if let Some(route) = entry.routes.borrow().as_ref() {
                 if !entry.task.is_finished() {
                     return Ok(route.clone());
@@ -96,7 +96,7 @@ impl Directory {
     }
 
     fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Arc<Route>>> {
-        let mut entries = self.entries.lock();
+        let mut entries = self.entries.write();
         let last = match entries.get(key) {
             Some(entry) if !entry.task.is_finished() => return entry.routes.clone(),
             // The task's runtime has ended: resubscribe here, keeping the last route.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -86,7 +86,7 @@ impl PeakEwma {
 /// One provider address as this client sees it.
 pub(crate) struct Endpoint {
     addr: String,
-    link: Mutex<Link>,
+    link: RwLock<Link>,
     connecting: tokio::sync::Mutex<()>,
     breaker: Breaker,
     latency: Mutex<PeakEwma>,
@@ -100,7 +100,7 @@ impl Endpoint {
     /// The current connection, when it can take calls.
     pub(crate) fn usable(&self) -> Option<Arc<Connection>> {
         self.link
-            .lock()
+            .read()
             .connection
             .as_ref()
             .filter(|c| c.is_usable())
@@ -126,7 +126,7 @@ impl Endpoint {
     /// back (restarted on the same address): the next pick reconnects, and a refused
     /// connect starts the backoff.
     pub(crate) fn is_avoided(&self, now: Instant) -> bool {
-        let link = self.link.lock();
+        let link = self.link.read();
         let going_away = link
             .connection
             .as_ref()
@@ -143,7 +143,7 @@ impl Endpoint {
     /// Forgets connect failures and ejection: the provider reappeared in the registry.
     pub(crate) fn reset(&self) {
         {
-            let mut link = self.link.lock();
+            let mut link = self.link.write();
             link.failures = 0;
             link.retry_at = None;
             link.failed_at = None;
@@ -203,7 +203,7 @@ impl Endpoint {
             return Ok(connection);
         }
         let next_try = {
-            let link = self.link.lock();
+            let link = self.link.read();
             let next = match (link.retry_at, link.failed_at) {
                 (Some(retry_at), Some(failed_at)) => Some(retry_at.min(failed_at + PROBE_INTERVAL)),
                 (retry_at, _) => retry_at,
@@ -227,7 +227,7 @@ impl Endpoint {
             tokio::time::sleep_until(next).await;
         }
         let result = Connection::connect(&self.addr, &settings.connection).await;
-        let mut link = self.link.lock();
+        let mut link = self.link.write();
         match &result {
             Ok(connection) => {
                 link.connection = Some(connection.clone());
@@ -283,7 +283,7 @@ impl Pool {
             .or_insert_with(|| {
                 Arc::new(Endpoint {
                     addr: addr.to_string(),
-                    link: Mutex::default(),
+                    link: RwLock::default(),
                     connecting: tokio::sync::Mutex::new(()),
                     breaker: Breaker::new(self.settings.breaker),
                     latency: Mutex::default(),
