@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use erpc::balance::{Candidate, LoadBalancer, PickContext};
+use erpc::balance::{Candidates, LoadBalancer, PickContext, Picker};
+use erpc::registry::Provider;
 use erpc::{Client, ClusterMode, Error};
 use erpc_chaos::{
     bounded, client_config, free_ports, ProbeClient, ProviderProcess, ProviderSpec, Served,
@@ -21,9 +22,20 @@ const DELAY: Duration = Duration::from_millis(300);
 struct Prefer(String);
 
 impl LoadBalancer for Prefer {
-    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
-        let preferred = candidates.iter().position(|c| c.provider.addr == self.0);
-        preferred.or((!candidates.is_empty()).then_some(0))
+    fn picker(&self, _: &[Provider]) -> Box<dyn Picker> {
+        Box::new(Prefer(self.0.clone()))
+    }
+}
+
+impl Picker for Prefer {
+    fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
+        let mut eligible = candidates.eligible();
+        let first = eligible.next();
+        let preferred = first
+            .into_iter()
+            .chain(eligible)
+            .find(|(_, c)| c.provider.addr == self.0);
+        preferred.or(first).map(|(i, _)| i)
     }
 }
 

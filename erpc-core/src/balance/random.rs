@@ -1,34 +1,32 @@
 //! Weighted random: each provider is chosen with probability weight / total weight.
 //!
-//! Stateless apart from the RNG, so it is the cheapest balancer and never needs
-//! cleanup when providers come and go; [`pick_weighted`] is shared with
-//! [`LeastActive`](super::LeastActive) to break ties.
+//! The picker keeps the prefix sums of its list's weights, so a pick is one random
+//! draw and a binary search; [`pick_weighted`] (a scan) is shared with
+//! [`LeastActive`](super::LeastActive) to break ties and serves the rare pick whose
+//! draw lands on a provider that may not be called now.
 
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{weight_of, Candidate, LoadBalancer, PickContext};
+use super::{provider_weight, Candidates, LoadBalancer, PickContext, Picker};
+use crate::registry::Provider;
 
 /// Weighted random choice (weights from registry metadata; 0 counts as 1).
 #[derive(Debug)]
 pub struct WeightedRandom {
-    rng: Mutex<SmallRng>,
+    seed: Option<u64>,
 }
 
 impl WeightedRandom {
     /// Seeded from the operating system.
     pub fn new() -> Self {
-        Self {
-            rng: Mutex::new(SmallRng::from_entropy()),
-        }
+        Self { seed: None }
     }
 
     /// Deterministic, for tests.
     pub fn seeded(seed: u64) -> Self {
-        Self {
-            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-        }
+        Self { seed: Some(seed) }
     }
 }
 
@@ -38,31 +36,68 @@ impl Default for WeightedRandom {
     }
 }
 
+/// An RNG seeded from `seed`, or from the operating system.
+pub(super) fn rng(seed: Option<u64>) -> Mutex<SmallRng> {
+    Mutex::new(seed.map_or_else(SmallRng::from_entropy, SmallRng::seed_from_u64))
+}
+
 impl LoadBalancer for WeightedRandom {
-    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
-        match candidates.len() {
-            0 => None,
-            1 => Some(0),
-            _ => pick_weighted(candidates, &mut self.rng.lock(), |_| true),
-        }
+    fn picker(&self, providers: &[Provider]) -> Box<dyn Picker> {
+        let mut total = 0;
+        let ends = providers
+            .iter()
+            .map(|p| {
+                total += provider_weight(p);
+                total
+            })
+            .collect();
+        Box::new(RandomPicker {
+            ends,
+            rng: rng(self.seed),
+        })
     }
 }
 
-/// Weighted random index among the candidates that satisfy `keep`, in two passes
-/// and without allocating; `None` when none is kept.
+/// Prefix sums of one list's weights.
+#[derive(Debug)]
+struct RandomPicker {
+    /// `ends[i]` is the total weight of providers `0..=i`.
+    ends: Vec<u64>,
+    rng: Mutex<SmallRng>,
+}
+
+impl Picker for RandomPicker {
+    fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
+        let total = *self.ends.last()?;
+        let mut rng = self.rng.lock();
+        for _ in 0..4 {
+            let point = rng.gen_range(0..total);
+            let i = self.ends.partition_point(|&end| end <= point);
+            if candidates.is_eligible(i) {
+                return Some(i);
+            }
+        }
+        pick_weighted(candidates, &mut rng, |_| true)
+    }
+}
+
+/// Weighted random index among the eligible candidates for which `keep` holds, in
+/// two passes and without allocating; `None` when there is none.
 pub(super) fn pick_weighted(
-    candidates: &[Candidate<'_>],
+    candidates: &Candidates<'_>,
     rng: &mut SmallRng,
-    keep: impl Fn(&Candidate<'_>) -> bool,
+    keep: impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    let total: u64 = candidates.iter().filter(|c| keep(c)).map(weight_of).sum();
+    let kept = |i: &usize| candidates.is_eligible(*i) && keep(*i);
+    let n = candidates.len();
+    let total: u64 = (0..n).filter(kept).map(|i| candidates.weight(i)).sum();
     if total == 0 {
         return None;
     }
     let mut point = rng.gen_range(0..total);
     let mut last = None;
-    for (i, c) in candidates.iter().enumerate().filter(|(_, c)| keep(c)) {
-        let w = weight_of(c);
+    for i in (0..n).filter(kept) {
+        let w = candidates.weight(i);
         if point < w {
             return Some(i);
         }
@@ -75,7 +110,7 @@ pub(super) fn pick_weighted(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::test_support::{candidates, providers, shares};
+    use crate::balance::test_support::{candidates, providers, shares, shares_among};
 
     #[test]
     fn picks_follow_weights() {
@@ -95,21 +130,21 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_single() {
-        let balancer = WeightedRandom::seeded(1);
-        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
-        let providers = providers(&[("a:1", 100)]);
-        let candidates = candidates(&providers);
-        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
+    fn ineligible_providers_are_never_picked() {
+        let providers = providers(&[("a:1", 100), ("b:1", 900), ("c:1", 100)]);
+        let share = shares_among(&WeightedRandom::seeded(2), &providers, &[0, 2], 10_000);
+        assert_eq!(share[1], 0.0);
+        assert!((0.45..0.55).contains(&share[0]), "{share:?}");
     }
 
     #[test]
     fn pick_weighted_respects_filter() {
         let providers = providers(&[("a:1", 100), ("b:1", 100), ("c:1", 100)]);
         let candidates = candidates(&providers);
+        let candidates = Candidates::new(&candidates);
         let mut rng = SmallRng::seed_from_u64(5);
         for _ in 0..1_000 {
-            let i = pick_weighted(&candidates, &mut rng, |c| c.provider.addr != "b:1");
+            let i = pick_weighted(&candidates, &mut rng, |i| i != 1);
             assert!(matches!(i, Some(0 | 2)), "{i:?}");
         }
         assert_eq!(pick_weighted(&candidates, &mut rng, |_| false), None);

@@ -6,81 +6,77 @@
 //! picks are interleaved (weights 5, 1, 1 give `a a b a c a a`) instead of bursty
 //! (`a a a a a b c`).
 //!
-//! Current weights are keyed by address so they survive reordering of the candidate
-//! list; entries of addresses that are no longer offered are dropped, and a provider
-//! that comes back starts again from zero.
-
-use std::collections::HashMap;
+//! The current weights belong to one service's picker and are indexed by the
+//! provider's position in that list: a new list (provider added or removed) starts
+//! a new cycle. Providers that may not be called at a pick (already tried by the
+//! call, ejected) sit that turn out; the others keep their shares.
 
 use parking_lot::Mutex;
 
-use super::{weight_of, Candidate, LoadBalancer, PickContext};
+use super::{Candidates, LoadBalancer, PickContext, Picker};
+use crate::registry::Provider;
 
 /// Smooth weighted round-robin (weights from registry metadata; 0 counts as 1).
 #[derive(Debug, Default)]
-pub struct RoundRobin {
-    current: Mutex<HashMap<String, i64>>,
-}
+pub struct RoundRobin;
 
 impl RoundRobin {
     /// A balancer with no history.
     pub fn new() -> Self {
-        Self::default()
+        Self
     }
 }
 
 impl LoadBalancer for RoundRobin {
-    fn pick(&self, candidates: &[Candidate<'_>], _: &PickContext<'_>) -> Option<usize> {
-        match candidates.len() {
-            0 => return None,
-            1 => return Some(0),
-            _ => {}
-        }
-        let mut current = self.current.lock();
-        let mut total = 0i64;
-        let mut best = (0usize, i64::MIN);
-        for (i, c) in candidates.iter().enumerate() {
-            let w = weight_as_i64(c);
-            total += w;
-            // Only a newly seen address allocates.
-            let now = match current.get_mut(c.provider.addr.as_str()) {
-                Some(cur) => {
-                    *cur += w;
-                    *cur
-                }
-                None => {
-                    current.insert(c.provider.addr.clone(), w);
-                    w
-                }
-            };
-            if now > best.1 {
-                best = (i, now);
-            }
-        }
-        if let Some(cur) = current.get_mut(candidates[best.0].provider.addr.as_str()) {
-            *cur -= total;
-        }
-        if current.len() > candidates.len() {
-            current.retain(|addr, _| candidates.iter().any(|c| c.provider.addr == *addr));
-        }
-        Some(best.0)
+    fn picker(&self, providers: &[Provider]) -> Box<dyn Picker> {
+        Box::new(RoundRobinPicker {
+            current: Mutex::new(vec![0; providers.len()]),
+        })
     }
 }
 
-fn weight_as_i64(c: &Candidate<'_>) -> i64 {
-    // Weights are u32, so this never saturates in practice.
-    i64::try_from(weight_of(c)).unwrap_or(i64::MAX)
+/// Current weights, one per provider of the list.
+#[derive(Debug)]
+struct RoundRobinPicker {
+    current: Mutex<Vec<i64>>,
+}
+
+impl Picker for RoundRobinPicker {
+    fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
+        let mut current = self.current.lock();
+        let mut total = 0i64;
+        let mut best: Option<(usize, i64)> = None;
+        for (i, cur) in current.iter_mut().enumerate() {
+            if !candidates.is_eligible(i) {
+                continue;
+            }
+            // Weights are u32, so this never saturates in practice.
+            let w = i64::try_from(candidates.weight(i)).unwrap_or(i64::MAX);
+            total += w;
+            *cur += w;
+            if best.is_none_or(|(_, b)| *cur > b) {
+                best = Some((i, *cur));
+            }
+        }
+        let (chosen, _) = best?;
+        current[chosen] -= total;
+        Some(chosen)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::test_support::{candidates, providers, shares};
+    use crate::balance::test_support::{candidates, providers, shares, Only};
+    use crate::balance::Candidate;
 
     fn sequence(balancer: &RoundRobin, candidates: &[Candidate<'_>], n: usize) -> String {
+        let providers: Vec<Provider> = candidates.iter().map(|c| c.provider.clone()).collect();
+        let picker = balancer.picker(&providers);
+        let fixed = Candidates::new(candidates);
         (0..n)
             .map(|_| {
-                let i = balancer.pick(candidates, &PickContext::default()).unwrap();
+                let i = picker.pick(&fixed, &PickContext::default()).unwrap();
                 candidates[i].provider.addr.as_bytes()[0] as char
             })
             .collect()
@@ -112,33 +108,21 @@ mod tests {
     }
 
     #[test]
-    fn state_follows_addresses_and_vanished_ones_are_pruned() {
+    fn providers_sitting_a_turn_out_keep_the_others_shares() {
         let providers = providers(&[("a:1", 100), ("b:1", 100), ("c:1", 100)]);
+        let balancer = RoundRobin::new();
+        let picker = balancer.picker(&providers);
         let all = candidates(&providers);
-        let balancer = RoundRobin::new();
-        assert_eq!(sequence(&balancer, &all, 2), "ab");
-        // Reordering keeps each provider's share (only tie-breaking follows the order).
-        let reordered = [all[2], all[0], all[1]];
-        let seq = sequence(&balancer, &reordered, 3_000);
-        for name in ['a', 'b', 'c'] {
-            let n = seq.chars().filter(|&x| x == name).count();
-            assert!((999..=1001).contains(&n), "{name}: {n}");
+        let all = Candidates::new(&all);
+        let pick = |c: &Candidates<'_>| picker.pick(c, &PickContext::default()).unwrap();
+        assert_eq!(pick(&all), 0);
+        // `b` is not eligible for one pick (tried by a failing call): `c` takes the turn.
+        let without_b = Only::new(&providers, &[0, 2]);
+        assert_eq!(pick(&Candidates::live(&without_b)), 2);
+        let seq: Vec<usize> = (0..300).map(|_| pick(&all)).collect();
+        for i in 0..3 {
+            let n = seq.iter().filter(|&&x| x == i).count();
+            assert!((99..=101).contains(&n), "{i}: {n}");
         }
-        // `c` disappears: its state goes, the others share evenly.
-        let two = [all[0], all[1]];
-        let seq = sequence(&balancer, &two, 100);
-        assert!((49..=51).contains(&seq.matches('a').count()), "{seq}");
-        let state = balancer.current.lock();
-        assert_eq!(state.len(), 2);
-        assert!(!state.contains_key("c:1"));
-    }
-
-    #[test]
-    fn empty_and_single() {
-        let balancer = RoundRobin::new();
-        assert_eq!(balancer.pick(&[], &PickContext::default()), None);
-        let providers = providers(&[("a:1", 100)]);
-        let candidates = candidates(&providers);
-        assert_eq!(balancer.pick(&candidates, &PickContext::default()), Some(0));
     }
 }

@@ -9,8 +9,9 @@ use crate::Error;
 
 /// A [`Client`] plus the runtime that drives it, for synchronous code.
 ///
-/// Generated `XxxBlockingClient`s wrap this. Do not use it from inside an async
-/// runtime: blocking there would stall that runtime's worker.
+/// Generated `XxxBlockingClient`s wrap this. Do not call through it from inside an
+/// async runtime: blocking there would stall that runtime's worker. Dropping it there
+/// is fine: its runtime then shuts down in the background.
 ///
 /// ```no_run
 /// let client = erpc_core::BlockingClient::new(
@@ -20,8 +21,24 @@ use crate::Error;
 /// ```
 #[derive(Debug, Clone)]
 pub struct BlockingClient {
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<OwnedRuntime>,
     client: Client,
+}
+
+/// The blocking client's runtime; dropping it inside async code does not block.
+#[derive(Debug)]
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Waiting for its workers here would block an async worker (and tokio
+                // panics rather than allow it).
+                runtime.shutdown_background();
+            }
+        }
+    }
 }
 
 impl BlockingClient {
@@ -38,7 +55,7 @@ impl BlockingClient {
             builder.build()?
         };
         Ok(Self {
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(OwnedRuntime(Some(runtime))),
             client,
         })
     }
@@ -50,6 +67,10 @@ impl BlockingClient {
 
     /// Runs `future` to completion on the owned runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        match &self.runtime.0 {
+            Some(runtime) => runtime.block_on(future),
+            // Only `Drop` takes the runtime out, and nothing runs after it.
+            None => unreachable!("the blocking client's runtime is gone"),
+        }
     }
 }

@@ -3,8 +3,13 @@
 //! Closed: calls flow; consecutive failures or a high error rate over a window open it.
 //! Open: the endpoint gets no calls until its ejection time passes (doubling on each
 //! repeated ejection, up to a ceiling). Then one probe call is let through (half-open):
-//! success closes the breaker, failure opens it again.
+//! success closes the breaker, failure opens it again. Any success closes it: the
+//! client may still call an ejected endpoint when every provider is ejected (see
+//! `Tier::Panic`), and an answer proves the provider healthy again.
+//!
+//! A closed breaker is the common case: checking it is one atomic load.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -61,6 +66,8 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct Breaker {
     policy: BreakerPolicy,
+    /// True unless the state is closed; read without the lock.
+    tripped: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -68,6 +75,7 @@ impl Breaker {
     pub(crate) fn new(policy: BreakerPolicy) -> Self {
         Self {
             policy,
+            tripped: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 consecutive: 0,
@@ -81,10 +89,13 @@ impl Breaker {
 
     /// True when a call may be sent now (closed, or open with its time up and no probe
     /// running yet). Does not change state.
-    pub(crate) fn admits(&self) -> bool {
+    pub(crate) fn admits(&self, now: Instant) -> bool {
+        if !self.tripped.load(Ordering::Acquire) {
+            return true;
+        }
         match self.inner.lock().state {
             State::Closed => true,
-            State::Open { until } => Instant::now() >= until,
+            State::Open { until } => now >= until,
             State::HalfOpen { probing } => !probing,
         }
     }
@@ -92,6 +103,9 @@ impl Breaker {
     /// Called when a call is actually sent: an expired open breaker becomes half-open
     /// with this call as its probe. Returns false if the call must not be sent.
     pub(crate) fn begin(&self) -> bool {
+        if !self.tripped.load(Ordering::Acquire) {
+            return true;
+        }
         let mut inner = self.inner.lock();
         match inner.state {
             State::Closed => true,
@@ -119,11 +133,12 @@ impl Breaker {
         inner.window_calls += 1;
         if success {
             inner.consecutive = 0;
-            if matches!(inner.state, State::HalfOpen { .. }) {
+            if !matches!(inner.state, State::Closed) {
                 inner.state = State::Closed;
                 inner.ejections = 0;
                 inner.window_calls = 0;
                 inner.window_failures = 0;
+                self.tripped.store(false, Ordering::Release);
             }
             return;
         }
@@ -148,11 +163,23 @@ impl Breaker {
             inner.state = State::Open {
                 until: now + ejection,
             };
+            self.tripped.store(true, Ordering::Release);
             inner.consecutive = 0;
             inner.window_calls = 0;
             inner.window_failures = 0;
             tracing::info!(?ejection, "endpoint ejected");
         }
+    }
+
+    /// Forgets every failure and ejection (the provider reappeared in the registry).
+    pub(crate) fn reset(&self) {
+        let mut inner = self.inner.lock();
+        inner.state = State::Closed;
+        inner.consecutive = 0;
+        inner.ejections = 0;
+        inner.window_calls = 0;
+        inner.window_failures = 0;
+        self.tripped.store(false, Ordering::Release);
     }
 
     /// Ends a probe that produced no verdict (the call was abandoned).
@@ -185,15 +212,24 @@ mod tests {
         for _ in 0..2 {
             b.record(false, Instant::now());
         }
-        assert!(b.admits(), "two failures must not eject");
+        assert!(b.admits(Instant::now()), "two failures must not eject");
         b.record(false, Instant::now());
-        assert!(!b.admits() && !b.begin(), "third failure ejects");
+        assert!(
+            !b.admits(Instant::now()) && !b.begin(),
+            "third failure ejects"
+        );
         tokio::time::advance(Duration::from_millis(101)).await;
-        assert!(b.admits());
+        assert!(b.admits(Instant::now()));
         assert!(b.begin(), "probe allowed");
-        assert!(!b.admits() && !b.begin(), "only one probe at a time");
+        assert!(
+            !b.admits(Instant::now()) && !b.begin(),
+            "only one probe at a time"
+        );
         b.record(true, Instant::now());
-        assert!(b.admits() && b.begin(), "successful probe closes");
+        assert!(
+            b.admits(Instant::now()) && b.begin(),
+            "successful probe closes"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -206,12 +242,12 @@ mod tests {
         assert!(b.begin());
         b.record(false, Instant::now());
         tokio::time::advance(Duration::from_millis(150)).await;
-        assert!(!b.admits(), "second ejection lasts 200 ms");
+        assert!(!b.admits(Instant::now()), "second ejection lasts 200 ms");
         tokio::time::advance(Duration::from_millis(60)).await;
         assert!(b.begin());
         b.record(false, Instant::now());
         tokio::time::advance(Duration::from_millis(251)).await;
-        assert!(b.admits(), "ejection capped at 250 ms");
+        assert!(b.admits(Instant::now()), "ejection capped at 250 ms");
     }
 
     #[tokio::test(start_paused = true)]
@@ -220,7 +256,10 @@ mod tests {
         for i in 0..10 {
             b.record(i % 2 == 0, Instant::now());
         }
-        assert!(!b.admits(), "50% failures over 10 calls eject");
+        assert!(
+            !b.admits(Instant::now()),
+            "50% failures over 10 calls eject"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -233,5 +272,22 @@ mod tests {
         assert!(b.begin());
         b.abandon_probe();
         assert!(b.begin());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn any_success_closes_and_reset_forgets() {
+        let b = Breaker::new(policy());
+        for _ in 0..3 {
+            b.record(false, Instant::now());
+        }
+        assert!(!b.admits(Instant::now()));
+        // A call sent anyway (every provider ejected) succeeded.
+        b.record(true, Instant::now());
+        assert!(b.admits(Instant::now()) && b.begin());
+        for _ in 0..3 {
+            b.record(false, Instant::now());
+        }
+        b.reset();
+        assert!(b.admits(Instant::now()) && b.begin());
     }
 }

@@ -22,7 +22,10 @@ pub enum ClusterMode {
     /// types still get the error: there is no value to invent.
     Failsafe,
     /// Send an idempotent call to this many providers at once; the first success wins
-    /// and the others are cancelled. Non-idempotent calls fall back to failover.
+    /// and the others are cancelled. Each copy after the first is paid from the retry
+    /// budget (fewer copies go out when it is spent). A non-idempotent call is refused
+    /// with [`Error::Config`], and forking cannot be a client's default mode: set it on
+    /// handles of idempotent methods.
     Forking(usize),
 }
 

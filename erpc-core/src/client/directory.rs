@@ -1,6 +1,9 @@
 //! The client's view of each service's providers, kept current from the registry.
 //!
-//! The first call to a service subscribes; a background task then applies every change.
+//! The first call to a service subscribes; a background task then applies every change,
+//! building the service's [`Route`] (endpoints and balancer state) once per change.
+//! That task runs on the runtime of the call that subscribed; if that runtime ends,
+//! the next call resubscribes on its own runtime, keeping the last list meanwhile.
 //! An empty list pushed by the registry while providers were known is not applied (the
 //! last non-empty list is kept, Dubbo's "empty protection"): a registry that restarts
 //! empty or loses its data must not turn into "no provider" for every consumer.
@@ -10,30 +13,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::route::Route;
 use crate::registry::{Provider, Registry};
 use crate::service::ServiceKey;
 use crate::Error;
 
-/// A provider list snapshot.
-pub(crate) type Providers = Arc<Vec<Provider>>;
-
 struct Entry {
-    providers: watch::Receiver<Option<Providers>>,
+    routes: watch::Receiver<Option<Arc<Route>>>,
     task: JoinHandle<()>,
 }
 
-/// Called after any service's provider list changed.
+/// Called after any service's provider list lost providers.
 pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
 
-/// Provider lists per service.
+/// Builds a service's route from its new provider list and its previous route.
+pub(crate) type BuildRoute = Arc<dyn Fn(Vec<Provider>, Option<&Route>) -> Route + Send + Sync>;
+
+/// Routes per service.
 pub(crate) struct Directory {
     registry: Arc<dyn Registry>,
-    entries: Mutex<FxHashMap<ServiceKey, Entry>>,
+    entries: RwLock<FxHashMap<ServiceKey, Entry>>,
     first_list_wait: Duration,
+    build: BuildRoute,
     on_change: OnChange,
 }
 
@@ -41,37 +46,46 @@ impl Directory {
     pub(crate) fn new(
         registry: Arc<dyn Registry>,
         first_list_wait: Duration,
+        build: BuildRoute,
         on_change: OnChange,
     ) -> Self {
         Self {
             registry,
-            entries: Mutex::default(),
+            entries: RwLock::default(),
             first_list_wait,
+            build,
             on_change,
         }
     }
 
     /// True when some subscribed service currently lists `addr`.
     pub(crate) fn lists(&self, addr: &str) -> bool {
-        self.entries.lock().values().any(|entry| {
+        self.entries.read().values().any(|entry| {
             entry
-                .providers
+                .routes
                 .borrow()
                 .as_ref()
-                .is_some_and(|list| list.iter().any(|p| p.addr == addr))
+                .is_some_and(|route| route.providers.iter().any(|p| p.addr == addr))
         })
     }
 
-    /// The current providers of `key`, subscribing on first use.
-    pub(crate) async fn providers(&self, key: &ServiceKey) -> Result<Providers, Error> {
+    /// The current route of `key`, subscribing on first use.
+    pub(crate) async fn route(&self, key: &ServiceKey) -> Result<Arc<Route>, Error> {
+        if let Some(entry) = self.entries.read().get(key) {
+            if let Some(route) = entry.routes.borrow().as_ref() {
+                if !entry.task.is_finished() {
+                    return Ok(route.clone());
+                }
+            }
+        }
         let mut receiver = self.receiver(key);
-        if let Some(list) = receiver.borrow().clone() {
-            return Ok(list);
+        if let Some(route) = receiver.borrow().clone() {
+            return Ok(route);
         }
         let waited =
             tokio::time::timeout(self.first_list_wait, receiver.wait_for(Option::is_some)).await;
-        match waited {
-            Ok(Ok(list)) => Ok(list.clone().unwrap_or_default()),
+        match waited.map(|r| r.map(|route| route.clone())) {
+            Ok(Ok(Some(route))) => Ok(route),
             _ => Err(Error::NoProvider {
                 service: format!(
                     "{key} (registry gave no provider list within {:?})",
@@ -81,22 +95,26 @@ impl Directory {
         }
     }
 
-    fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Providers>> {
-        let mut entries = self.entries.lock();
-        if let Some(entry) = entries.get(key) {
-            return entry.providers.clone();
-        }
-        let (sender, receiver) = watch::channel(None);
+    fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Arc<Route>>> {
+        let mut entries = self.entries.write();
+        let last = match entries.get(key) {
+            Some(entry) if !entry.task.is_finished() => return entry.routes.clone(),
+            // The task's runtime has ended: resubscribe here, keeping the last route.
+            Some(entry) => entry.routes.borrow().clone(),
+            None => None,
+        };
+        let (sender, receiver) = watch::channel(last);
         let task = tokio::spawn(follow(
             self.registry.clone(),
             key.clone(),
             sender,
+            self.build.clone(),
             self.on_change.clone(),
         ));
         entries.insert(
             key.clone(),
             Entry {
-                providers: receiver.clone(),
+                routes: receiver.clone(),
                 task,
             },
         );
@@ -116,7 +134,8 @@ impl Drop for Directory {
 async fn follow(
     registry: Arc<dyn Registry>,
     key: ServiceKey,
-    sender: watch::Sender<Option<Providers>>,
+    sender: watch::Sender<Option<Arc<Route>>>,
+    build: BuildRoute,
     on_change: OnChange,
 ) {
     let mut delay = Duration::from_millis(100);
@@ -125,7 +144,8 @@ async fn follow(
             Ok(mut changes) => {
                 delay = Duration::from_millis(100);
                 while let Some(change) = changes.next().await {
-                    let known = sender.borrow().as_ref().is_some_and(|l| !l.is_empty());
+                    let previous = sender.borrow().clone();
+                    let known = previous.as_ref().is_some_and(|r| !r.providers.is_empty());
                     if change.all.is_empty() && known {
                         tracing::warn!(service = %key, "registry pushed an empty provider list; keeping the last one");
                         continue;
@@ -137,7 +157,8 @@ async fn follow(
                         removed = change.removed.len(),
                         "provider list changed"
                     );
-                    sender.send_replace(Some(Arc::new(change.all)));
+                    let route = build(change.all, previous.as_deref());
+                    sender.send_replace(Some(Arc::new(route)));
                     if !change.removed.is_empty() {
                         on_change();
                     }

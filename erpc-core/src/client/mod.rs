@@ -1,9 +1,11 @@
 //! The consumer side: find providers, pick one, send the call, wait with a deadline.
 //!
 //! A call's path: generated stub → [`Client::call`] (encode once, deadline) → directory
-//! (provider list from the registry) → cluster mode (failover, forking, ...) → balancer
-//! over the endpoints that are neither ejected nor going away → endpoint (in-flight cap,
-//! breaker, one multiplexed connection) → connection → frame codec → socket.
+//! (the service's route: provider list, endpoints and balancer state, rebuilt when the
+//! registry changes the list) → cluster mode (failover, forking, ...) → the route's
+//! picker over the endpoints that are neither ejected nor going away → endpoint
+//! (in-flight cap, breaker, one multiplexed connection) → connection → frame codec →
+//! socket.
 
 mod blocking;
 mod breaker;
@@ -11,6 +13,7 @@ mod budget;
 mod cluster;
 mod directory;
 mod pool;
+mod route;
 mod stub;
 
 use std::sync::{Arc, Weak};
@@ -27,12 +30,12 @@ pub use budget::RetryBudgetPolicy;
 pub use cluster::ClusterMode;
 pub use stub::ServiceClient;
 
-use crate::balance::{Candidate, LoadBalancer, PickContext};
+use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ClientConfig};
 use crate::message::{decode_response, EncodedRequest, OutboundRequest};
 use crate::protocol::Metadata;
-use crate::registry::{Provider, Registry, StaticRegistry};
+use crate::registry::{Registry, StaticRegistry};
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::{ClientTls, Connection, ConnectionSettings};
@@ -40,6 +43,7 @@ use crate::Error;
 use budget::RetryBudget;
 use directory::Directory;
 use pool::{Backoff, Endpoint, EndpointSettings, Pool};
+use route::{Route, Tier, View};
 
 /// Per-call settings; the generated stubs keep one per client handle.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +86,7 @@ struct Inner {
     compression: CompressionPolicy,
     cluster: ClusterMode,
     directory: Directory,
-    pool: Pool,
+    pool: Arc<Pool>,
     balancer: Arc<dyn LoadBalancer>,
     budget: RetryBudget,
 }
@@ -190,8 +194,12 @@ impl Client {
                 Ok(value) => Ok(value),
                 Err(e) => failsafe_value(e, key, method),
             },
-            ClusterMode::Forking(n) if call.idempotent && n > 1 => self.forking(&call, n).await,
-            ClusterMode::Forking(_) => self.failover(&call, self.inner.config.retries).await,
+            ClusterMode::Forking(_) if !call.idempotent => Err(Error::Config(format!(
+                "forking refused for {key}.{method}: it sends a call to several providers \
+                 at once, so it may run more than once; use it only for idempotent methods \
+                 (`#[erpc(idempotent)]` or `.with_idempotent(true)`)"
+            ))),
+            ClusterMode::Forking(n) => self.forking(&call, n).await,
         }
     }
 
@@ -201,21 +209,21 @@ impl Client {
         call: &Call<'_>,
         retries: u32,
     ) -> Result<R, Error> {
-        let providers = self.providers(call).await?;
-        let mut tried: Vec<&str> = Vec::new();
+        let route = self.route(call).await?;
+        let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
         let mut last_error = None;
         for attempt in 0..=retries {
-            let Some((provider, endpoint)) = self.pick(&providers, &tried, call)? else {
+            let Some((i, tier)) = self.pick(&route, &tried, call)? else {
                 break;
             };
             if attempt > 0 && !self.inner.budget.withdraw() {
                 tracing::debug!(service = %call.key, "retry budget spent; not retrying");
                 break;
             }
-            match self.attempt(&endpoint, call).await {
+            match self.attempt(&route.endpoints[i], tier, call).await {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
-                    tracing::debug!(addr = %provider.addr, error = %e, "attempt failed; trying another provider");
-                    tried.push(&provider.addr);
+                    tracing::debug!(addr = %route.providers[i].addr, error = %e, "attempt failed; trying another provider");
+                    tried.push(i);
                     last_error = Some(e);
                 }
                 other => return other,
@@ -226,17 +234,23 @@ impl Client {
         }))
     }
 
-    /// Sends to `n` providers at once; the first success wins, the rest are cancelled.
+    /// Sends to up to `n` providers at once; the first success wins, the rest are
+    /// cancelled. Every copy after the first is paid from the retry budget.
     async fn forking<R: DeserializeOwned>(&self, call: &Call<'_>, n: usize) -> Result<R, Error> {
-        let providers = self.providers(call).await?;
-        let mut chosen: Vec<&str> = Vec::new();
+        let route = self.route(call).await?;
+        let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
         let mut attempts = FuturesUnordered::new();
-        for _ in 0..n {
-            let Some((provider, endpoint)) = self.pick(&providers, &chosen, call)? else {
+        for copy in 0..n.max(1) {
+            let Some((i, tier)) = self.pick(&route, &chosen, call)? else {
                 break;
             };
-            chosen.push(&provider.addr);
-            attempts.push(async move { self.attempt::<R>(&endpoint, call).await });
+            if copy > 0 && !self.inner.budget.withdraw() {
+                tracing::debug!(service = %call.key, "retry budget spent; forking fewer copies");
+                break;
+            }
+            chosen.push(i);
+            let endpoint = &route.endpoints[i];
+            attempts.push(async move { self.attempt::<R>(endpoint, tier, call).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -250,9 +264,8 @@ impl Client {
         }))
     }
 
-    async fn providers(&self, call: &Call<'_>) -> Result<Arc<Vec<Provider>>, Error> {
-        match tokio::time::timeout_at(call.deadline, self.inner.directory.providers(call.key)).await
-        {
+    async fn route(&self, call: &Call<'_>) -> Result<Arc<Route>, Error> {
+        match tokio::time::timeout_at(call.deadline, self.inner.directory.route(call.key)).await {
             Ok(result) => result,
             Err(_) => Err(timeout_error(call)),
         }
@@ -262,6 +275,7 @@ impl Client {
     async fn attempt<R: DeserializeOwned>(
         &self,
         endpoint: &Endpoint,
+        tier: Tier,
         call: &Call<'_>,
     ) -> Result<R, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
@@ -272,16 +286,22 @@ impl Client {
         };
         let connection = match endpoint.usable() {
             Some(connection) => connection,
-            None => within(call, endpoint.connection(&self.inner.pool.settings)).await?,
+            None => {
+                let settings = &self.inner.pool.settings;
+                within(call, endpoint.connection(settings, call.deadline)).await?
+            }
         };
-        if !endpoint.begin() {
+        // In panic mode every provider is ejected and the call goes through anyway.
+        if !endpoint.begin() && tier != Tier::Panic {
             return Err(Error::CircuitOpen {
                 service: call.key.to_string(),
             });
         }
+        let started = Instant::now();
         let mut verdict = Verdict {
             endpoint,
-            started: Instant::now(),
+            started,
+            timeout: call.deadline.saturating_duration_since(started),
             done: false,
         };
         let result = within(call, self.exchange(&connection, call)).await;
@@ -313,62 +333,58 @@ impl Client {
         })
     }
 
-    /// Chooses among providers not yet tried and not ejected, preferring those not
-    /// avoided (goaway, reconnect backoff). Fails with [`Error::CircuitOpen`] when every
-    /// provider is ejected.
-    fn pick<'a>(
+    /// Chooses a provider of `route` not in `tried`: one that is admitted and not
+    /// avoided (goaway, reconnect backoff) if the picker finds any, else one that is
+    /// admitted, else — every untried provider being ejected — any untried one.
+    /// `None` when every provider was tried.
+    fn pick(
         &self,
-        providers: &'a [Provider],
-        tried: &[&str],
+        route: &Route,
+        tried: &[usize],
         call: &Call<'_>,
-    ) -> Result<Option<(&'a Provider, Arc<Endpoint>)>, Error> {
-        let mut fresh: SmallVec<[(&'a Provider, Arc<Endpoint>); 8]> = SmallVec::new();
-        let mut ejected = 0;
-        for provider in providers
-            .iter()
-            .filter(|p| !tried.contains(&p.addr.as_str()))
-        {
-            let endpoint = self.inner.pool.endpoint(&provider.addr);
-            if endpoint.admits() {
-                fresh.push((provider, endpoint));
-            } else {
-                ejected += 1;
-            }
-        }
-        if fresh.is_empty() {
-            return if ejected > 0 && tried.is_empty() {
-                Err(Error::CircuitOpen {
-                    service: call.key.to_string(),
-                })
-            } else {
-                Ok(None)
-            };
-        }
-        let avoided: SmallVec<[bool; 8]> = fresh.iter().map(|(_, e)| e.is_avoided()).collect();
-        if avoided.iter().any(|a| !a) {
-            let mut flags = avoided.iter();
-            fresh.retain(|_| flags.next() == Some(&false));
-        }
-        let candidates: SmallVec<[Candidate<'_>; 8]> = fresh
-            .iter()
-            .map(|(provider, endpoint)| Candidate {
-                provider,
-                in_flight: endpoint.in_flight(),
-                latency: endpoint.latency(),
-            })
-            .collect();
+    ) -> Result<Option<(usize, Tier)>, Error> {
+        let picker = route.picker(call.options.balancer.as_ref());
         let ctx = PickContext {
             method: call.method,
             hash_key: call.hash_key,
         };
-        let balancer = call
-            .options
-            .balancer
-            .as_ref()
-            .unwrap_or(&self.inner.balancer);
-        Ok(balancer
-            .pick(&candidates, &ctx)
-            .map(|i| fresh.swap_remove(i)))
+        let now = Instant::now();
+        for tier in Tier::ALL {
+            let view = View {
+                route,
+                tried,
+                tier,
+                now,
+            };
+            let candidates = Candidates::live(&view);
+            match picker.pick(&candidates, &ctx) {
+                // Eligibility is not checked again: it may have changed since the
+                // picker looked (another call's connect failed, a breaker tripped).
+                Some(i) if i < candidates.len() && !tried.contains(&i) => {
+                    return Ok(Some((i, tier)))
+                }
+                Some(i) => {
+                    let balancer: &dyn std::fmt::Debug = match &call.options.balancer {
+                        Some(b) => b,
+                        None => &self.inner.balancer,
+                    };
+                    return Err(Error::Config(format!(
+                        "load balancer {balancer:?} picked index {i} for {}, which has {} \
+                         providers{} (a picker must return an index for which \
+                         `Candidates::is_eligible` holds)",
+                        call.key,
+                        candidates.len(),
+                        if i < candidates.len() {
+                            " and this call already tried that one"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                None => {}
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -377,6 +393,8 @@ impl Client {
 struct Verdict<'a> {
     endpoint: &'a Endpoint,
     started: Instant,
+    /// The time the caller left this attempt.
+    timeout: Duration,
     done: bool,
 }
 
@@ -391,9 +409,19 @@ impl Verdict<'_> {
         match result {
             // Refusals say nothing about the provider's health.
             Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
+            // Nor does running out of a timeout the caller chose tighter than what the
+            // provider has been taking.
+            Err(Error::Timeout { .. }) if !self.timeout_was_generous() => self.endpoint.abandon(),
             Err(e) if counts_against_provider(e) => self.record(false),
             _ => self.record(true),
         }
+    }
+
+    /// A timeout shows the provider unhealthy only when the caller allowed at least
+    /// [`GENEROUS_TIMEOUT`] and twice the provider's observed (peak-EWMA) latency.
+    fn timeout_was_generous(&self) -> bool {
+        let observed = self.endpoint.latency().unwrap_or_default();
+        self.timeout >= GENEROUS_TIMEOUT.max(observed.saturating_mul(2))
     }
 }
 
@@ -405,7 +433,11 @@ impl Drop for Verdict<'_> {
     }
 }
 
-/// Failures that say the provider (or the path to it) is unhealthy.
+/// The shortest caller timeout whose expiry counts against a provider.
+const GENEROUS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Failures that say the provider (or the path to it) is unhealthy (timeouts only
+/// when the caller's timeout was generous, see `Verdict::timeout_was_generous`).
 fn counts_against_provider(error: &Error) -> bool {
     matches!(
         error,
@@ -479,6 +511,7 @@ pub struct ClientBuilder {
     registry: Option<Arc<dyn Registry>>,
     balancer: Option<Arc<dyn LoadBalancer>>,
     tls: ClientTls,
+    retry_budget: Option<RetryBudgetPolicy>,
 }
 
 impl ClientBuilder {
@@ -596,6 +629,12 @@ impl ClientBuilder {
         self
     }
 
+    /// How many retries (and forked copies) the client may add to its call volume.
+    pub fn retry_budget(mut self, policy: RetryBudgetPolicy) -> Self {
+        self.retry_budget = Some(policy);
+        self
+    }
+
     /// Calls in flight per provider before further callers wait.
     pub fn max_in_flight_per_provider(self, limit: usize) -> Self {
         self.edit(move |c| c.max_in_flight_per_provider = limit)
@@ -629,30 +668,32 @@ impl ClientBuilder {
         let serialization = config.serialization;
         let compression = config.compression_policy();
         let cluster = config.cluster;
+        if let ClusterMode::Forking(n) = cluster {
+            return Err(Error::Config(format!(
+                "cluster mode forking:{n} cannot be the client-wide default: forking sends \
+                 a call to several providers at once, so it may run more than once, and \
+                 is only for idempotent methods; set it on handles of idempotent methods \
+                 (`.with_cluster(ClusterMode::Forking({n}))` with `#[erpc(idempotent)]` or \
+                 `.with_idempotent(true)`)"
+            )));
+        }
         let balancer = match self.balancer {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
-        let settings = EndpointSettings {
-            connection: ConnectionSettings {
-                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-                heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
-                heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
-                max_frame: config.max_frame_bytes,
-                tls: self.tls,
-            },
-            backoff: Backoff {
-                initial: Duration::from_millis(config.reconnect_backoff_ms),
-                max: Duration::from_millis(config.reconnect_backoff_max_ms),
-            },
-            breaker: config.breaker_policy(),
-            max_in_flight: config.max_in_flight_per_provider,
-        };
-        let budget = RetryBudget::new(RetryBudgetPolicy {
+        let settings = endpoint_settings(&config, self.tls);
+        let budget = RetryBudget::new(self.retry_budget.unwrap_or(RetryBudgetPolicy {
             ratio: config.retry_budget_ratio,
             ..RetryBudgetPolicy::default()
-        });
+        }));
         let first_list_wait = config.timeout().max(Duration::from_secs(1));
+        let pool = Arc::new(Pool::new(settings));
+        let build_route = {
+            let (pool, balancer) = (pool.clone(), balancer.clone());
+            Arc::new(move |providers, previous: Option<&Route>| {
+                Route::new(providers, &pool, balancer.as_ref(), previous)
+            })
+        };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
             let on_change = Arc::new(move || {
@@ -664,13 +705,76 @@ impl ClientBuilder {
                 serialization,
                 compression,
                 cluster,
-                directory: Directory::new(registry, first_list_wait, on_change),
-                pool: Pool::new(settings),
+                directory: Directory::new(registry, first_list_wait, build_route, on_change),
+                pool,
                 balancer,
                 budget,
                 config,
             }
         });
         Ok(Client { inner })
+    }
+}
+
+/// The per-endpoint settings of `config`.
+fn endpoint_settings(config: &ClientConfig, tls: ClientTls) -> EndpointSettings {
+    EndpointSettings {
+        connection: ConnectionSettings {
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(1)),
+            heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(1)),
+            max_frame: config.max_frame_bytes,
+            tls,
+        },
+        backoff: Backoff {
+            initial: Duration::from_millis(config.reconnect_backoff_ms),
+            max: Duration::from_millis(config.reconnect_backoff_max_ms),
+        },
+        breaker: config.breaker_policy(),
+        max_in_flight: config.max_in_flight_per_provider,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ends one attempt on `endpoint` with a timeout, `left` having been its time.
+    fn time_out(endpoint: &Endpoint, left: Duration) {
+        let mut verdict = Verdict {
+            endpoint,
+            started: Instant::now(),
+            timeout: left,
+            done: false,
+        };
+        verdict.finish::<()>(&Err(Error::Timeout {
+            service: "s".into(),
+            method: "m".into(),
+            after: left,
+        }));
+    }
+
+    #[tokio::test]
+    async fn only_timeouts_the_caller_made_generous_count_against_the_provider() {
+        let pool = Pool::new(endpoint_settings(
+            &ClientConfig::default(),
+            ClientTls::default(),
+        ));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        let rtt = Duration::from_millis(80);
+        endpoint.record(true, rtt, Instant::now());
+        // Tighter than the floor, or than twice what the provider has been taking.
+        for left in [Duration::from_millis(1), Duration::from_millis(150)] {
+            for _ in 0..50 {
+                time_out(&endpoint, left);
+            }
+            assert!(endpoint.admits(Instant::now()), "{left:?} timeouts ejected");
+        }
+        // Generous timeouts that run out do show an unhealthy provider.
+        let consecutive = BreakerPolicy::default().consecutive_failures;
+        for _ in 0..consecutive {
+            time_out(&endpoint, Duration::from_secs(1));
+        }
+        assert!(!endpoint.admits(Instant::now()));
     }
 }

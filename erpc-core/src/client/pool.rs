@@ -2,15 +2,20 @@
 //! backoff), the client's in-flight cap, latency estimate and circuit breaker.
 //!
 //! Concurrent callers to an address with no live connection wait for a single connect
-//! attempt instead of each opening their own. After a failed attempt the address is not
-//! tried again until its backoff (doubling up to a ceiling) has passed: calls in that
-//! window fail fast with [`Error::Connect`] instead of storming a dead provider.
+//! attempt instead of each opening their own. After a failed attempt the address is
+//! avoided until its backoff (doubling up to a ceiling) has passed: balancers send
+//! calls to other providers meanwhile. A call that has no other provider left is not
+//! failed for the backoff's sake: it reconnects once [`PROBE_INTERVAL`] has passed since
+//! the last attempt (or the backoff ended, if sooner), within its deadline, so a
+//! provider that comes back is used within about that interval however long it was
+//! gone, while a dead one sees at most a few connects a second from each client.
 
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -34,11 +39,17 @@ pub(crate) struct EndpointSettings {
     pub(crate) max_in_flight: usize,
 }
 
+/// Longest wait between connect attempts for calls that have no other provider.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
 #[derive(Default)]
 struct Link {
     connection: Option<Arc<Connection>>,
     failures: u32,
+    /// End of the backoff: until then other providers are preferred.
     retry_at: Option<Instant>,
+    /// When the last connect attempt failed.
+    failed_at: Option<Instant>,
     last_error: String,
 }
 
@@ -75,10 +86,12 @@ impl PeakEwma {
 /// One provider address as this client sees it.
 pub(crate) struct Endpoint {
     addr: String,
-    link: Mutex<Link>,
+    link: RwLock<Link>,
     connecting: tokio::sync::Mutex<()>,
     breaker: Breaker,
     latency: Mutex<PeakEwma>,
+    /// The estimate in `latency`, in nanoseconds (0: none yet), read without the lock.
+    latency_nanos: AtomicU64,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
 }
@@ -87,7 +100,7 @@ impl Endpoint {
     /// The current connection, when it can take calls.
     pub(crate) fn usable(&self) -> Option<Arc<Connection>> {
         self.link
-            .lock()
+            .read()
             .connection
             .as_ref()
             .filter(|c| c.is_usable())
@@ -101,7 +114,10 @@ impl Endpoint {
 
     /// Observed latency, if any.
     pub(crate) fn latency(&self) -> Option<Duration> {
-        self.latency.lock().get()
+        match self.latency_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     /// True when new calls should go elsewhere if possible: the provider said goaway
@@ -109,19 +125,30 @@ impl Endpoint {
     /// its reconnect backoff. Once the goaway connection has closed the provider may be
     /// back (restarted on the same address): the next pick reconnects, and a refused
     /// connect starts the backoff.
-    pub(crate) fn is_avoided(&self) -> bool {
-        let link = self.link.lock();
+    pub(crate) fn is_avoided(&self, now: Instant) -> bool {
+        let link = self.link.read();
         let going_away = link
             .connection
             .as_ref()
             .is_some_and(|c| c.is_going_away() && !c.is_closed());
-        let backing_off = link.retry_at.is_some_and(|t| Instant::now() < t);
+        let backing_off = link.retry_at.is_some_and(|t| now < t);
         going_away || backing_off
     }
 
     /// The breaker admits a call now.
-    pub(crate) fn admits(&self) -> bool {
-        self.breaker.admits()
+    pub(crate) fn admits(&self, now: Instant) -> bool {
+        self.breaker.admits(now)
+    }
+
+    /// Forgets connect failures and ejection: the provider reappeared in the registry.
+    pub(crate) fn reset(&self) {
+        {
+            let mut link = self.link.write();
+            link.failures = 0;
+            link.retry_at = None;
+            link.failed_at = None;
+        }
+        self.breaker.reset();
     }
 
     /// An in-flight slot, if one is free now.
@@ -147,7 +174,11 @@ impl Endpoint {
     pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
         self.breaker.record(success, now);
         if success {
-            self.latency.lock().observe(rtt, now);
+            let mut latency = self.latency.lock();
+            latency.observe(rtt, now);
+            let nanos = latency.get().map_or(0, |d| d.as_nanos().max(1));
+            self.latency_nanos
+                .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
     }
 
@@ -156,10 +187,13 @@ impl Endpoint {
         self.breaker.abandon_probe();
     }
 
-    /// A live connection, connecting if needed.
+    /// A live connection, connecting if needed. Inside the backoff the connect waits
+    /// for the end of the backoff or [`PROBE_INTERVAL`] after the last attempt,
+    /// whichever comes first; if that is past `deadline` the call fails at once.
     pub(crate) async fn connection(
         &self,
         settings: &EndpointSettings,
+        deadline: Instant,
     ) -> Result<Arc<Connection>, Error> {
         if let Some(connection) = self.usable() {
             return Ok(connection);
@@ -168,27 +202,38 @@ impl Endpoint {
         if let Some(connection) = self.usable() {
             return Ok(connection);
         }
-        {
-            let link = self.link.lock();
-            if let Some(retry_at) = link.retry_at.filter(|t| Instant::now() < *t) {
-                return Err(Error::Connect {
-                    addr: self.addr.clone(),
-                    reason: format!(
-                        "backing off for {:?} after {} failed attempts (last: {})",
-                        retry_at - Instant::now(),
-                        link.failures,
-                        link.last_error
-                    ),
-                });
+        let next_try = {
+            let link = self.link.read();
+            let next = match (link.retry_at, link.failed_at) {
+                (Some(retry_at), Some(failed_at)) => Some(retry_at.min(failed_at + PROBE_INTERVAL)),
+                (retry_at, _) => retry_at,
+            };
+            match next.filter(|t| Instant::now() < *t) {
+                Some(next) if next >= deadline => {
+                    return Err(Error::Connect {
+                        addr: self.addr.clone(),
+                        reason: format!(
+                            "backing off for {:?}, past the call's deadline, after {} failed attempts (last: {})",
+                            next - Instant::now(),
+                            link.failures,
+                            link.last_error
+                        ),
+                    });
+                }
+                next => next,
             }
+        };
+        if let Some(next) = next_try {
+            tokio::time::sleep_until(next).await;
         }
         let result = Connection::connect(&self.addr, &settings.connection).await;
-        let mut link = self.link.lock();
+        let mut link = self.link.write();
         match &result {
             Ok(connection) => {
                 link.connection = Some(connection.clone());
                 link.failures = 0;
                 link.retry_at = None;
+                link.failed_at = None;
             }
             Err(e) => {
                 // A refused or timed-out connect is the provider's failure; the calls
@@ -202,7 +247,9 @@ impl Endpoint {
                     .initial
                     .saturating_mul(1 << exp)
                     .min(settings.backoff.max);
-                link.retry_at = Some(Instant::now() + delay);
+                let now = Instant::now();
+                link.retry_at = Some(now + delay);
+                link.failed_at = Some(now);
                 link.last_error = e.to_string();
             }
         }
@@ -236,10 +283,11 @@ impl Pool {
             .or_insert_with(|| {
                 Arc::new(Endpoint {
                     addr: addr.to_string(),
-                    link: Mutex::default(),
+                    link: RwLock::default(),
                     connecting: tokio::sync::Mutex::new(()),
                     breaker: Breaker::new(self.settings.breaker),
                     latency: Mutex::default(),
+                    latency_nanos: AtomicU64::new(0),
                     permits: Arc::new(Semaphore::new(max)),
                     max_in_flight: max,
                 })

@@ -195,6 +195,8 @@ impl Connection {
         if self.queue.send(frame).await.is_err() {
             guard.finished = true;
             self.shared.pending.lock().waiters.remove(&id);
+            // The writer task is gone (its runtime ended): this connection is dead.
+            self.shared.close("writer stopped".to_string());
             return Err(self.lost("writer stopped"));
         }
         let outcome = rx.await;
@@ -248,6 +250,16 @@ struct Reader {
     shared: Arc<Shared>,
     queue: mpsc::WeakSender<OutFrame>,
     settings: ConnectionSettings,
+}
+
+impl Drop for Reader {
+    /// A reader dropped without finishing (its runtime shut down) leaves nobody to
+    /// answer the pending calls: close, so they fail and the client reconnects.
+    fn drop(&mut self) {
+        if !self.shared.is_closed() {
+            self.shared.close("connection task ended".to_string());
+        }
+    }
 }
 
 impl Reader {
