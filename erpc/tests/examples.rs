@@ -66,3 +66,10 @@ fn group_and_version_pick_the_implementation() {
         "{out}"
     );
 }
+
+#[test]
+fn a_custom_balancer_keeps_calls_in_their_zone_and_spills_over() {
+    let out = run("custom_balancer");
+    assert!(out.contains(r#"{"west": 20}"#), "{out}");
+    assert!(out.contains("west gone, answered by: east"), "{out}");
+}
