@@ -25,8 +25,14 @@ fn example(name: &str) -> PathBuf {
 
 /// Runs an example with a bound on its run time and returns its standard output.
 fn run(name: &str) -> String {
+    run_with(name, &[])
+}
+
+/// Runs an example with arguments.
+fn run_with(name: &str, args: &[&str]) -> String {
     let started = Instant::now();
     let output = Command::new(example(name))
+        .args(args)
         .env_remove("ERPC_CONFIG")
         .env_remove("ERPC_REGISTRY")
         .output()
@@ -72,4 +78,15 @@ fn a_custom_balancer_keeps_calls_in_their_zone_and_spills_over() {
     let out = run("custom_balancer");
     assert!(out.contains(r#"{"west": 20}"#), "{out}");
     assert!(out.contains("west gone, answered by: east"), "{out}");
+}
+
+#[test]
+fn byte_payloads_travel_as_bin_with_msgpack() {
+    let out = run_with("byte_payloads", &["1"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("| msgpack | `ByteBuf`"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let size: usize = row.split('|').nth(3).unwrap().trim().parse().unwrap();
+    assert!(size < (1 << 20) + 16, "{row}");
 }
