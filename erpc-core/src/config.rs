@@ -31,11 +31,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{BreakerPolicy, ClusterMode, RetryBudgetPolicy};
 use crate::compress::{Compression, CompressionPolicy};
+use crate::policy::{BreakerPolicy, ClusterMode, LimitRule, RetryBudgetPolicy};
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::serialize::Serialization;
-use crate::server::LimitRule;
 use crate::Error;
 
 /// All erpc settings.

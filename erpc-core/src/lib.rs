@@ -18,6 +18,7 @@ pub mod compress;
 pub mod config;
 mod error;
 mod message;
+mod policy;
 pub mod protocol;
 pub mod registry;
 pub mod serialize;

@@ -9,11 +9,10 @@ use crate::compress::{Compression, CompressionPolicy};
 use crate::protocol::codec::FrameBuilder;
 use crate::protocol::head::HeadRef;
 use crate::protocol::{
-    encode_frame, Frame, FrameHeader, MessageType, Metadata, RequestHeadRef, Status, HEADER_LEN,
+    encode_frame, Frame, FrameHeader, MessageType, Metadata, OutFrame, RequestHeadRef, ServiceKey,
+    Status, HEADER_LEN,
 };
 use crate::serialize::Serialization;
-use crate::service::ServiceKey;
-use crate::transport::writer::OutFrame;
 use crate::{Error, FrameDirection};
 
 /// Everything needed to encode a request except the request id (set per connection).
@@ -75,7 +74,7 @@ impl EncodedRequest {
     /// The frame to send with request id `id`.
     pub(crate) fn with_id(&self, id: u64) -> OutFrame {
         let mut header = BytesMut::from(&self.header[..]);
-        header[12..20].copy_from_slice(&id.to_be_bytes());
+        FrameHeader::set_request_id(&mut header, id);
         OutFrame {
             first: header.freeze(),
             rest: self.body.clone(),

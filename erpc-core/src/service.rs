@@ -1,8 +1,6 @@
 //! What `#[erpc::service]` generates code against: service identity, descriptors and the
 //! server-side dispatch trait.
 
-use std::fmt;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
@@ -13,41 +11,7 @@ use crate::protocol::{FrameHeader, MessageType, Metadata, Status};
 use crate::serialize::Serialization;
 use crate::Error;
 
-/// Identity of a service: interface name, group and version (Dubbo's triple).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    /// Interface name, by default the Rust path of the trait (`crate::module::Trait`).
-    pub interface: String,
-    /// Group; empty by default.
-    pub group: String,
-    /// Version; `1.0` by default.
-    pub version: String,
-}
-
-impl ServiceKey {
-    /// Builds a key.
-    pub fn new(
-        interface: impl Into<String>,
-        group: impl Into<String>,
-        version: impl Into<String>,
-    ) -> Self {
-        Self {
-            interface: interface.into(),
-            group: group.into(),
-            version: version.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    /// `group/interface:version`, the group part omitted when empty (Dubbo's form).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
-        }
-        write!(f, "{}:{}", self.interface, self.version)
-    }
-}
+pub use crate::protocol::ServiceKey;
 
 /// One method of a service, as declared on the trait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

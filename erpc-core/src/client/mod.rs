@@ -10,7 +10,6 @@
 mod blocking;
 mod breaker;
 mod budget;
-mod cluster;
 mod directory;
 mod pool;
 mod route;
@@ -24,10 +23,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
+pub use crate::policy::ClusterMode;
 pub use blocking::BlockingClient;
 pub use breaker::BreakerPolicy;
 pub use budget::RetryBudgetPolicy;
-pub use cluster::ClusterMode;
 pub use stub::ServiceClient;
 
 use crate::balance::{Candidates, LoadBalancer, PickContext};

@@ -1,9 +1,41 @@
 //! Frame codec: splits a byte stream into frames, refusing oversized ones unread.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Decoder;
 
 use super::{FrameHeader, MessageType, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION};
+
+/// A frame queued for sending, in up to two parts so that a request's shared body can be
+/// sent after a per-attempt header without copying it.
+#[derive(Debug)]
+pub(crate) struct OutFrame {
+    pub(crate) first: Bytes,
+    pub(crate) rest: Bytes,
+    /// Budget held for this frame's bytes until they are written.
+    pub(crate) charge: Option<OwnedSemaphorePermit>,
+}
+
+impl OutFrame {
+    /// A one-part frame holding `charge` until it is written.
+    pub(crate) fn charged(first: Bytes, charge: OwnedSemaphorePermit) -> Self {
+        Self {
+            first,
+            rest: Bytes::new(),
+            charge: Some(charge),
+        }
+    }
+}
+
+impl From<Bytes> for OutFrame {
+    fn from(first: Bytes) -> Self {
+        Self {
+            first,
+            rest: Bytes::new(),
+            charge: None,
+        }
+    }
+}
 
 /// Smallest step by which the read buffer grows while a large frame arrives.
 const READ_CHUNK: usize = 64 * 1024;

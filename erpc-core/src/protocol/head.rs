@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::service::ServiceKey;
+use super::ServiceKey;
 
 /// Key/value pairs that travel with a request (trace ids, caller name, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

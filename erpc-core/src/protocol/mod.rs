@@ -17,9 +17,12 @@
 
 pub(crate) mod codec;
 pub(crate) mod head;
+mod key;
 
+pub(crate) use codec::OutFrame;
 pub use codec::{encode_frame, CodecError, Frame, FrameCodec, Inbound};
 pub use head::{Metadata, RequestHead, RequestHeadRef};
+pub use key::ServiceKey;
 
 /// First four bytes of every frame.
 pub const MAGIC: u32 = 0xCAFE_BABE;
@@ -27,6 +30,8 @@ pub const MAGIC: u32 = 0xCAFE_BABE;
 pub const VERSION: u8 = 1;
 /// Size of the fixed frame header in bytes.
 pub const HEADER_LEN: usize = 24;
+/// Offset of the request id in the header.
+const REQUEST_ID_AT: usize = 12;
 /// Default largest body a peer accepts (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;
 
@@ -171,6 +176,13 @@ impl FrameHeader {
         out.put_u16(self.head_len);
         out.put_u64(self.request_id);
         out.put_u32(self.body_len);
+    }
+
+    /// Overwrites the request id of an encoded header (`header` holds at least its
+    /// first 20 bytes); the one place besides [`FrameHeader::write_to`] that knows
+    /// where the id sits.
+    pub(crate) fn set_request_id(header: &mut [u8], request_id: u64) {
+        header[REQUEST_ID_AT..REQUEST_ID_AT + 8].copy_from_slice(&request_id.to_be_bytes());
     }
 
     /// Reads a header from the first 24 bytes of `buf` without checking the magic.

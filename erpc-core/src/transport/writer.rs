@@ -25,6 +25,8 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+pub(crate) use crate::protocol::OutFrame;
+
 /// Frames taken from the queue per batch.
 const BATCH_FRAMES: usize = 512;
 /// Slices per vectored write (IOV_MAX is 1024 on Linux).
@@ -32,37 +34,6 @@ const MAX_IOV: usize = 512;
 
 /// Queue capacity in frames: callers wait when the socket cannot keep up.
 pub(crate) const QUEUE_FRAMES: usize = 4096;
-
-/// A frame queued for sending, in up to two parts so that a request's shared body can be
-/// sent after a per-attempt header without copying it.
-#[derive(Debug)]
-pub(crate) struct OutFrame {
-    pub(crate) first: Bytes,
-    pub(crate) rest: Bytes,
-    /// Budget held for this frame's bytes until they are written.
-    pub(crate) charge: Option<OwnedSemaphorePermit>,
-}
-
-impl OutFrame {
-    /// A one-part frame holding `charge` until it is written.
-    pub(crate) fn charged(first: Bytes, charge: OwnedSemaphorePermit) -> Self {
-        Self {
-            first,
-            rest: Bytes::new(),
-            charge: Some(charge),
-        }
-    }
-}
-
-impl From<Bytes> for OutFrame {
-    fn from(first: Bytes) -> Self {
-        Self {
-            first,
-            rest: Bytes::new(),
-            charge: None,
-        }
-    }
-}
 
 /// Sends frames from `queue` until it closes or the socket fails.
 ///
