@@ -245,6 +245,57 @@ impl ServerConfig {
     }
 }
 
+/// A builder's settings: an explicit config or the file and environment, with the
+/// builder's own calls applied on top at build time (so they win whatever their order).
+pub(crate) struct Layered<C> {
+    base: Option<C>,
+    edits: Vec<Edit<C>>,
+}
+
+/// One builder call's change to the settings.
+type Edit<C> = Box<dyn FnOnce(&mut C) + Send>;
+
+impl<C> Default for Layered<C> {
+    fn default() -> Self {
+        Self {
+            base: None,
+            edits: Vec::new(),
+        }
+    }
+}
+
+impl<C> Layered<C> {
+    /// Starts from `config` instead of the file and environment.
+    pub(crate) fn set_base(&mut self, config: C) {
+        self.base = Some(config);
+    }
+
+    /// Records a builder call.
+    pub(crate) fn edit(&mut self, edit: impl FnOnce(&mut C) + Send + 'static) {
+        self.edits.push(Box::new(edit));
+    }
+
+    /// The settings to build with, and the registry URL of the file or environment
+    /// when no explicit config was given; `section` picks the builder's part.
+    pub(crate) fn resolve(
+        &mut self,
+        section: impl FnOnce(Config) -> C,
+    ) -> Result<(C, Option<String>), Error> {
+        let (mut config, registry) = match self.base.take() {
+            Some(config) => (config, None),
+            None => {
+                let mut loaded = Config::load()?;
+                let registry = loaded.registry.take();
+                (section(loaded), registry)
+            }
+        };
+        for edit in self.edits.drain(..) {
+            edit(&mut config);
+        }
+        Ok((config, registry))
+    }
+}
+
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

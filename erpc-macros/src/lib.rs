@@ -137,7 +137,6 @@ fn service_impl(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
         Err(error) => return error.into_compile_error(),
     };
     let service = Service::parse(item_trait, args, &mut errors);
-    expand::reject_reserved_names(&service, &mut errors);
     if errors.is_empty() {
         return expand::expand(&service);
     }

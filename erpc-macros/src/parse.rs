@@ -220,7 +220,12 @@ fn check_signature_header(sig: &Signature, errors: &mut Errors) {
 
 fn check_method_name(ident: &Ident, errors: &mut Errors) {
     let name = ident.unraw().to_string();
-    if name.starts_with(RESERVED_PREFIX) {
+    if crate::expand::reserved_names().any(|reserved| reserved == name) {
+        errors.spanned(
+            ident,
+            format!("`{name}` is reserved: the generated clients define a method or field of that name; rename the method"),
+        );
+    } else if name.starts_with(RESERVED_PREFIX) {
         errors.spanned(
             ident,
             format!("names starting with `{RESERVED_PREFIX}` are reserved for generated code"),

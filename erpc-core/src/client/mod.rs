@@ -31,7 +31,7 @@ pub use stub::ServiceClient;
 
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, ClientConfig};
+use crate::config::{millis, ClientConfig, Layered};
 use crate::message::{decode_response, EncodedRequest, OutboundRequest};
 use crate::protocol::Metadata;
 use crate::registry::{Registry, StaticRegistry};
@@ -493,9 +493,6 @@ fn failsafe_value<R: DeserializeOwned>(
     }
 }
 
-/// A builder call's change to the settings, applied over the file and environment.
-type Edit = Box<dyn FnOnce(&mut ClientConfig) + Send>;
-
 /// Builds a [`Client`].
 ///
 /// Settings start from [`crate::Config::load`] (defaults, `erpc.toml`, `ERPC_*`
@@ -505,8 +502,7 @@ type Edit = Box<dyn FnOnce(&mut ClientConfig) + Send>;
 #[derive(Default)]
 #[must_use = "a client builder does nothing until `.build()`"]
 pub struct ClientBuilder {
-    base: Option<ClientConfig>,
-    edits: Vec<Edit>,
+    settings: Layered<ClientConfig>,
     registry: Option<Arc<dyn Registry>>,
     balancer: Option<Arc<dyn LoadBalancer>>,
     tls: ClientTls,
@@ -517,29 +513,13 @@ impl ClientBuilder {
     /// Starts from `config` instead of the file and environment; the builder's own
     /// calls still win over it.
     pub fn config(mut self, config: ClientConfig) -> Self {
-        self.base = Some(config);
+        self.settings.set_base(config);
         self
     }
 
     fn edit(mut self, edit: impl FnOnce(&mut ClientConfig) + Send + 'static) -> Self {
-        self.edits.push(Box::new(edit));
+        self.settings.edit(edit);
         self
-    }
-
-    /// The settings this builder will build with, and the registry URL of the file
-    /// or environment when no explicit config was given.
-    fn settings(&mut self) -> Result<(ClientConfig, Option<String>), Error> {
-        let (mut config, registry) = match self.base.take() {
-            Some(config) => (config, None),
-            None => {
-                let loaded = crate::Config::load()?;
-                (loaded.client, loaded.registry)
-            }
-        };
-        for edit in self.edits.drain(..) {
-            edit(&mut config);
-        }
-        Ok((config, registry))
     }
 
     /// Where providers are found: any [`Registry`], or a shared `Arc<dyn Registry>`
@@ -652,7 +632,7 @@ impl ClientBuilder {
     ///
     /// Fails when no registry was given or a setting is invalid.
     pub fn build(mut self) -> Result<Client, Error> {
-        let (config, registry_url) = self.settings()?;
+        let (config, registry_url) = self.settings.resolve(|c| c.client)?;
         let registry = match (self.registry, registry_url) {
             (Some(registry), _) => registry,
             (None, Some(url)) => crate::registry::from_url(&url)?,

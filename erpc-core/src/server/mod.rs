@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, ServerConfig};
+use crate::config::{millis, Layered, ServerConfig};
 use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
 use crate::transport::{self, ServerTls};
@@ -54,43 +54,23 @@ use router::Router;
 #[derive(Default)]
 #[must_use = "a server builder does nothing until `.build()`, `.serve()` or `.serve_with_shutdown()`"]
 pub struct ServerBuilder {
-    base: Option<ServerConfig>,
-    edits: Vec<Edit>,
+    settings: Layered<ServerConfig>,
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
     tls: ServerTls,
 }
 
-/// A builder call's change to the settings, applied over the file and environment.
-type Edit = Box<dyn FnOnce(&mut ServerConfig) + Send>;
-
 impl ServerBuilder {
     /// Starts from `config` instead of the file and environment; the builder's own
     /// calls still win over it.
     pub fn config(mut self, config: ServerConfig) -> Self {
-        self.base = Some(config);
+        self.settings.set_base(config);
         self
     }
 
     fn edit(mut self, edit: impl FnOnce(&mut ServerConfig) + Send + 'static) -> Self {
-        self.edits.push(Box::new(edit));
+        self.settings.edit(edit);
         self
-    }
-
-    /// The settings this builder will build with, and the registry URL of the file
-    /// or environment when no explicit config was given.
-    fn settings(&mut self) -> Result<(ServerConfig, Option<String>), Error> {
-        let (mut config, registry) = match self.base.take() {
-            Some(config) => (config, None),
-            None => {
-                let loaded = crate::Config::load()?;
-                (loaded.server, loaded.registry)
-            }
-        };
-        for edit in self.edits.drain(..) {
-            edit(&mut config);
-        }
-        Ok((config, registry))
     }
 
     /// Address to listen on (`127.0.0.1:0` picks a free port).
@@ -206,7 +186,7 @@ impl ServerBuilder {
 
     /// Binds the listener; the server starts serving with [`Server::serve`].
     pub async fn build(mut self) -> Result<Server, Error> {
-        let (config, registry_url) = self.settings()?;
+        let (config, registry_url) = self.settings.resolve(|c| c.server)?;
         let registry = match (self.registry.take(), registry_url) {
             (Some(registry), _) => Some(registry),
             (None, Some(url)) => Some(crate::registry::from_url(&url)?),

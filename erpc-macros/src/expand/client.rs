@@ -5,10 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{wire_types, Names};
-use syn::ext::IdentExt;
-
 use crate::parse::{Method, Service};
-use crate::Errors;
 
 /// Both client structs and their methods.
 pub(crate) fn expand(service: &Service, names: &Names) -> TokenStream {
@@ -80,21 +77,6 @@ const BUILDERS: &[Builder] = &[
 /// What the generated clients define besides [`BUILDERS`]: constructor, descriptor
 /// accessor, fields, and `clone` (an inherent `clone` would hide `Clone::clone`).
 const OTHER_NAMES: &[&str] = &["new", "clone", "descriptor", "inner", "runtime"];
-
-/// Records an error for every service method named like a method or field of the
-/// generated clients (it would collide with it). Runs after parsing, before expansion:
-/// the names are the expansion's own.
-pub(crate) fn reject_reserved_names(service: &Service, errors: &mut Errors) {
-    for method in &service.methods {
-        let name = method.ident.unraw().to_string();
-        if reserved_names().any(|reserved| reserved == name) {
-            errors.spanned(
-                &method.ident,
-                format!("`{name}` is reserved: the generated clients define a method or field of that name; rename the method"),
-            );
-        }
-    }
-}
 
 /// Every method and field name of the generated clients: a service method of one of
 /// these names would collide with it.

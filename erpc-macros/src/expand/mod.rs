@@ -16,9 +16,7 @@ use syn::ext::IdentExt;
 use syn::{Ident, Path, Visibility};
 
 use crate::parse::Service;
-pub(crate) use client::reject_reserved_names;
-#[cfg(test)]
-use client::reserved_names;
+pub(crate) use client::reserved_names;
 
 /// Everything `#[erpc::service]` emits for a valid trait.
 pub(crate) fn expand(service: &Service) -> TokenStream {
