@@ -56,6 +56,9 @@ pub struct Options {
     pub auth: bool,
     /// Lifetime of login tokens in seconds, where the server lets tests set it (rnacos).
     pub token_ttl: Option<u64>,
+    /// Password of the admin user, where the server lets tests set it (rnacos; the
+    /// default is the one [`Server::credentials`] names).
+    pub admin_password: Option<&'static str>,
 }
 
 /// Why a server line cannot run here.
@@ -95,7 +98,7 @@ impl Server {
     /// Username and password accepted when started with auth.
     pub fn credentials(&self) -> (&'static str, &'static str) {
         match self.kind {
-            Kind::Rnacos => ("admin", "admin"),
+            Kind::Rnacos => ("admin", self.options.admin_password.unwrap_or("admin")),
             Kind::Nacos2 | Kind::Nacos3 => ("nacos", "nacos"),
         }
     }
@@ -171,6 +174,10 @@ impl Server {
                     .env(
                         "RNACOS_API_LOGIN_TIMEOUT",
                         self.options.token_ttl.unwrap_or(3600).to_string(),
+                    )
+                    .env(
+                        "RNACOS_INIT_ADMIN_PASSWORD",
+                        self.options.admin_password.unwrap_or("admin"),
                     )
                     .env("RUST_LOG", "warn")
                     .current_dir(data.path());
