@@ -105,8 +105,9 @@ async fn run(cli: Cli) -> Result<String, String> {
 
 async fn services(registry: &str) -> Result<String, String> {
     if !registry.starts_with("nacos://") {
+        let shown = erpc::registry::redact_url(registry, &[]);
         return Err(format!(
-            "listing services needs a registry that keeps a catalogue (nacos://); {registry:?} only answers per service: use `providers`"
+            "listing services needs a registry that keeps a catalogue (nacos://); {shown:?} only answers per service: use `providers`"
         ));
     }
     let nacos = erpc::nacos::NacosRegistry::from_url(registry).map_err(|e| e.to_string())?;
