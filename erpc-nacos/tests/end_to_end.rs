@@ -370,3 +370,36 @@ async fn drain_scenario(server: &Server) {
         provider.shutdown().await.expect("graceful shutdown");
     }
 }
+
+/// Consumers skip instances whose `protocol` is not `erpc`: a provider's own metadata
+/// cannot make it invisible to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_register_protocol_erpc_whatever_their_metadata() {
+    use futures::StreamExt;
+    let registry = erpc::registry::MemoryRegistry::new();
+    let server = erpc::Server::builder()
+        .bind("127.0.0.1:0")
+        .registry(registry.clone())
+        .add_service(WhoamiServer::new(Named("p".to_string())))
+        .metadata("protocol", "dubbo")
+        .metadata("team", "payments")
+        .build()
+        .await
+        .expect("provider binds")
+        .spawn();
+    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let mut changes = registry.subscribe(&key).await.expect("memory registry");
+    let listed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let change = changes.next().await.expect("stream open");
+            if let Some(provider) = change.all.into_iter().next() {
+                return provider;
+            }
+        }
+    })
+    .await
+    .expect("the provider registers within 10 s");
+    assert_eq!(listed.metadata["protocol"], "erpc");
+    assert_eq!(listed.metadata["team"], "payments");
+    server.shutdown().await.expect("graceful shutdown");
+}
