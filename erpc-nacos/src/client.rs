@@ -6,7 +6,7 @@
 //! `accessToken` query parameter; the token is renewed before its TTL runs out and once
 //! more when a server answers 403 (the call is then retried once).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,11 +44,16 @@ pub(crate) struct Token {
 /// Reading it takes a short synchronous lock, never held across an await. Logins are
 /// single-flight: while one call logs in, the others either go on with the current
 /// token (when it is only due for renewal) or wait for that one login (when there is
-/// no valid token), instead of each logging in in turn.
+/// no valid token) and share its token or its failure, instead of each logging in in
+/// turn.
 #[derive(Default)]
 pub(crate) struct TokenCache {
     current: parking_lot::RwLock<Option<Token>>,
     login: Mutex<()>,
+    /// Logins finished so far (successful or not).
+    attempts: AtomicU64,
+    /// Why the last login failed; `None` after a success.
+    last_failure: parking_lot::Mutex<Option<String>>,
 }
 
 impl TokenCache {
@@ -74,7 +79,7 @@ impl TokenCache {
             if let Some(fresh) = self.valid(refused).filter(|t| Instant::now() < t.renew_at) {
                 return Ok(fresh.value);
             }
-            return match login().await {
+            return match self.attempt(login).await {
                 Ok(fresh) => Ok(self.store(fresh)),
                 Err(error) => {
                     tracing::warn!(%error, "renewing the Nacos login token failed; the current one is used until it expires");
@@ -83,12 +88,32 @@ impl TokenCache {
             };
         }
         // No valid token: wait for the login in progress, or log in.
+        let attempts = self.attempts.load(Ordering::Acquire);
         let _login = self.login.lock().await;
         if let Some(token) = self.valid(refused) {
             return Ok(token.value);
         }
-        let fresh = login().await?;
+        if self.attempts.load(Ordering::Acquire) != attempts {
+            // A login finished while this call waited, and failed: share its outcome
+            // rather than each waiting call trying again in turn.
+            if let Some(reason) = self.last_failure.lock().clone() {
+                return Err(NacosError::LoginFailed { reason });
+            }
+        }
+        let fresh = self.attempt(login).await?;
         Ok(self.store(fresh))
+    }
+
+    /// Runs `login`, counting it and remembering why it failed.
+    async fn attempt<F, Fut>(&self, login: F) -> Result<Token, NacosError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Token, NacosError>>,
+    {
+        let result = login().await;
+        *self.last_failure.lock() = result.as_ref().err().map(ToString::to_string);
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result
     }
 
     /// The current token unless it expired or is the `refused` one.
@@ -394,6 +419,41 @@ mod tests {
                 .all(|(token, wait)| token == "t2" && wait.is_zero()),
             "{after:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_waiting_on_a_failed_login_share_its_failure() {
+        let cache = Arc::new(TokenCache::default());
+        let logins = Arc::new(AtomicUsize::new(0));
+        let failing = |logins: &Arc<AtomicUsize>| {
+            let logins = logins.clone();
+            move || async move {
+                logins.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Err::<Token, _>(NacosError::config("login", "refused"))
+            }
+        };
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, login) = (cache.clone(), failing(&logins));
+                tokio::spawn(async move { cache.get(None, login).await.map(|_| ()) })
+            })
+            .collect();
+        for task in tasks {
+            let error = task.await.unwrap().unwrap_err();
+            assert!(error.to_string().contains("refused"), "{error}");
+        }
+        // One login for all 20 calls, not 20 logins one after another.
+        assert_eq!(logins.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next call (nobody logging in) tries again.
+        assert!(cache.get(None, failing(&logins)).await.is_err());
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
