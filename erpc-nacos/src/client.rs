@@ -9,10 +9,9 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::api::LoginAnswer;
 use crate::error::clip;

@@ -184,19 +184,21 @@ impl NacosConfig {
             .strip_prefix("nacos://")
             .ok_or_else(|| NacosError::config(shown, "expected a nacos:// URL"))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = match location.find('/') {
-            Some(i) => (&location[..i], &location[i..]),
-            None => (location, ""),
-        };
+        // User info ends at the last `@`, so that a password holding `/` is not mistaken
+        // for the start of the context path.
         let mut config = Self::default();
-        let hosts = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
+        let location = match location.rsplit_once('@') {
+            Some((userinfo, location)) => {
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
                 config.username = Some(decode(user));
                 config.password = Some(Secret::new(decode(pass)));
-                hosts
+                location
             }
-            None => authority,
+            None => location,
+        };
+        let (hosts, path) = match location.find('/') {
+            Some(i) => (&location[..i], &location[i..]),
+            None => (location, ""),
         };
         config.servers = hosts
             .split(',')
@@ -389,13 +391,19 @@ mod tests {
         assert_eq!(c.servers, ["a:1", "[::1]:2"]);
         assert_eq!(c.context_path, "/custom");
         assert!(c.tls);
+        let c = NacosConfig::from_url("nacos://u:p/q@a:1/ctx").unwrap();
+        assert_eq!(c.password, Some(Secret::from("p/q")));
+        assert_eq!(
+            (c.servers[0].as_str(), c.context_path.as_str()),
+            ("a:1", "/ctx")
+        );
     }
 
     /// Every way a configuration shows itself (Debug, validation errors, URL errors in
     /// Display and Debug, and as the core error) leaves the password out.
     #[test]
     fn secrets_never_show_in_debug_or_errors() {
-        const SECRET: &str = "S3cret-pw";
+        const SECRET: &str = "S3cret";
         let config = NacosConfig::new(["h:1"]).credentials("nacos", SECRET);
         let mut shown = vec![format!("{config:?}"), format!("{config:#?}")];
         let invalid = [
@@ -425,6 +433,7 @@ mod tests {
             "nacos://h:1?pasword=S3cret-pw",
             "nacos://h:1?username=nacos&passwd=S3cret-pw",
             "nacos://h?username=nacos&password=S3cret-pw",
+            "nacos://nacos:S3cret/pw@h",
         ] {
             errors.push(NacosConfig::from_url(url).expect_err(url));
         }
