@@ -124,10 +124,10 @@ impl Server {
     }
 
     /// Starts the process; on a loaded machine a JVM can fail to start (Derby's "Login
-    /// timeout exceeded"), so a failed start is tried again, twice at most (on new ports
-    /// when `may_move`).
+    /// timeout exceeded") and rnacos can panic while starting, so a failed start is tried
+    /// again, four times at most (on new ports when `may_move`).
     fn spawn(&mut self, launcher: &Launcher, may_move: bool) {
-        const ATTEMPTS: u32 = 3;
+        const ATTEMPTS: u32 = 5;
         for attempt in 1..=ATTEMPTS {
             match self.spawn_once(launcher) {
                 Ok(()) => return,
@@ -217,6 +217,14 @@ impl Server {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(format!("exited with {status}; log:\n{}", tail(log)));
                 }
+            }
+            // rnacos 0.8.8 sometimes panics in a raft thread while starting on a loaded
+            // machine and then never answers: start again at once instead of waiting out
+            // the startup timeout.
+            if self.kind == Kind::Rnacos
+                && std::fs::read_to_string(log).is_ok_and(|text| text.contains("panicked at"))
+            {
+                return Err(format!("panicked while starting; log:\n{}", tail(log)));
             }
             let ready = match (self.kind, self.options.auth) {
                 (Kind::Rnacos, false) => http(
