@@ -345,6 +345,45 @@ fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> Result<T, N
 mod tests {
     use super::*;
 
+    /// Captured log output.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_foreign_instance_is_logged_once() {
+        let naming = Naming::new(NacosConfig::default()).unwrap();
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                naming.skipped_foreign("providers:a:1.0:", "10.0.0.1:20880", "dubbo");
+                naming.skipped_foreign("providers:a:1.0:", "10.0.0.2:20880", "tri");
+            }
+        });
+        let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        assert_eq!(text.matches("does not speak erpc").count(), 2, "{text}");
+        assert!(
+            text.contains("10.0.0.1:20880") && text.contains("tri"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn v3_envelopes() {
         assert!(is_v3_envelope(
