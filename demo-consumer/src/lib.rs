@@ -14,7 +14,7 @@ use demo_api::{CalculatorClient, Hello, HelloServiceClient};
 use erpc::registry::{MemoryRegistry, Registry};
 
 /// Command-line flags; each also reads an environment variable.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(version, about = "erpc demo consumer")]
 pub struct ConsumerArgs {
     /// Registry URL (static://.., nacos://..). Without it (and without --port) the demo
@@ -36,6 +36,26 @@ pub struct ConsumerArgs {
     /// Providers started in embedded mode.
     #[arg(long, default_value_t = 2)]
     pub providers: usize,
+}
+
+/// `Debug` without the credentials a registry URL may hold.
+impl std::fmt::Debug for ConsumerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerArgs")
+            .field(
+                "registry",
+                &self
+                    .registry
+                    .as_deref()
+                    .map(|url| erpc::registry::redact_url(url, &[])),
+            )
+            .field("port", &self.port)
+            .field("calls", &self.calls)
+            .field("concurrency", &self.concurrency)
+            .field("wait_secs", &self.wait_secs)
+            .field("providers", &self.providers)
+            .finish()
+    }
 }
 
 /// Runs the demo: embedded providers unless a registry or port is given.
@@ -177,4 +197,21 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     }
     let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_registry_credentials() {
+        let args = ConsumerArgs::parse_from([
+            "x",
+            "--registry",
+            "nacos://nacos:S3cret-pw@127.0.0.1:8848?password=S3cret-pw",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("S3cret-pw"), "{shown}");
+        assert!(shown.contains("127.0.0.1:8848"), "{shown}");
+    }
 }

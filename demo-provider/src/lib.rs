@@ -61,7 +61,7 @@ pub async fn build_server(
 }
 
 /// Command-line flags; each also reads an environment variable.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(version, about = "erpc demo provider")]
 pub struct ProviderArgs {
     /// Registry URL (static://.., nacos://..); none: serve without registering.
@@ -76,6 +76,24 @@ pub struct ProviderArgs {
     /// Address to register when it differs from the bound one (containers, NAT).
     #[arg(long, env = "ERPC_ADVERTISE")]
     pub advertise: Option<String>,
+}
+
+/// `Debug` without the credentials a registry URL may hold.
+impl std::fmt::Debug for ProviderArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderArgs")
+            .field(
+                "registry",
+                &self
+                    .registry
+                    .as_deref()
+                    .map(|url| erpc::registry::redact_url(url, &[])),
+            )
+            .field("port", &self.port)
+            .field("host", &self.host)
+            .field("advertise", &self.advertise)
+            .finish()
+    }
 }
 
 /// Runs the provider until ctrl-c or SIGTERM, then shuts down gracefully.
@@ -96,4 +114,21 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
     let server = build_server(server_config, registry).await?;
     println!("demo-provider listening on {}", server.local_addr());
     server.serve().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_registry_credentials() {
+        let args = ProviderArgs::parse_from([
+            "x",
+            "--registry",
+            "nacos://nacos:S3cret-pw@127.0.0.1:8848?password=S3cret-pw",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("S3cret-pw"), "{shown}");
+        assert!(shown.contains("127.0.0.1:8848"), "{shown}");
+    }
 }

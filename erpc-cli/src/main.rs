@@ -19,7 +19,7 @@ use erpc::{CallOptions, Client, Serialization, ServiceKey};
 use futures::StreamExt;
 
 /// Command line.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "erpc", version, about = "List and call erpc services")]
 struct Cli {
     /// Registry URL (static://h:p,.., nacos://h:8848?..).
@@ -28,6 +28,16 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
+}
+
+/// `Debug` without the credentials a registry URL may hold.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("registry", &erpc::registry::redact_url(&self.registry, &[]))
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 /// A service named on the command line.
@@ -105,8 +115,9 @@ async fn run(cli: Cli) -> Result<String, String> {
 
 async fn services(registry: &str) -> Result<String, String> {
     if !registry.starts_with("nacos://") {
+        let shown = erpc::registry::redact_url(registry, &[]);
         return Err(format!(
-            "listing services needs a registry that keeps a catalogue (nacos://); {registry:?} only answers per service: use `providers`"
+            "listing services needs a registry that keeps a catalogue (nacos://); {shown:?} only answers per service: use `providers`"
         ));
     }
     let nacos = erpc::nacos::NacosRegistry::from_url(registry).map_err(|e| e.to_string())?;
@@ -157,4 +168,22 @@ async fn call(
         .await
         .map_err(|e| e.to_string())?;
     serde_json::to_string_pretty(&result).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_registry_credentials() {
+        let args = Cli::parse_from([
+            "x",
+            "--registry",
+            "nacos://nacos:S3cret-pw@127.0.0.1:8848?password=S3cret-pw",
+            "services",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("S3cret-pw"), "{shown}");
+        assert!(shown.contains("127.0.0.1:8848"), "{shown}");
+    }
 }

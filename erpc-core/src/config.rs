@@ -38,7 +38,10 @@ use crate::serialize::Serialization;
 use crate::Error;
 
 /// All erpc settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows the registry URL without its credentials (see
+/// [`crate::registry::redact_url`]).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
@@ -48,6 +51,20 @@ pub struct Config {
     pub client: ClientConfig,
     /// Server (provider) settings.
     pub server: ServerConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = self
+            .registry
+            .as_deref()
+            .map(|url| crate::registry::redact_url(url, &[]));
+        f.debug_struct("Config")
+            .field("registry", &registry)
+            .field("client", &self.client)
+            .field("server", &self.server)
+            .finish()
+    }
 }
 
 /// Consumer settings.
@@ -466,6 +483,17 @@ fn with_env_value(tree: &Value, path: &[String], raw: &str) -> Result<Value, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_registry_credentials() {
+        let config = Config {
+            registry: Some("nacos://nacos:S3cret-pw@h:8848?password=S3cret-pw".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("S3cret-pw"), "{shown}");
+        assert!(shown.contains("nacos://nacos:***@h:8848"), "{shown}");
+    }
 
     #[test]
     fn env_overrides_file_and_bad_values_are_named() {

@@ -98,8 +98,8 @@ pub(crate) struct V3Result {
     pub(crate) data: Value,
 }
 
-/// `POST /v1/auth/login`.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/auth/login` (no `Debug`: it holds the token).
+#[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub(crate) struct LoginAnswer {
     pub(crate) access_token: String,

@@ -6,15 +6,16 @@
 //! `accessToken` query parameter; the token is renewed before its TTL runs out and once
 //! more when a server answers 403 (the call is then retried once).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::api::LoginAnswer;
 use crate::error::clip;
-use crate::{NacosConfig, NacosError};
+use crate::{NacosConfig, NacosError, Secret};
 
 const LOGIN_V1: &str = "/v1/auth/login";
 const LOGIN_V3: &str = "/v3/auth/user/login";
@@ -29,9 +30,105 @@ struct Answer {
     body: String,
 }
 
-struct Token {
-    value: String,
+/// A login token and when to renew it.
+#[derive(Clone)]
+pub(crate) struct Token {
+    value: Secret,
     renew_at: Instant,
+    expires_at: Instant,
+}
+
+/// The login token shared by every call.
+///
+/// Reading it takes a short synchronous lock, never held across an await. Logins are
+/// single-flight: while one call logs in, the others either go on with the current
+/// token (when it is only due for renewal) or wait for that one login (when there is
+/// no valid token) and share its token or its failure, instead of each logging in in
+/// turn.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    current: parking_lot::RwLock<Option<Token>>,
+    login: Mutex<()>,
+    /// Logins finished so far (successful or not).
+    attempts: AtomicU64,
+    /// Why the last login failed; `None` after a success.
+    last_failure: parking_lot::Mutex<Option<String>>,
+}
+
+impl TokenCache {
+    /// The token to send, logging in with `login` when there is none, it is due for
+    /// renewal, or `refused` (the token a server just refused) is the current one.
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        refused: Option<&Secret>,
+        login: F,
+    ) -> Result<Secret, NacosError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Token, NacosError>>,
+    {
+        if let Some(token) = self.valid(refused) {
+            if Instant::now() < token.renew_at {
+                return Ok(token.value);
+            }
+            // Due for renewal but still valid: one call renews, the others go on with it.
+            let Ok(_renewing) = self.login.try_lock() else {
+                return Ok(token.value);
+            };
+            if let Some(fresh) = self.valid(refused).filter(|t| Instant::now() < t.renew_at) {
+                return Ok(fresh.value);
+            }
+            return match self.attempt(login).await {
+                Ok(fresh) => Ok(self.store(fresh)),
+                Err(error) => {
+                    tracing::warn!(%error, "renewing the Nacos login token failed; the current one is used until it expires");
+                    Ok(token.value)
+                }
+            };
+        }
+        // No valid token: wait for the login in progress, or log in.
+        let attempts = self.attempts.load(Ordering::Acquire);
+        let _login = self.login.lock().await;
+        if let Some(token) = self.valid(refused) {
+            return Ok(token.value);
+        }
+        if self.attempts.load(Ordering::Acquire) != attempts {
+            // A login finished while this call waited, and failed: share its outcome
+            // rather than each waiting call trying again in turn.
+            if let Some(reason) = self.last_failure.lock().clone() {
+                return Err(NacosError::LoginFailed { reason });
+            }
+        }
+        let fresh = self.attempt(login).await?;
+        Ok(self.store(fresh))
+    }
+
+    /// Runs `login`, counting it and remembering why it failed.
+    async fn attempt<F, Fut>(&self, login: F) -> Result<Token, NacosError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Token, NacosError>>,
+    {
+        let result = login().await;
+        *self.last_failure.lock() = result.as_ref().err().map(ToString::to_string);
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// The current token unless it expired or is the `refused` one.
+    fn valid(&self, refused: Option<&Secret>) -> Option<Token> {
+        self.current
+            .read()
+            .as_ref()
+            .filter(|t| Instant::now() < t.expires_at && Some(&t.value) != refused)
+            .cloned()
+    }
+
+    fn store(&self, token: Token) -> Secret {
+        let value = token.value.clone();
+        *self.current.write() = Some(token);
+        value
+    }
 }
 
 /// A 5xx that every server gave, as an answer (login reports it as a failed login).
@@ -54,8 +151,8 @@ pub(crate) struct Client {
     /// `http://host:port/nacos` for each server.
     bases: Vec<String>,
     preferred: AtomicUsize,
-    credentials: Option<(String, String)>,
-    token: Mutex<Option<Token>>,
+    credentials: Option<(String, Secret)>,
+    token: TokenCache,
 }
 
 impl Client {
@@ -84,7 +181,7 @@ impl Client {
             bases,
             preferred: AtomicUsize::new(0),
             credentials,
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
@@ -96,16 +193,17 @@ impl Client {
         path: &str,
         params: &Params,
     ) -> Result<String, NacosError> {
-        let mut retried = false;
+        let mut refused: Option<Secret> = None;
         loop {
             let mut query = params.clone();
-            if let Some(token) = self.token(retried).await? {
-                query.push(("accessToken", token));
+            let token = self.token(refused.as_ref()).await?;
+            if let Some(token) = &token {
+                query.push(("accessToken", token.expose().to_string()));
             }
             let answer = self.send(&method, path, &query, None).await?;
-            if answer.status == StatusCode::FORBIDDEN && self.credentials.is_some() && !retried {
+            if answer.status == StatusCode::FORBIDDEN && token.is_some() && refused.is_none() {
                 tracing::debug!(url = %answer.url, "Nacos answered 403: renewing the token and retrying once");
-                retried = true;
+                refused = token;
                 continue;
             }
             if !answer.status.is_success() {
@@ -120,28 +218,21 @@ impl Client {
         }
     }
 
-    /// The current token, logging in when there is none, it is due for renewal, or
-    /// `renew` is set.
-    async fn token(&self, renew: bool) -> Result<Option<String>, NacosError> {
+    /// The token to send (none without credentials); see [`TokenCache::get`].
+    async fn token(&self, refused: Option<&Secret>) -> Result<Option<Secret>, NacosError> {
         let Some((username, password)) = &self.credentials else {
             return Ok(None);
         };
-        let mut token = self.token.lock().await;
-        if let Some(t) = token.as_ref() {
-            if !renew && Instant::now() < t.renew_at {
-                return Ok(Some(t.value.clone()));
-            }
-        }
-        let fresh = self.login(username, password).await?;
-        let value = fresh.value.clone();
-        *token = Some(fresh);
-        Ok(Some(value))
+        self.token
+            .get(refused, || self.login(username, password))
+            .await
+            .map(Some)
     }
 
-    async fn login(&self, username: &str, password: &str) -> Result<Token, NacosError> {
+    async fn login(&self, username: &str, password: &Secret) -> Result<Token, NacosError> {
         let form = vec![
             ("username", username.to_string()),
-            ("password", password.to_string()),
+            ("password", password.expose().to_string()),
         ];
         // Nacos 3 may refuse the v1 login (410, or 500 from its compatibility layer) where
         // its own v3 login works; keep the v1 answer when there is no v3 login at all.
@@ -168,25 +259,28 @@ impl Client {
                 body: clip(&answer.body),
             });
         }
+        // A login answer holds the token: its body is never put into an error.
         let login: LoginAnswer =
             serde_json::from_str(&answer.body).map_err(|e| NacosError::Decode {
                 url: answer.url.clone(),
                 reason: e.to_string(),
-                body: clip(&answer.body),
+                body: format!("({} bytes, not shown: a login answer)", answer.body.len()),
             })?;
         if login.access_token.is_empty() {
             return Err(NacosError::Decode {
                 url: answer.url,
                 reason: "login answer has no accessToken".to_string(),
-                body: clip(&answer.body),
+                body: format!("({} bytes, not shown: a login answer)", answer.body.len()),
             });
         }
         // Renew at 90 % of the TTL (Nacos's own client does the same).
         let ttl = Duration::from_secs(login.token_ttl.max(10));
         tracing::debug!(ttl = ?ttl, "logged in to Nacos");
+        let now = Instant::now();
         Ok(Token {
-            value: login.access_token,
-            renew_at: Instant::now() + ttl.mul_f64(0.9),
+            value: Secret::new(login.access_token),
+            renew_at: now + ttl.mul_f64(0.9),
+            expires_at: now + ttl,
         })
     }
 
@@ -240,5 +334,148 @@ impl Client {
             }
         }
         Err(failure.unwrap_or_else(|| NacosError::config("servers", "no Nacos server configured")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A login that takes 1 s and hands out `t1`, `t2`, ... living 10 s (renewed at 9 s).
+    fn slow_login(
+        logins: &Arc<AtomicUsize>,
+    ) -> impl FnOnce() -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Token, NacosError>> + Send>,
+    > {
+        let logins = logins.clone();
+        move || {
+            Box::pin(async move {
+                let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = Instant::now();
+                Ok(Token {
+                    value: Secret::new(format!("t{n}")),
+                    renew_at: now + Duration::from_secs(9),
+                    expires_at: now + Duration::from_secs(10),
+                })
+            })
+        }
+    }
+
+    /// Runs `calls` concurrent [`TokenCache::get`]s; returns each one's token and wait.
+    async fn concurrent_gets(
+        cache: &Arc<TokenCache>,
+        logins: &Arc<AtomicUsize>,
+        refused: Option<&str>,
+        calls: usize,
+    ) -> Vec<(String, Duration)> {
+        let tasks: Vec<_> = (0..calls)
+            .map(|_| {
+                let (cache, login) = (cache.clone(), slow_login(logins));
+                let refused = refused.map(Secret::from);
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let token = cache.get(refused.as_ref(), login).await.unwrap();
+                    (token.expose().to_string(), started.elapsed())
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_during_a_renewal_go_on_with_the_valid_token() {
+        let cache = Arc::new(TokenCache::default());
+        let logins = Arc::new(AtomicUsize::new(0));
+        assert_eq!(concurrent_gets(&cache, &logins, None, 1).await[0].0, "t1");
+
+        // Due for renewal (9.5 s), not expired (10 s): one call renews, 49 do not wait.
+        tokio::time::advance(Duration::from_millis(9_500)).await;
+        let results = concurrent_gets(&cache, &logins, None, 50).await;
+        assert_eq!(logins.load(Ordering::SeqCst), 2, "one renewal");
+        let waited: Vec<_> = results
+            .iter()
+            .filter(|(_, wait)| *wait >= Duration::from_millis(500))
+            .collect();
+        assert_eq!(waited.len(), 1, "only the renewing call waits: {results:?}");
+        assert_eq!(waited[0].0, "t2");
+        assert_eq!(
+            results.iter().filter(|(token, _)| token == "t1").count(),
+            49
+        );
+        // Afterwards everyone has the new token at once.
+        let after = concurrent_gets(&cache, &logins, None, 5).await;
+        assert!(
+            after
+                .iter()
+                .all(|(token, wait)| token == "t2" && wait.is_zero()),
+            "{after:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_waiting_on_a_failed_login_share_its_failure() {
+        let cache = Arc::new(TokenCache::default());
+        let logins = Arc::new(AtomicUsize::new(0));
+        let failing = |logins: &Arc<AtomicUsize>| {
+            let logins = logins.clone();
+            move || async move {
+                logins.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Err::<Token, _>(NacosError::config("login", "refused"))
+            }
+        };
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, login) = (cache.clone(), failing(&logins));
+                tokio::spawn(async move { cache.get(None, login).await.map(|_| ()) })
+            })
+            .collect();
+        for task in tasks {
+            let error = task.await.unwrap().unwrap_err();
+            assert!(error.to_string().contains("refused"), "{error}");
+        }
+        // One login for all 20 calls, not 20 logins one after another.
+        assert_eq!(logins.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next call (nobody logging in) tries again.
+        assert!(cache.get(None, failing(&logins)).await.is_err());
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_calls_share_one_login() {
+        let cache = Arc::new(TokenCache::default());
+        let logins = Arc::new(AtomicUsize::new(0));
+        // No token yet: everyone waits for the same single login.
+        let results = concurrent_gets(&cache, &logins, None, 50).await;
+        assert_eq!(logins.load(Ordering::SeqCst), 1);
+        assert!(results.iter().all(|(token, _)| token == "t1"));
+
+        // Expired (11 s): one login again.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let results = concurrent_gets(&cache, &logins, None, 50).await;
+        assert_eq!(logins.load(Ordering::SeqCst), 2);
+        assert!(results.iter().all(|(token, _)| token == "t2"));
+
+        // Refused by a server (403) in 50 calls at once: one login, not 50.
+        let results = concurrent_gets(&cache, &logins, Some("t2"), 50).await;
+        assert_eq!(logins.load(Ordering::SeqCst), 3);
+        assert!(
+            results.iter().all(|(token, _)| token == "t3"),
+            "{results:?}"
+        );
     }
 }

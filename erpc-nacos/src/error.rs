@@ -53,6 +53,13 @@ pub enum NacosError {
         /// Start of the answer body (Nacos says `unknown user!` for bad credentials).
         body: String,
     },
+    /// A login that a concurrent call made while this one waited for it failed; this
+    /// call did not try again at once.
+    #[error("Nacos login failed: {reason}")]
+    LoginFailed {
+        /// The failed login's error.
+        reason: String,
+    },
     /// The server answered 2xx with a body that could not be understood.
     #[error("unexpected answer from {url}: {reason}; body: {body}")]
     Decode {

@@ -5,11 +5,15 @@
 //! - **register** adds an ephemeral instance to the service
 //!   `providers:{interface}:{version}:{group}` (Dubbo's naming, so the services read
 //!   familiarly in the Nacos console), with the provider's metadata (shrunk to Nacos's
-//!   1024-character limit) and weight (erpc 100 = Nacos 1.0), then keeps it alive with a
-//!   heartbeat task that re-registers when the server has lost it;
+//!   1024-character limit, `protocol=erpc` added when absent) and weight (erpc 100 =
+//!   Nacos 1.0), then keeps it alive with a heartbeat task that re-registers when the
+//!   server has lost it;
 //! - **deregister** stops the heartbeat and removes the instance;
 //! - **subscribe** polls the instance list and streams the changes, keeping the last list
-//!   (and optionally a file cache) when Nacos is unreachable.
+//!   (and optionally a file cache) when Nacos is unreachable. Disabled and unhealthy
+//!   instances are left out, and so are instances whose `protocol` metadata is not
+//!   `erpc` (Java Dubbo providers share the service names); instances with weight 0
+//!   are listed, and the client sends them no new calls (drain).
 //!
 //! It speaks the v1 API (rnacos, Nacos 1.x/2.x, 3.x in compatibility mode) or the
 //! Nacos 3.x client API, chosen by probing the server; with several server addresses it
@@ -38,6 +42,7 @@ mod client;
 mod error;
 mod naming;
 mod ops;
+mod secret;
 mod url;
 mod watch;
 
@@ -51,6 +56,7 @@ pub use error::NacosError;
 pub use naming::{
     from_nacos_weight, parse_service_name, service_name, to_nacos_weight, METADATA_LIMIT,
 };
+pub use secret::Secret;
 pub use url::{ApiVersion, NacosConfig, DEFAULT_CLUSTER, DEFAULT_GROUP, DEFAULT_NAMESPACE};
 
 use beat::BeatTasks;
@@ -118,7 +124,7 @@ impl NacosRegistry {
         self.naming.api().await
     }
 
-    /// The current healthy, enabled providers of `key`, read once.
+    /// The current healthy, enabled erpc providers of `key`, read once.
     pub async fn providers(&self, key: &ServiceKey) -> Result<Vec<Provider>, NacosError> {
         self.naming.providers(&service_name(key)?).await
     }
@@ -150,12 +156,17 @@ impl NacosRegistry {
 
     fn spec(&self, registration: &Registration) -> Result<InstanceSpec, NacosError> {
         let (ip, port) = naming::split_addr(&registration.provider.addr)?;
+        // Consumers skip instances of other protocols: say that this one speaks erpc.
+        let mut metadata = registration.provider.metadata.clone();
+        metadata
+            .entry(naming::PROTOCOL_KEY.to_string())
+            .or_insert_with(|| naming::PROTOCOL.to_string());
         Ok(InstanceSpec {
             service: service_name(&registration.key)?,
             ip,
             port,
             weight: to_nacos_weight(registration.provider.weight),
-            metadata: naming::metadata_json(&registration.provider.metadata),
+            metadata: naming::metadata_json(&metadata),
         })
     }
 }

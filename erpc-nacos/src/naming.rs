@@ -15,6 +15,10 @@ pub const METADATA_LIMIT: usize = 1024;
 const SERVICE_NAME_LIMIT: usize = 512;
 /// Prefix of provider services in Dubbo's naming convention.
 const PROVIDERS: &str = "providers";
+/// Metadata key naming an instance's protocol.
+pub(crate) const PROTOCOL_KEY: &str = "protocol";
+/// The protocol erpc providers register.
+pub(crate) const PROTOCOL: &str = "erpc";
 /// Metadata key dropped first when the metadata is too large.
 const METHODS_KEY: &str = "methods";
 
@@ -133,10 +137,19 @@ pub(crate) fn split_addr(addr: &str) -> Result<(String, u16), NacosError> {
     Ok((host.to_string(), port))
 }
 
-/// The usable providers among `instances`: enabled, healthy, with a valid port; sorted by
-/// address so that equal lists compare equal. A provider with the metadata
-/// `transport=tls` gets its `tls://host:port` address back.
-pub(crate) fn providers(instances: Vec<Instance>) -> Vec<Provider> {
+/// The usable providers among `instances`: enabled, healthy, with a valid port, and
+/// speaking erpc; sorted by address so that equal lists compare equal. A provider with
+/// the metadata `transport=tls` gets its `tls://host:port` address back.
+///
+/// Dubbo's service names are shared with Java Dubbo providers, so an instance whose
+/// `protocol` metadata names another protocol is left out and handed to `foreign` with
+/// its address and protocol. An instance without `protocol` is kept: erpc always
+/// registers it, but a server that re-creates a lost instance from a heartbeat (rnacos)
+/// does so without metadata.
+pub(crate) fn providers(
+    instances: Vec<Instance>,
+    mut foreign: impl FnMut(&str, &str),
+) -> Vec<Provider> {
     let mut providers: Vec<Provider> = instances
         .into_iter()
         .filter(|i| i.enabled && i.healthy && !i.ip.is_empty())
@@ -152,11 +165,18 @@ pub(crate) fn providers(instances: Vec<Instance>) -> Vec<Provider> {
                 Some("tls") => TLS_PREFIX,
                 _ => "",
             };
-            Some(Provider {
+            let provider = Provider {
                 addr: format!("{scheme}{host}:{port}"),
                 weight: from_nacos_weight(i.weight),
                 metadata,
-            })
+            };
+            match provider.metadata.get(PROTOCOL_KEY) {
+                Some(protocol) if protocol != PROTOCOL => {
+                    foreign(&provider.addr, protocol);
+                    None
+                }
+                _ => Some(provider),
+            }
         })
         .collect();
     providers.sort_by(|a, b| a.addr.cmp(&b.addr));
@@ -252,9 +272,26 @@ mod tests {
             weight: 0.5,
             ..Instance::default()
         };
-        let list = providers(vec![ok, sick, off, bad_port, v6]);
+        let mut dubbo = Instance {
+            ip: "10.0.0.5".into(),
+            ..ok.clone()
+        };
+        dubbo.metadata.insert("protocol".into(), "dubbo".into());
+        let mut erpc = Instance {
+            ip: "10.0.0.6".into(),
+            ..ok.clone()
+        };
+        erpc.metadata.insert("protocol".into(), "erpc".into());
+        let mut skipped = Vec::new();
+        let list = providers(vec![ok, sick, off, bad_port, v6, dubbo, erpc], |addr, p| {
+            skipped.push(format!("{addr} {p}"))
+        });
         let addrs: Vec<_> = list.iter().map(|p| (p.addr.as_str(), p.weight)).collect();
-        assert_eq!(addrs, [("10.0.0.2:1", 100), ("[::1]:2", 50)]);
+        assert_eq!(
+            addrs,
+            [("10.0.0.2:1", 100), ("10.0.0.6:1", 100), ("[::1]:2", 50)]
+        );
+        assert_eq!(skipped, ["10.0.0.5:1 dubbo"]);
     }
 
     #[test]
@@ -276,7 +313,7 @@ mod tests {
             port: 9000,
             ..Instance::default()
         };
-        let list = providers(vec![tls, plain]);
+        let list = providers(vec![tls, plain], |_, _| {});
         let addrs: Vec<_> = list.iter().map(|p| p.addr.as_str()).collect();
         assert_eq!(addrs, ["10.0.0.2:9000", "tls://10.0.0.1:9000"]);
     }

@@ -5,6 +5,7 @@
 //! `{code, message, data}` and has no separate beat: a heartbeat is a register with
 //! `heartBeat=true`, answered with code 21003 when the server does not know the instance.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use erpc_core::registry::Provider;
@@ -46,6 +47,8 @@ pub(crate) struct Naming {
     pub(crate) config: NacosConfig,
     client: Client,
     api: OnceCell<ApiVersion>,
+    /// Instances of other protocols already logged, by (service, address).
+    foreign: parking_lot::Mutex<HashSet<(String, String)>>,
 }
 
 impl Naming {
@@ -60,6 +63,7 @@ impl Naming {
             config,
             client,
             api,
+            foreign: parking_lot::Mutex::default(),
         })
     }
 
@@ -217,7 +221,24 @@ impl Naming {
                 decode::<InstanceList>("/v1/ns/instance/list", &body)?.hosts
             }
         };
-        Ok(naming::providers(api::decode_hosts(hosts)))
+        let hosts = api::decode_hosts(hosts);
+        Ok(naming::providers(hosts, |addr, protocol| {
+            self.skipped_foreign(service, addr, protocol)
+        }))
+    }
+
+    /// Logs (once per instance) that a provider of another protocol was left out.
+    fn skipped_foreign(&self, service: &str, addr: &str, protocol: &str) {
+        /// Instances remembered; past this many the memory starts over (and each is
+        /// logged once more), so that churning foreign instances cannot grow it forever.
+        const REMEMBERED: usize = 4096;
+        let mut seen = self.foreign.lock();
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        if seen.insert((service.to_string(), addr.to_string())) {
+            tracing::debug!(%service, %addr, %protocol, "skipping a provider that does not speak erpc");
+        }
     }
 
     /// Names of all services in the group (one page of up to `page_size` per request).
@@ -323,6 +344,45 @@ fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> Result<T, N
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Captured log output.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_foreign_instance_is_logged_once() {
+        let naming = Naming::new(NacosConfig::default()).unwrap();
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                naming.skipped_foreign("providers:a:1.0:", "10.0.0.1:20880", "dubbo");
+                naming.skipped_foreign("providers:a:1.0:", "10.0.0.2:20880", "tri");
+            }
+        });
+        let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        assert_eq!(text.matches("does not speak erpc").count(), 2, "{text}");
+        assert!(
+            text.contains("10.0.0.1:20880") && text.contains("tri"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn v3_envelopes() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::NacosError;
+use crate::{NacosError, Secret};
 
 /// Nacos's default namespace id.
 pub const DEFAULT_NAMESPACE: &str = "public";
@@ -53,8 +53,8 @@ pub struct NacosConfig {
     pub cluster: String,
     /// Username for `POST /nacos/v1/auth/login`; no login when `None`.
     pub username: Option<String>,
-    /// Password for the login.
-    pub password: Option<String>,
+    /// Password for the login (never shown by `Debug` or in errors).
+    pub password: Option<Secret>,
     /// API line to use (default: probe).
     pub api: ApiVersion,
     /// Mean interval between two polls of a subscribed service's list (±20 % jitter).
@@ -123,7 +123,7 @@ impl NacosConfig {
     }
 
     /// Sets username and password for the login.
-    pub fn credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn credentials(mut self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.username = Some(username.into());
         self.password = Some(password.into());
         self
@@ -170,42 +170,51 @@ impl NacosConfig {
     ///
     /// let c = NacosConfig::from_url("nacos://h1:8848,h2:8848?namespace=dev&username=u&password=p%40ss").unwrap();
     /// assert_eq!(c.servers, ["h1:8848", "h2:8848"]);
-    /// assert_eq!(c.password.as_deref(), Some("p@ss"));
+    /// assert_eq!(c.password.as_ref().map(|p| p.expose()), Some("p@ss"));
+    /// // Errors and `Debug` output leave the password out.
+    /// assert!(!format!("{c:?}").contains("p@ss"));
+    /// let error = NacosConfig::from_url("nacos://u:p%40ss@h1?password=p%40ss").unwrap_err();
+    /// assert!(!error.to_string().contains("p%40ss"));
     /// ```
     pub fn from_url(url: &str) -> Result<Self, NacosError> {
+        // Errors show the URL without its password and the values of unknown parameters
+        // (a misspelt `password=` must not end up in a log either).
+        let shown = &erpc_core::registry::redact_url(url, SHOWN_PARAMETERS);
         let rest = url
             .strip_prefix("nacos://")
-            .ok_or_else(|| NacosError::config(url, "expected a nacos:// URL"))?;
+            .ok_or_else(|| NacosError::config(shown, "expected a nacos:// URL"))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = match location.find('/') {
-            Some(i) => (&location[..i], &location[i..]),
-            None => (location, ""),
-        };
+        // User info ends at the last `@`, so that a password holding `/` is not mistaken
+        // for the start of the context path.
         let mut config = Self::default();
-        let hosts = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
+        let location = match location.rsplit_once('@') {
+            Some((userinfo, location)) => {
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
                 config.username = Some(decode(user));
-                config.password = Some(decode(pass));
-                hosts
+                config.password = Some(Secret::new(decode(pass)));
+                location
             }
-            None => authority,
+            None => location,
+        };
+        let (hosts, path) = match location.find('/') {
+            Some(i) => (&location[..i], &location[i..]),
+            None => (location, ""),
         };
         config.servers = hosts
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
-            .map(|h| normalize_server(url, h))
+            .map(|h| normalize_server(shown, h))
             .collect::<Result<_, _>>()?;
         if config.servers.is_empty() {
-            return Err(NacosError::config(url, "no server address"));
+            return Err(NacosError::config(shown, "no server address"));
         }
         let path = path.trim_end_matches('/');
         if !path.is_empty() {
             config.context_path = path.to_string();
         }
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            config.set(url, &key, value.into_owned())?;
+            config.set(shown, &key, value.into_owned())?;
         }
         config.validate()?;
         Ok(config)
@@ -228,7 +237,7 @@ impl NacosConfig {
             "group" | "groupName" => self.group = value,
             "cluster" | "clusterName" => self.cluster = value,
             "username" => self.username = Some(value),
-            "password" => self.password = Some(value),
+            "password" => self.password = Some(Secret::new(value)),
             "api" => {
                 self.api = match value.to_ascii_lowercase().as_str() {
                     "auto" | "" => ApiVersion::Auto,
@@ -302,6 +311,24 @@ impl NacosConfig {
     }
 }
 
+/// Query parameters whose values may appear in error messages (all but `password`).
+const SHOWN_PARAMETERS: &[&str] = &[
+    "namespace",
+    "namespaceId",
+    "group",
+    "groupName",
+    "cluster",
+    "clusterName",
+    "username",
+    "api",
+    "poll_interval_ms",
+    "beat_interval_ms",
+    "timeout_ms",
+    "cache_dir",
+    "context_path",
+    "tls",
+];
+
 /// Checks that `server` is `host:port`.
 fn normalize_server(url: &str, server: &str) -> Result<String, NacosError> {
     let port_ok = server
@@ -338,7 +365,7 @@ mod tests {
         assert_eq!(c.group, "G1");
         assert_eq!(c.cluster, "C");
         assert_eq!(c.username.as_deref(), Some("nacos"));
-        assert_eq!(c.password.as_deref(), Some("a&b"));
+        assert_eq!(c.password, Some(Secret::from("a&b")));
         assert_eq!(c.api, ApiVersion::V3);
         assert_eq!(c.poll_interval, Duration::from_millis(200));
         assert_eq!(c.beat_interval, Duration::from_secs(1));
@@ -360,10 +387,66 @@ mod tests {
         let c =
             NacosConfig::from_url("nacos://u:p%3Aq@a:1,[::1]:2/custom/?group=X&tls=true").unwrap();
         assert_eq!(c.username.as_deref(), Some("u"));
-        assert_eq!(c.password.as_deref(), Some("p:q"));
+        assert_eq!(c.password, Some(Secret::from("p:q")));
         assert_eq!(c.servers, ["a:1", "[::1]:2"]);
         assert_eq!(c.context_path, "/custom");
         assert!(c.tls);
+        let c = NacosConfig::from_url("nacos://u:p/q@a:1/ctx").unwrap();
+        assert_eq!(c.password, Some(Secret::from("p/q")));
+        assert_eq!(
+            (c.servers[0].as_str(), c.context_path.as_str()),
+            ("a:1", "/ctx")
+        );
+    }
+
+    /// Every way a configuration shows itself (Debug, validation errors, URL errors in
+    /// Display and Debug, and as the core error) leaves the password out.
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        const SECRET: &str = "S3cret";
+        let config = NacosConfig::new(["h:1"]).credentials("nacos", SECRET);
+        let mut shown = vec![format!("{config:?}"), format!("{config:#?}")];
+        let invalid = [
+            config.clone().poll_interval(Duration::ZERO),
+            NacosConfig {
+                servers: Vec::new(),
+                ..config.clone()
+            },
+            NacosConfig {
+                username: None,
+                ..config.clone()
+            },
+        ];
+        let mut errors: Vec<NacosError> = invalid
+            .iter()
+            .map(|c| c.validate().expect_err("invalid"))
+            .collect();
+        for url in [
+            "nacos://nacos:S3cret-pw@h",
+            "nacos://nacos:S3cret-pw@h:1?bogus=1",
+            "nacos://nacos:S3cret-pw@h:1?api=v9",
+            "nacos://nacos:S3cret-pw@h:1?poll_interval_ms=0",
+            "nacos://nacos:S3cret-pw@h:1?group=a%20b",
+            "nacos://h:1?password=S3cret-pw&tls=maybe",
+            "nacos://h:1?password=S3cret-pw&timeout_ms=soon",
+            "nacos://h:1?password=S3cret-pw",
+            "nacos://h:1?pasword=S3cret-pw",
+            "nacos://h:1?username=nacos&passwd=S3cret-pw",
+            "nacos://h?username=nacos&password=S3cret-pw",
+            "nacos://nacos:S3cret/pw@h",
+        ] {
+            errors.push(NacosConfig::from_url(url).expect_err(url));
+        }
+        for error in errors {
+            shown.push(error.to_string());
+            shown.push(format!("{error:?}"));
+            let core = erpc_core::Error::from(error);
+            shown.push(core.to_string());
+            shown.push(format!("{core:?}"));
+        }
+        for text in shown {
+            assert!(!text.contains(SECRET), "the password shows in: {text}");
+        }
     }
 
     #[test]

@@ -38,9 +38,15 @@ fn nacos(server: &Server) -> Arc<dyn Registry> {
 /// A provider on a free port, registered in `server`, with short Nacos expiry times
 /// (official Nacos honours these metadata keys; rnacos uses its own settings).
 async fn provider(server: &Server) -> (erpc::ServerHandle, String) {
+    weighted_provider(server, erpc::registry::DEFAULT_WEIGHT).await
+}
+
+/// [`provider`] registered with `weight`.
+async fn weighted_provider(server: &Server, weight: u32) -> (erpc::ServerHandle, String) {
     let addr = format!("127.0.0.1:{}", support::free_port(false));
     let bound = erpc::Server::builder()
         .bind(addr.clone())
+        .weight(weight)
         .registry(nacos(server))
         .add_service(WhoamiServer::new(Named(addr.clone())))
         .metadata("preserved.heart.beat.interval", "1000")
@@ -266,4 +272,145 @@ async fn scenario(server: &mut Server) {
     let total = log.calls.lock().len();
     let failed = log.failures().len();
     eprintln!("{kind:?}: {total} calls, {failed} failed (at the crash)");
+}
+
+/// Sets `fields` (`weight=0`, `enabled=false`) of the provider at `addr` through the
+/// Nacos open API, as an operator does in the console.
+fn update_instance(server: &Server, addr: &str, fields: &str) {
+    let (ip, port) = addr.rsplit_once(':').expect("host:port");
+    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let name = erpc_nacos::service_name(&key).expect("valid name");
+    let path = format!(
+        "/nacos/v1/ns/instance?serviceName={name}&groupName=DEFAULT_GROUP&ip={ip}&port={port}&ephemeral=true&{fields}"
+    );
+    let (status, body) = support::http(server.port, "PUT", &path, "").expect("Nacos answers");
+    assert_eq!(status, 200, "PUT {path}: {body}");
+}
+
+impl Log {
+    /// When the last call that `addr` served started.
+    fn last_served(&self, addr: &str) -> Option<Instant> {
+        self.calls
+            .lock()
+            .iter()
+            .filter(|(_, r)| r.as_deref() == Ok(addr))
+            .map(|(start, _)| *start)
+            .max()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drained_and_disabled_providers_get_no_new_calls() {
+    for server in support::servers(
+        "drained_and_disabled_providers_get_no_new_calls",
+        Options::default(),
+    ) {
+        let kind = server.kind;
+        eprintln!("--- on {kind:?}");
+        tokio::time::timeout(Duration::from_secs(60), drain_scenario(&server))
+            .await
+            .unwrap_or_else(|_| panic!("scenario on {kind:?} did not finish within 60 s"));
+    }
+}
+
+async fn drain_scenario(server: &Server) {
+    let kind = server.kind;
+    let poll = NacosConfig::default().poll_interval;
+    // Weight 1 each (Nacos 0.01), the smallest there is: a drained provider whose 0
+    // were read as 1 would keep a third of the calls.
+    let (a, a_addr) = weighted_provider(server, 1).await;
+    let (b, b_addr) = weighted_provider(server, 1).await;
+    let (c, c_addr) = weighted_provider(server, 1).await;
+    let client = erpc::Client::builder()
+        .registry(nacos(server))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client builds");
+    let whoami = WhoamiClient::new(client);
+    let log = Arc::new(Log::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = load(&whoami, 4, &log, &stop);
+    eventually(
+        Duration::from_secs(15),
+        "calls reaching all three providers",
+        || async {
+            let served = log.served_since(Instant::now() - Duration::from_millis(500));
+            [&a_addr, &b_addr, &c_addr]
+                .iter()
+                .all(|addr| served.contains_key(*addr))
+                .then_some(())
+        },
+    )
+    .await;
+    // Calls made before the consumer first listed the providers failed: not counted.
+    let failures_before = log.failures().len();
+
+    // Within one polling interval (±20 %) plus the time of the poll itself, the consumer
+    // stops sending new calls to an instance set to weight 0, then to a disabled one.
+    let bound = poll.mul_f64(1.2) + Duration::from_secs(1);
+    for (addr, fields) in [(&a_addr, "weight=0"), (&b_addr, "enabled=false")] {
+        update_instance(server, addr, fields);
+        let updated = Instant::now();
+        tokio::time::sleep(bound + Duration::from_secs(1)).await;
+        let after = log.served_since(updated + bound);
+        assert!(
+            !after.contains_key(addr.as_str()),
+            "{kind:?}: {fields}: calls still reached {addr} more than {bound:?} after the update: {after:?}"
+        );
+        assert!(
+            after.get(&c_addr).copied().unwrap_or(0) > 10,
+            "{kind:?}: {fields}: calls stopped: {after:?}"
+        );
+        let last = log
+            .last_served(addr)
+            .map(|t| t.saturating_duration_since(updated));
+        eprintln!("{kind:?}: {fields}: the last call to {addr} started {last:?} after the update");
+    }
+    let failures = log.failures();
+    assert!(
+        failures.len() == failures_before,
+        "{kind:?}: calls failed while draining: {:?}",
+        &failures[failures_before..]
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        let _ = caller.await;
+    }
+    for provider in [a, b, c] {
+        provider.shutdown().await.expect("graceful shutdown");
+    }
+}
+
+/// Consumers skip instances whose `protocol` is not `erpc`: a provider's own metadata
+/// cannot make it invisible to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_register_protocol_erpc_whatever_their_metadata() {
+    use futures::StreamExt;
+    let registry = erpc::registry::MemoryRegistry::new();
+    let server = erpc::Server::builder()
+        .bind("127.0.0.1:0")
+        .registry(registry.clone())
+        .add_service(WhoamiServer::new(Named("p".to_string())))
+        .metadata("protocol", "dubbo")
+        .metadata("team", "payments")
+        .build()
+        .await
+        .expect("provider binds")
+        .spawn();
+    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let mut changes = registry.subscribe(&key).await.expect("memory registry");
+    let listed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let change = changes.next().await.expect("stream open");
+            if let Some(provider) = change.all.into_iter().next() {
+                return provider;
+            }
+        }
+    })
+    .await
+    .expect("the provider registers within 10 s");
+    assert_eq!(listed.metadata["protocol"], "erpc");
+    assert_eq!(listed.metadata["team"], "payments");
+    server.shutdown().await.expect("graceful shutdown");
 }

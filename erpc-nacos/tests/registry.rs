@@ -409,6 +409,7 @@ async fn auth_with_right_and_wrong_credentials() {
     let options = Options {
         auth: true,
         token_ttl: Some(12),
+        ..Options::default()
     };
     for server in support::servers("auth_with_right_and_wrong_credentials", options) {
         bounded(server.kind, Duration::from_secs(60), async {
@@ -574,6 +575,62 @@ async fn a_tls_provider_comes_back_as_tls_host_port() {
 
             registry.deregister(&tls).await.unwrap();
             providers_when(&registry, &key, 0).await;
+        })
+        .await;
+    }
+}
+
+/// Registers an instance through the Nacos open API with `metadata` (JSON), as a
+/// non-erpc provider (a Java Dubbo one) does.
+fn raw_register(server: &Server, key: &ServiceKey, port: u16, metadata: &str) {
+    let name = erpc_nacos::service_name(key).unwrap();
+    let metadata: String = form_urlencoded::byte_serialize(metadata.as_bytes()).collect();
+    let path = format!(
+        "/nacos/v1/ns/instance?serviceName={name}&groupName=DEFAULT_GROUP&ip=127.0.0.1&port={port}&ephemeral=true&metadata={metadata}"
+    );
+    let (status, body) = support::http(server.port, "POST", &path, "").expect("Nacos answers");
+    assert_eq!(status, 200, "POST {path}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_other_protocols_are_never_discovered() {
+    for server in support::servers(
+        "instances_of_other_protocols_are_never_discovered",
+        Options::default(),
+    ) {
+        bounded(server.kind, Duration::from_secs(30), async {
+            let registry = registry(config(&server).poll_interval(Duration::from_millis(200)));
+            let key = key("foreign");
+            // A Java Dubbo provider of the same interface, under Dubbo's (and erpc's)
+            // service name, with the metadata Dubbo registers.
+            let dubbo = support::free_port(false);
+            raw_register(
+                &server,
+                &key,
+                dubbo,
+                r#"{"protocol":"dubbo","side":"provider","dubbo":"2.0.2","release":"3.2.0"}"#,
+            );
+            let erpc = support::free_port(false);
+            registry.register(&registration(&key, erpc)).await.unwrap();
+            for port in [dubbo, erpc] {
+                eventually(
+                    Duration::from_secs(5),
+                    "both instances in the raw list",
+                    || async { raw_instance(&server, &key, "DEFAULT_GROUP", port) },
+                )
+                .await;
+            }
+
+            let erpc_only = vec![registration(&key, erpc).provider];
+            assert_eq!(registry.providers(&key).await.unwrap(), erpc_only);
+            let mut changes = registry.subscribe(&key).await.unwrap();
+            let first = next_change(&mut changes, Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(first.all, erpc_only);
+            // Several polls later the Dubbo instance has still not shown up.
+            let later = next_change(&mut changes, Duration::from_secs(1)).await;
+            assert!(later.is_none(), "{later:?}");
         })
         .await;
     }

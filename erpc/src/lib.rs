@@ -80,19 +80,40 @@ pub mod __private {
 #[cfg(feature = "nacos")]
 pub use erpc_nacos as nacos;
 
+/// The registry URL schemes [`registry_from_url`] opens in this build.
+#[cfg(feature = "nacos")]
+pub const REGISTRY_SCHEMES: &[&str] = &["static", "nacos"];
+/// The registry URL schemes [`registry_from_url`] opens in this build (`nacos` needs
+/// the `nacos` feature).
+#[cfg(not(feature = "nacos"))]
+pub const REGISTRY_SCHEMES: &[&str] = &["static"];
+
 /// Opens a registry from its URL: `static://h1:p1,h2:p2`, and `nacos://h:8848?..` with
-/// the `nacos` feature.
+/// the `nacos` feature ([`REGISTRY_SCHEMES`] lists what this build opens).
 ///
 /// ```
 /// let registry = erpc::registry_from_url("static://127.0.0.1:9000").unwrap();
 /// # let _ = registry;
-/// assert!(erpc::registry_from_url("zookeeper://x:1").is_err());
+/// let refused = erpc::registry_from_url("zookeeper://x:1").err().unwrap();
+/// assert!(refused.to_string().contains("static://"));
 /// ```
 pub fn registry_from_url(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
-    if url.starts_with("nacos://") {
-        return nacos_registry(url);
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("nacos") => nacos_registry(url),
+        Some(scheme) if !registry::SCHEMES.contains(&scheme) => {
+            let schemes: Vec<String> = REGISTRY_SCHEMES.iter().map(|s| format!("{s}://")).collect();
+            let nacos = if cfg!(feature = "nacos") {
+                ""
+            } else {
+                " (nacos:// needs the `nacos` feature of the erpc crate)"
+            };
+            Err(Error::Config(format!(
+                "unsupported registry scheme {scheme:?}: this build opens {}{nacos}",
+                schemes.join(", ")
+            )))
+        }
+        _ => registry::from_url(url),
     }
-    erpc_core::registry::from_url(url)
 }
 
 #[cfg(feature = "nacos")]
@@ -103,8 +124,63 @@ fn nacos_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, E
 }
 
 #[cfg(not(feature = "nacos"))]
-fn nacos_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
-    Err(Error::Config(format!(
-        "{url:?} needs Nacos support: enable the `nacos` feature of the erpc crate"
-    )))
+fn nacos_registry(_url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    Err(Error::Config(
+        "nacos:// needs Nacos support: enable the `nacos` feature of the erpc crate".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of the `Error::Config` that opening `url` gives.
+    fn refusal(url: &str) -> String {
+        match registry_from_url(url).err() {
+            Some(Error::Config(message)) => message,
+            other => panic!("{url}: expected Error::Config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_scheme_lists_the_schemes_of_this_build() {
+        let message = refusal("zk://127.0.0.1:2181");
+        assert!(message.contains("\"zk\""), "{message}");
+        assert!(message.contains("static://"), "{message}");
+        if cfg!(feature = "nacos") {
+            assert!(message.contains("nacos://"), "{message}");
+            assert!(!message.contains("feature"), "{message}");
+        } else {
+            assert!(
+                message.contains("nacos:// needs the `nacos` feature"),
+                "{message}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "nacos"))]
+    #[test]
+    fn nacos_without_the_feature_names_the_feature() {
+        let message = refusal("nacos://127.0.0.1:8848");
+        assert!(message.contains("`nacos` feature"), "{message}");
+    }
+
+    #[test]
+    fn refusals_do_not_echo_credentials() {
+        for url in [
+            "zk://user:S3cret-pw@127.0.0.1:2181",
+            "zk://127.0.0.1:2181?password=S3cret-pw",
+            "nacos://user:S3cret-pw@no-port",
+            "nacos://127.0.0.1:8848?password=S3cret-pw&bogus=1",
+            "static://user:S3cret-pw@no-port",
+            "user:S3cret-pw@127.0.0.1:1",
+        ] {
+            let Some(error) = registry_from_url(url).err() else {
+                panic!("{url} was accepted");
+            };
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(!shown.contains("S3cret-pw"), "{url}: {shown}");
+            }
+        }
+    }
 }

@@ -7,6 +7,9 @@
 //! An empty list pushed by the registry while providers were known is not applied (the
 //! last non-empty list is kept, Dubbo's "empty protection"): a registry that restarts
 //! empty or loses its data must not turn into "no provider" for every consumer.
+//! Providers listed with weight 0 ("drain", see [`Provider::takes_calls`]) are left
+//! out of the list the client balances over; a list of only drained providers is
+//! applied as it is (no provider), since the registry stated it.
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -150,16 +153,25 @@ async fn follow(
                         tracing::warn!(service = %key, "registry pushed an empty provider list; keeping the last one");
                         continue;
                     }
+                    // Drained providers (weight 0) take no new calls: no balancer sees them.
+                    let listed = change.all.len();
+                    let usable: Vec<Provider> = change
+                        .all
+                        .into_iter()
+                        .filter(Provider::takes_calls)
+                        .collect();
                     tracing::debug!(
                         service = %key,
-                        providers = change.all.len(),
+                        providers = usable.len(),
+                        drained = listed - usable.len(),
                         added = change.added.len(),
                         removed = change.removed.len(),
                         "provider list changed"
                     );
-                    let route = build(change.all, previous.as_deref());
+                    let drained = usable.len() < listed;
+                    let route = build(usable, previous.as_deref());
                     sender.send_replace(Some(Arc::new(route)));
-                    if !change.removed.is_empty() {
+                    if !change.removed.is_empty() || drained {
                         on_change();
                     }
                 }

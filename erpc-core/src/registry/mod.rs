@@ -40,6 +40,19 @@ impl Provider {
             metadata: BTreeMap::new(),
         }
     }
+
+    /// False when the provider takes no new calls: weight 0 means "drain" (Nacos's and
+    /// Dubbo's meaning). Clients leave such providers out before any balancer sees them.
+    ///
+    /// ```
+    /// let mut provider = erpc_core::registry::Provider::new("10.0.0.5:9000");
+    /// assert!(provider.takes_calls());
+    /// provider.weight = 0;
+    /// assert!(!provider.takes_calls());
+    /// ```
+    pub fn takes_calls(&self) -> bool {
+        self.weight > 0
+    }
 }
 
 /// Address prefix of a provider that only accepts TLS: `tls://host:port`.
@@ -120,6 +133,10 @@ pub trait Registry: Send + Sync + 'static {
     async fn subscribe(&self, key: &ServiceKey) -> Result<ChangeStream, Error>;
 }
 
+/// The URL schemes [`from_url`] opens (the `erpc` facade adds `nacos` with its `nacos`
+/// feature).
+pub const SCHEMES: &[&str] = &["static"];
+
 /// Opens a registry from a URL with a built-in scheme: `static://h1:p1,h2:p2`.
 ///
 /// The `erpc` facade extends this with `nacos://` when its `nacos` feature is on.
@@ -127,17 +144,20 @@ pub trait Registry: Send + Sync + 'static {
 /// ```
 /// let registry = erpc_core::registry::from_url("static://127.0.0.1:9000,127.0.0.1:9001").unwrap();
 /// # let _ = registry;
+/// let refused = erpc_core::registry::from_url("zk://127.0.0.1:2181").err().unwrap();
+/// assert!(refused.to_string().contains("static://"));
 /// ```
 pub fn from_url(url: &str) -> Result<Arc<dyn Registry>, Error> {
     let (scheme, _) = url.split_once("://").ok_or_else(|| {
         Error::Config(format!(
-            "registry URL {url:?} lacks a scheme (static://...)"
+            "registry URL {:?} lacks a scheme (static://...)",
+            redact_url(url, &[])
         ))
     })?;
     match scheme {
         "static" => Ok(Arc::new(StaticRegistry::from_url(url)?)),
         other => Err(Error::Config(format!(
-            "unsupported registry scheme {other:?} in {url:?} (built in: static; nacos needs the erpc `nacos` feature)"
+            "unsupported registry scheme {other:?}; erpc-core opens static:// (the erpc crate adds nacos:// with its `nacos` feature)"
         ))),
     }
 }
@@ -157,6 +177,55 @@ impl<R: Registry + ?Sized> Registry for Arc<R> {
     async fn subscribe(&self, key: &ServiceKey) -> Result<ChangeStream, Error> {
         (**self).subscribe(key).await
     }
+}
+
+/// `url` fit for messages and logs: the password in its user info and the values of
+/// every query parameter not named in `shown` become `***`.
+///
+/// ```
+/// use erpc_core::registry::redact_url;
+/// assert_eq!(
+///     redact_url("nacos://nacos:pw@h:8848?namespace=dev&password=pw", &["namespace"]),
+///     "nacos://nacos:***@h:8848?namespace=dev&password=***",
+/// );
+/// assert_eq!(redact_url("zk://token@h:2181", &[]), "zk://***@h:2181");
+/// ```
+pub fn redact_url(url: &str, shown: &[&str]) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
+    };
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match location.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***@");
+                }
+                None => out.push_str("***@"),
+            }
+            out.push_str(hosts);
+        }
+        None => out.push_str(location),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if !shown.contains(&key) => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -181,5 +250,15 @@ mod tests {
     fn unknown_scheme_is_a_config_error() {
         assert!(matches!(from_url("zk://x"), Err(Error::Config(_))));
         assert!(matches!(from_url("127.0.0.1:1"), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn redacted_urls() {
+        assert_eq!(redact_url("static://a:1,b:2", &[]), "static://a:1,b:2");
+        assert_eq!(redact_url("u:p@h:1?x", &[]), "u:***@h:1?x");
+        assert_eq!(
+            redact_url("nacos://u:p:q@r@h:1/ctx?a=1&b=2&c", &["a"]),
+            "nacos://u:***@h:1/ctx?a=1&b=***&c"
+        );
     }
 }

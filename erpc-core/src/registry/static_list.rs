@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{Change, ChangeStream, Provider, Registration, Registry};
+use super::{redact_url, Change, ChangeStream, Provider, Registration, Registry};
 use crate::service::ServiceKey;
 use crate::Error;
 
@@ -32,24 +32,26 @@ impl StaticRegistry {
     /// assert_eq!(r.addrs(), vec!["127.0.0.1:9000"]);
     /// ```
     pub fn from_url(url: &str) -> Result<Self, Error> {
+        // Messages show the URL without anything that looks like a credential.
+        let shown = redact_url(url, &[]);
         let list = url
             .strip_prefix("static://")
-            .ok_or_else(|| Error::Config(format!("{url:?} is not a static:// URL")))?;
+            .ok_or_else(|| Error::Config(format!("{shown:?} is not a static:// URL")))?;
         let list = list.split(['?', '/']).next().unwrap_or_default();
         let mut addrs = Vec::new();
         for addr in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            let (host, port) = addr
-                .rsplit_once(':')
-                .ok_or_else(|| Error::Config(format!("{addr:?} in {url:?} lacks a port")))?;
+            let bad = |why: &str| {
+                let addr = redact_url(addr, &[]);
+                Error::Config(format!("{addr:?} in {shown:?} {why}"))
+            };
+            let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("lacks a port"))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(Error::Config(format!(
-                    "{addr:?} in {url:?} is not host:port"
-                )));
+                return Err(bad("is not host:port"));
             }
             addrs.push(addr.to_string());
         }
         if addrs.is_empty() {
-            return Err(Error::Config(format!("{url:?} lists no address")));
+            return Err(Error::Config(format!("{shown:?} lists no address")));
         }
         Ok(Self::new(addrs))
     }

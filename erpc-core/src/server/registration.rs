@@ -35,7 +35,6 @@ impl Registrations {
                 let mut provider = Provider::new(addr);
                 provider.weight = weight;
                 let meta = &mut provider.metadata;
-                meta.insert("protocol".into(), "erpc".into());
                 meta.insert("erpc.version".into(), ERPC_VERSION.into());
                 meta.insert("interface".into(), key.interface.clone());
                 meta.insert("group".into(), key.group.clone());
@@ -44,6 +43,8 @@ impl Registrations {
                 meta.insert("methods".into(), methods.join(","));
                 meta.insert("side".into(), "provider".into());
                 meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                // Consumers skip instances of other protocols: user metadata cannot change it.
+                meta.insert("protocol".into(), "erpc".into());
                 Registration { key, provider }
             })
             .collect();

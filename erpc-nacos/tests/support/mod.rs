@@ -56,6 +56,9 @@ pub struct Options {
     pub auth: bool,
     /// Lifetime of login tokens in seconds, where the server lets tests set it (rnacos).
     pub token_ttl: Option<u64>,
+    /// Password of the admin user, where the server lets tests set it (rnacos; the
+    /// default is the one [`Server::credentials`] names).
+    pub admin_password: Option<&'static str>,
 }
 
 /// Why a server line cannot run here.
@@ -95,7 +98,7 @@ impl Server {
     /// Username and password accepted when started with auth.
     pub fn credentials(&self) -> (&'static str, &'static str) {
         match self.kind {
-            Kind::Rnacos => ("admin", "admin"),
+            Kind::Rnacos => ("admin", self.options.admin_password.unwrap_or("admin")),
             Kind::Nacos2 | Kind::Nacos3 => ("nacos", "nacos"),
         }
     }
@@ -121,10 +124,10 @@ impl Server {
     }
 
     /// Starts the process; on a loaded machine a JVM can fail to start (Derby's "Login
-    /// timeout exceeded"), so a failed start is tried again, twice at most (on new ports
-    /// when `may_move`).
+    /// timeout exceeded") and rnacos can panic while starting, so a failed start is tried
+    /// again, four times at most (on new ports when `may_move`).
     fn spawn(&mut self, launcher: &Launcher, may_move: bool) {
-        const ATTEMPTS: u32 = 3;
+        const ATTEMPTS: u32 = 5;
         for attempt in 1..=ATTEMPTS {
             match self.spawn_once(launcher) {
                 Ok(()) => return,
@@ -172,6 +175,10 @@ impl Server {
                         "RNACOS_API_LOGIN_TIMEOUT",
                         self.options.token_ttl.unwrap_or(3600).to_string(),
                     )
+                    .env(
+                        "RNACOS_INIT_ADMIN_PASSWORD",
+                        self.options.admin_password.unwrap_or("admin"),
+                    )
                     .env("RUST_LOG", "warn")
                     .current_dir(data.path());
                 c
@@ -210,6 +217,14 @@ impl Server {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(format!("exited with {status}; log:\n{}", tail(log)));
                 }
+            }
+            // rnacos 0.8.8 sometimes panics in a raft thread while starting on a loaded
+            // machine and then never answers: start again at once instead of waiting out
+            // the startup timeout.
+            if self.kind == Kind::Rnacos
+                && std::fs::read_to_string(log).is_ok_and(|text| text.contains("panicked at"))
+            {
+                return Err(format!("panicked while starting; log:\n{}", tail(log)));
             }
             let ready = match (self.kind, self.options.auth) {
                 (Kind::Rnacos, false) => http(
