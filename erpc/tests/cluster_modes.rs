@@ -1,6 +1,7 @@
 //! Cluster modes and the client's protections, end to end through `Client` against
 //! in-process servers: failsafe answers `()`/`None` on failure and the error otherwise,
 //! failfast makes one attempt only, a retry budget that is spent stops retries,
+//! forking sends each call to two providers and answers with the first success,
 //! `CircuitOpen` surfaces when a provider is ejected between pick and send, and a
 //! `#[erpc(hash_key = "arg")]` method sticks each key to one provider.
 
@@ -30,17 +31,25 @@ trait Modes {
     async fn flaky(&self) -> u32;
     /// Waits until the test releases it, then panics.
     async fn doom(&self) -> u32;
+    /// The provider's name, after the provider's delay.
+    #[erpc(idempotent)]
+    async fn lookup(&self) -> String;
     /// The provider's name; sticky balancers route by `user`.
     #[erpc(hash_key = "user")]
     async fn owner(&self, user: u64) -> String;
 }
 
-/// One provider: its name, how many handlers ran, and the gate `doom` waits on.
+/// One provider: its name, how many handlers ran (and, of `lookup`, how many finished or
+/// were stopped), the gate `doom` waits
+/// on and the delay of `lookup`.
 #[derive(Clone)]
 struct ModesImpl {
     name: String,
     runs: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+    stopped: Arc<AtomicUsize>,
     gate: Arc<Notify>,
+    delay: Duration,
 }
 
 impl ModesImpl {
@@ -48,12 +57,36 @@ impl ModesImpl {
         Self {
             name: name.into(),
             runs: Arc::default(),
+            finished: Arc::default(),
+            stopped: Arc::default(),
             gate: Arc::default(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn slow(name: &str, delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::new(name)
         }
     }
 
     fn ran(&self) {
         self.runs.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a `lookup` handler dropped before its end (the call was cancelled).
+struct Stopped {
+    counter: Arc<AtomicUsize>,
+    done: bool,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if !self.done {
+            self.counter.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -84,6 +117,18 @@ impl Modes for ModesImpl {
         self.ran();
         self.gate.notified().await;
         panic!("doom on {}", self.name)
+    }
+
+    async fn lookup(&self) -> String {
+        self.ran();
+        let mut guard = Stopped {
+            counter: self.stopped.clone(),
+            done: false,
+        };
+        tokio::time::sleep(self.delay).await;
+        guard.done = true;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        self.name.clone()
     }
 
     async fn owner(&self, _user: u64) -> String {
@@ -175,6 +220,55 @@ async fn failfast_makes_one_attempt_where_failover_tries_another_provider() {
             3 * calls,
             "failfast ran a call on a second provider"
         );
+        for server in servers {
+            server.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+/// Forking with a funded budget: each call goes to both providers, the fast one answers,
+/// and the slow copy is cancelled instead of awaited. (With an empty budget no copy is
+/// sent: `balancing.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forking_sends_to_two_providers_and_the_first_answer_wins() {
+    bounded(TEST_LIMIT, async {
+        let slow_delay = Duration::from_secs(3);
+        let providers = [ModesImpl::new("fast"), ModesImpl::slow("slow", slow_delay)];
+        let servers = [start(&providers[0]).await, start(&providers[1]).await];
+        let client = client_of(&servers).build().unwrap();
+        let modes = ModesClient::new(client).with_cluster(ClusterMode::Forking(2));
+        let calls = 5;
+        for call in 0..calls {
+            let started = std::time::Instant::now();
+            assert_eq!(modes.lookup().await.unwrap(), "fast", "call {call}");
+            assert!(
+                started.elapsed() < slow_delay / 2,
+                "call {call} took {:?}: forking waited for the slow copy",
+                started.elapsed()
+            );
+        }
+        let both_ran = eventually(Duration::from_secs(5), || {
+            providers[1].runs.load(Ordering::SeqCst) == calls
+        })
+        .await;
+        assert!(
+            both_ran,
+            "the slow provider got {} of {calls} copies",
+            providers[1].runs.load(Ordering::SeqCst)
+        );
+        assert_eq!(providers[0].runs.load(Ordering::SeqCst), calls);
+        // The losing copies were cancelled on the provider, not left to run.
+        let cancelled = eventually(Duration::from_secs(5), || {
+            providers[1].stopped.load(Ordering::SeqCst) == calls
+        })
+        .await;
+        assert!(
+            cancelled,
+            "{} of {calls} losing copies were cancelled",
+            providers[1].stopped.load(Ordering::SeqCst)
+        );
+        assert_eq!(providers[1].finished.load(Ordering::SeqCst), 0);
         for server in servers {
             server.shutdown().await.unwrap();
         }
