@@ -9,6 +9,8 @@
 //! - [`Load`]: N concurrent tasks calling at a steady pace through one client, recording
 //!   every call's outcome, provider and latency in a [`Report`].
 //!
+//! - [`CallLogs`]: where providers log the id of every call they run, read back to
+//!   count executions per call ([`Report::assert_at_most_once`]).
 //! - [`Bulk`]: answers whose size the caller picks and arguments as big as the frame
 //!   limit, for the hostile-input suite ([`hostile`] builds its raw frames).
 //! - [`procfs`]: a process's memory, file descriptors and threads, read from `/proc`.
@@ -21,10 +23,10 @@ pub mod hostile;
 pub mod procfs;
 pub mod provider;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -543,6 +545,70 @@ async fn run_task(
     records
 }
 
+/// A fresh directory of per-provider call logs (`--log-calls`), removed when dropped.
+#[derive(Debug)]
+pub struct CallLogs {
+    dir: PathBuf,
+}
+
+impl CallLogs {
+    /// Creates an empty directory for the logs of the test named `label`.
+    ///
+    /// # Panics
+    /// When the directory cannot be created.
+    pub fn new(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("erpc-chaos-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        Self { dir }
+    }
+
+    /// The log file of provider `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.calls"))
+    }
+
+    /// The ids provider `name` logged, one entry per execution, in the order its
+    /// handlers started (empty when it logged nothing).
+    ///
+    /// # Panics
+    /// When the file exists but cannot be read.
+    pub fn executed_by(&self, name: &str) -> Vec<u64> {
+        read_call_log(&self.path(name))
+            .unwrap_or_else(|e| panic!("reading the call log of {name}: {e}"))
+    }
+
+    /// Executions per id, per provider, over the providers `names`.
+    pub fn executions(&self, names: &[&str]) -> BTreeMap<u64, Vec<String>> {
+        let mut runs: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for name in names {
+            for id in self.executed_by(name) {
+                runs.entry(id).or_default().push((*name).to_string());
+            }
+        }
+        runs
+    }
+}
+
+impl Drop for CallLogs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The ids in a `--log-calls` file (8 bytes big-endian each); empty if it does not exist.
+pub fn read_call_log(path: &Path) -> std::io::Result<Vec<u64>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect())
+}
+
 /// Every call a load made, ordered by start time.
 #[derive(Debug)]
 pub struct Report {
@@ -618,6 +684,41 @@ impl Report {
             .map(|c| c.latency)
             .max()
             .unwrap_or_default()
+    }
+
+    /// Checks the providers' execution counts (`runs`, from [`CallLogs::executions`])
+    /// against the calls: no non-idempotent call ran more than once anywhere, a failed
+    /// one ran at most once, and every successful call ran on the provider that
+    /// answered it. Returns how many calls of each kind ran more than once.
+    ///
+    /// # Panics
+    /// On the first violation, naming the call and where it ran.
+    pub fn assert_at_most_once(&self, runs: &BTreeMap<u64, Vec<String>>) -> [usize; 2] {
+        let mut repeated = [0; 2];
+        let mut ids = BTreeSet::new();
+        for call in &self.calls {
+            assert!(ids.insert(call.id), "call id {} used twice", call.id);
+            let ran: &[String] = runs.get(&call.id).map_or(&[], Vec::as_slice);
+            if ran.len() > 1 {
+                repeated[call.kind as usize] += 1;
+            }
+            if call.kind == CallKind::NonIdempotent {
+                assert!(
+                    ran.len() <= 1,
+                    "non-idempotent call ran {} times (on {ran:?}): {call:?}",
+                    ran.len()
+                );
+            }
+            if let Some(provider) = call.provider() {
+                assert!(
+                    ran.iter().any(|p| p == provider),
+                    "{provider} answered a call its log does not show it ran (ran on {ran:?}): {call:?}"
+                );
+            }
+        }
+        let unknown = runs.keys().filter(|id| !ids.contains(id)).count();
+        assert_eq!(unknown, 0, "providers ran calls nobody made");
+        repeated
     }
 
     /// One line: totals and failures per kind, and calls per provider.

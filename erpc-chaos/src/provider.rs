@@ -5,19 +5,18 @@
 //! Prints `READY <addr>` once bound, serves until SIGTERM or ctrl-c, then shuts down
 //! gracefully (goaway, drain, close). With `--watch-stdin` it also exits at once when
 //! its stdin closes, so a test process that dies leaves no provider behind. With
-//! `--log-calls FILE` it appends the id of every `work`/`record` call it runs to `FILE`
-//! (8 bytes, big-endian), flushed on graceful exit, so a soak can count executions
-//! across restarts.
+//! `--log-calls FILE` it appends the id of every `work`/`record` call to `FILE` (8 bytes,
+//! big-endian) as its handler starts, one unbuffered write each, so the log survives
+//! even a SIGKILL and the tests can count executions across crashes and restarts.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use erpc::Server;
-use parking_lot::Mutex;
 
 use crate::{Bulk, BulkServer, Probe, ProbeServer, Served, MAX_BLOB};
 
@@ -48,7 +47,7 @@ pub struct ProviderArgs {
     pub log_calls: Option<PathBuf>,
 }
 
-type CallLog = Arc<Mutex<BufWriter<File>>>;
+type CallLog = Arc<File>;
 
 struct ProbeImpl {
     name: String,
@@ -58,15 +57,17 @@ struct ProbeImpl {
 
 impl ProbeImpl {
     async fn serve(&self, id: u64, delay_ms: u64) -> Served {
+        if let Some(log) = &self.log {
+            // Logged as the handler starts, in one `write` on an append-only file (atomic
+            // between handlers, and in the page cache even if the process is killed next).
+            // A full disk is a broken test setup, not a call failure: report and go on.
+            if let Err(e) = (&**log).write_all(&id.to_be_bytes()) {
+                eprintln!("chaos-provider: writing the call log: {e}");
+            }
+        }
         let delay = self.delay + Duration::from_millis(delay_ms);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
-        }
-        if let Some(log) = &self.log {
-            // A full disk is a broken test setup, not a call failure: report and go on.
-            if let Err(e) = log.lock().write_all(&id.to_be_bytes()) {
-                eprintln!("chaos-provider: writing the call log: {e}");
-            }
         }
         Served {
             provider: self.name.clone(),
@@ -119,7 +120,7 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
                 .append(true)
                 .open(path)
                 .map_err(|e| erpc::Error::io(format!("opening {}", path.display()), e))?;
-            Some(Arc::new(Mutex::new(BufWriter::new(file))))
+            Some(Arc::new(file))
         }
         None => None,
     };
@@ -134,7 +135,7 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
         .add_service(ProbeServer::new(ProbeImpl {
             name: args.name.unwrap_or_else(|| args.port.to_string()),
             delay: Duration::from_millis(args.delay_ms),
-            log: log.clone(),
+            log,
         }))
         .add_service(BulkServer::new(BulkImpl))
         .build()
@@ -145,11 +146,5 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
         writeln!(stdout, "READY {addr}").and_then(|()| stdout.flush())
     }
     .map_err(|e| erpc::Error::io("writing READY", e))?;
-    let served = server.serve().await;
-    if let Some(log) = log {
-        log.lock()
-            .flush()
-            .map_err(|e| erpc::Error::io("flushing the call log", e))?;
-    }
-    served
+    server.serve().await
 }

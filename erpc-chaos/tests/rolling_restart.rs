@@ -1,11 +1,12 @@
 //! Rolling restart: three providers restarted one after another (SIGTERM, exit, restart
 //! on the same port) under a steady load of idempotent and non-idempotent calls; not a
-//! single call may fail, and each restarted provider serves again.
+//! single call may fail, no non-idempotent call runs twice (counted in the providers'
+//! call logs), and each restarted provider serves again.
 
 use std::time::Duration;
 
 use erpc_chaos::{
-    bounded, client_config, probe_client, start_providers, CallKind, Load, LoadSpec, Mix,
+    bounded, client_config, probe_client, start_providers, CallKind, CallLogs, Load, LoadSpec, Mix,
     TEST_LIMIT,
 };
 
@@ -15,7 +16,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_chaos-provider");
 async fn rolling_restart_fails_no_call() {
     bounded(TEST_LIMIT, async {
         erpc_chaos::init_tracing();
-    let mut providers = start_providers(BIN, &["A", "B", "C"], |s| s.drain_ms(5_000)).await;
+    let names = ["A", "B", "C"];
+    let logs = CallLogs::new("rolling-restart");
+    let mut providers = start_providers(BIN, &names, |s| {
+        let log = logs.path(&s.name);
+        s.drain_ms(5_000).log_calls(log)
+    })
+    .await;
     let load = Load::start(
         probe_client(client_config(), &providers),
         LoadSpec {
@@ -54,6 +61,13 @@ async fn rolling_restart_fails_no_call() {
         );
         assert!(report.of(kind).count() > 500, "too little {kind:?} load");
     }
+    // The logs are complete: every provider exited gracefully or is still running, and
+    // each call was logged before its handler answered.
+    let repeated = report.assert_at_most_once(&logs.executions(&names));
+    println!(
+        "executions: {} idempotent and {} non-idempotent calls ran more than once",
+        repeated[0], repeated[1]
+    );
     for (name, ready_at) in &back_at {
         let after = report
             .calls
