@@ -15,6 +15,9 @@ mod client;
 pub mod compress;
 pub mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 pub mod protocol;
 pub mod registry;

@@ -87,7 +87,7 @@ pub(crate) fn compress_payload(
 }
 
 /// Reads the payload of a frame: resolves serializer and compression ids, inflates.
-fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
+pub(crate) fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
     let serialization = Serialization::from_id(frame.header.serializer).ok_or_else(|| {
         Error::Decode(format!("unknown serializer id {}", frame.header.serializer))
     })?;
