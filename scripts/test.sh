@@ -45,6 +45,9 @@ cargo doc --workspace --no-deps
 step "cargo test --workspace (all but the Nacos suite)"
 cargo test --workspace --exclude erpc-nacos
 
+step "fuzzing: each cargo-fuzz target 60 s (SKIPPED where nightly is unavailable)"
+bash scripts/fuzz.sh 60
+
 step "Nacos suite, one test at a time (each starts rnacos and two JVM Nacos servers)"
 cargo test -p erpc-nacos -- --test-threads 1
 

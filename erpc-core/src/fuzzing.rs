@@ -208,7 +208,9 @@ pub fn request_head(data: &[u8]) {
         (Ok(borrowed), Ok(owned)) => {
             assert_eq!(borrowed.clone().into_owned(), owned);
             let mut encoded = BytesMut::new();
-            owned.encode(&mut encoded).expect("a decoded head re-encodes");
+            owned
+                .encode(&mut encoded)
+                .expect("a decoded head re-encodes");
             assert_eq!(&encoded[..], data, "head does not re-encode to its bytes");
         }
         (Err(a), Err(b)) => {

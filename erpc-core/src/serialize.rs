@@ -179,11 +179,20 @@ mod tests {
     /// f64 one unit in the last place off (serde_json's fast float parser).
     #[test]
     fn every_serializer_delivers_floats_exactly() {
-        for value in [5.263160490053527e198, 0.1, f64::MIN_POSITIVE, 1.7976931348623157e308] {
+        for value in [
+            5.263160490053527e198,
+            0.1,
+            f64::MIN_POSITIVE,
+            1.7976931348623157e308,
+        ] {
             for s in Serialization::ALL {
                 let mut out = BytesMut::new();
                 s.encode(&value, &mut out).unwrap();
-                assert_eq!(s.decode::<f64>(&out).unwrap().to_bits(), value.to_bits(), "{s}");
+                assert_eq!(
+                    s.decode::<f64>(&out).unwrap().to_bits(),
+                    value.to_bits(),
+                    "{s}"
+                );
             }
         }
     }

@@ -13,8 +13,11 @@ use erpc_core::protocol::{encode_frame, FrameHeader, MessageType, Status};
 use erpc_core::{Compression, Metadata, Serialization};
 use proptest::prelude::*;
 
+/// A fuzz target: arbitrary bytes in, a panic when an invariant breaks.
+type Target = fn(&[u8]);
+
 /// The targets by corpus directory name.
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+const TARGETS: [(&str, Target); 4] = [
     ("frame_stream", fuzzing::frame_stream),
     ("request_head", fuzzing::request_head),
     ("request", fuzzing::request),
@@ -55,16 +58,18 @@ fn probe() -> impl Strategy<Value = Probe> {
         shape(),
         any::<bool>(),
     )
-        .prop_map(|((id, delta, name), bytes, tags, counts, shape, flag)| Probe {
-            id,
-            delta,
-            name,
-            bytes,
-            tags,
-            counts,
-            shape,
-            flag,
-        })
+        .prop_map(
+            |((id, delta, name), bytes, tags, counts, shape, flag)| Probe {
+                id,
+                delta,
+                name,
+                bytes,
+                tags,
+                counts,
+                shape,
+                flag,
+            },
+        )
 }
 
 fn metadata() -> impl Strategy<Value = Metadata> {
@@ -130,7 +135,13 @@ fn response_bytes(id: u64, s: Serialization, c: Compression, a: &Args) -> Vec<u8
 }
 
 fn request_frame() -> impl Strategy<Value = Vec<u8>> {
-    (any::<u64>(), serialization(), compression(), metadata(), args())
+    (
+        any::<u64>(),
+        serialization(),
+        compression(),
+        metadata(),
+        args(),
+    )
         .prop_map(|(id, s, c, m, a)| request_bytes(id, s, c, &m, &a))
 }
 
@@ -267,8 +278,9 @@ fn bomb(kind: MessageType, serialization: Serialization, algorithm: Compression)
     header.compression = algorithm.id();
     let payload = algorithm.compress(&inflated).expect("zeros compress");
     let head = if kind == MessageType::Request {
-        let frame = fuzzing::request_frame(1, serialization, Compression::None, &Metadata::new(), &())
-            .expect("unit encodes");
+        let frame =
+            fuzzing::request_frame(1, serialization, Compression::None, &Metadata::new(), &())
+                .expect("unit encodes");
         let head_len = usize::from(u16::from_be_bytes([frame[10], frame[11]]));
         frame[24..24 + head_len].to_vec()
     } else {
@@ -353,10 +365,18 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             let response = response_bytes(n as u64, s, c, a);
             let config = DEFAULT_LIMIT | ((n as u8 % 3) << 3) | 0x40;
             out.push(("request", name.clone(), with_prefix(&[config], &request)));
-            out.push(("response", name.clone(), with_prefix(&[DEFAULT_LIMIT], &response)));
+            out.push((
+                "response",
+                name.clone(),
+                with_prefix(&[DEFAULT_LIMIT], &response),
+            ));
             let stream = [request.clone(), response].concat();
             let limit = if n % 2 == 0 { DEFAULT_LIMIT } else { 2 };
-            out.push(("frame_stream", name, with_prefix(&[limit, n as u8], &stream)));
+            out.push((
+                "frame_stream",
+                name,
+                with_prefix(&[limit, n as u8], &stream),
+            ));
             if c == Compression::None {
                 let head_len = usize::from(u16::from_be_bytes([request[10], request[11]]));
                 let head = request[24..24 + head_len].to_vec();
@@ -375,8 +395,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         }
     }
     let all: Vec<u8> = VECTORS.iter().flat_map(|v| vector(v)).collect();
-    out.push(("frame_stream", "vectors".into(), with_prefix(&[DEFAULT_LIMIT, 0], &all)));
-    out.push(("frame_stream", "vectors-split".into(), with_prefix(&[DEFAULT_LIMIT, 1], &all)));
+    out.push((
+        "frame_stream",
+        "vectors".into(),
+        with_prefix(&[DEFAULT_LIMIT, 0], &all),
+    ));
+    out.push((
+        "frame_stream",
+        "vectors-split".into(),
+        with_prefix(&[DEFAULT_LIMIT, 1], &all),
+    ));
     let v2 = vector("V2 request");
     let head_len = usize::from(u16::from_be_bytes([v2[10], v2[11]]));
     out.push(("request_head", "V2".into(), v2[24..24 + head_len].to_vec()));
@@ -388,7 +416,11 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut error = FrameHeader::new(MessageType::Response, 3);
     error.status = Status::Overloaded as u8;
     let overloaded = encode_frame(error, &[], b"busy").to_vec();
-    out.push(("response", "overloaded".into(), with_prefix(&[DEFAULT_LIMIT], &overloaded)));
+    out.push((
+        "response",
+        "overloaded".into(),
+        with_prefix(&[DEFAULT_LIMIT], &overloaded),
+    ));
     out
 }
 
@@ -430,7 +462,10 @@ fn committed_corpus_replays_clean() {
 
 #[test]
 fn limits_table_covers_tiny_and_default_limits() {
-    assert_eq!(LIMITS[usize::from(DEFAULT_LIMIT)], erpc_core::protocol::DEFAULT_MAX_FRAME);
+    assert_eq!(
+        LIMITS[usize::from(DEFAULT_LIMIT)],
+        erpc_core::protocol::DEFAULT_MAX_FRAME
+    );
     assert_eq!(LIMITS[usize::from(LIMIT_64K)], 65536);
     assert_eq!(LIMITS[0], 0);
 }
