@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target in fuzz/ for a bounded time: `bash scripts/fuzz.sh [seconds]`
-# (default 60 s per target). Installs a nightly toolchain and cargo-fuzz when missing
+# Runs every cargo-fuzz target in fuzz/ for a bounded time:
+# `bash scripts/fuzz.sh [seconds] [target...]` (default 60 s per target, all targets). Installs a nightly toolchain and cargo-fuzz when missing
 # (idempotent: an installed nightly is not updated, cargo-fuzz stays in ~/.cargo/bin).
 # Prints executions and crashes per target and exits non-zero when a target crashed;
 # where nightly or cargo-fuzz cannot be installed it prints SKIPPED and exits 0 (the
@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
 targets=(frame_stream request_head request response)
+if [ "$#" -gt 1 ]; then
+  targets=("${@:2}")
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 skip() {
@@ -44,10 +47,10 @@ for target in "${targets[@]}"; do
   cargo +nightly fuzz run "${flags[@]}" "$target" "target/corpus/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" >"$log" 2>&1 || status=$?
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1 || true)
   if [ -z "$runs" ]; then
     # No final stats after a crash: the last progress line ("#12345 ...") counts.
-    runs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -n 1)
+    runs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -n 1 || true)
   fi
   crashes=$(grep -o 'Test unit written to [^ ]*' "$log" | sed 's/Test unit written to //' || true)
   count=$(printf '%s' "$crashes" | grep -c . || true)
