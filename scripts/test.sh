@@ -54,6 +54,9 @@ cargo test -p erpc-core --features tls --lib transport::tls
 step "soak, 60 s: 1,000 connections while 3 providers restart in turn (erpc-chaos/README.md)"
 cargo run -q -p erpc-chaos --bin soak -- --duration 60s
 
+step "fuzzing: each cargo-fuzz target 60 s (SKIPPED where nightly is unavailable)"
+bash scripts/fuzz.sh 60
+
 step "Nacos suite, one test at a time (each starts rnacos and two JVM Nacos servers)"
 cargo test -p erpc-nacos -- --test-threads 1
 

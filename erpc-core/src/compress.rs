@@ -63,13 +63,15 @@ impl Compression {
     pub fn decompress(self, data: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         let fail = |e: std::io::Error| Error::Decode(format!("{} decompression: {e}", self.name()));
         let mut out = Vec::new();
+        // One byte past the limit tells "at the limit" from "beyond it".
+        let cap = (limit as u64).saturating_add(1);
         let read = match self {
             Self::None => return Ok(data.to_vec()),
             Self::Gzip => flate2::read::GzDecoder::new(data)
-                .take(limit as u64 + 1)
+                .take(cap)
                 .read_to_end(&mut out),
             Self::Zstd => zstd::stream::read::Decoder::new(data)
-                .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out)),
+                .and_then(|d| d.take(cap).read_to_end(&mut out)),
         };
         read.map_err(fail)?;
         if out.len() > limit {
@@ -148,6 +150,17 @@ mod tests {
                     Err(Error::Decode(_))
                 ));
             }
+        }
+    }
+
+    /// Found by the `request` fuzz target (erpc_core::fuzzing): `limit as u64 + 1`
+    /// overflowed for a limit of `usize::MAX` ("no limit").
+    #[test]
+    fn the_largest_limit_does_not_overflow() {
+        let data = b"payload";
+        for c in Compression::ALL {
+            let packed = c.compress(data).unwrap();
+            assert_eq!(c.decompress(&packed, usize::MAX).unwrap(), data, "{c:?}");
         }
     }
 

@@ -17,6 +17,9 @@ mod client;
 pub mod compress;
 pub mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod policy;
 pub mod protocol;

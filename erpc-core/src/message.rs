@@ -124,7 +124,7 @@ pub(crate) fn inflate(
 }
 
 /// Reads the payload of a frame: resolves serializer and compression ids, inflates.
-fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
+pub(crate) fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serialization, Bytes), Error> {
     let (serialization, compression) = payload_codecs(frame)?;
     Ok((
         serialization,
@@ -225,14 +225,14 @@ fn oversized_figures(message: &str) -> Option<(u64, u64)> {
 
 /// A request as the server sees it after routing-independent decoding; the head
 /// borrows its strings from the frame.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) struct InboundRequest<'a> {
     pub(crate) head: RequestHeadRef<'a>,
     pub(crate) request: crate::service::Request,
 }
 
 /// Decodes a whole request frame (head, codecs, inflated payload) in one step.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_request(
     frame: &Frame,
     reply_compression: CompressionPolicy,

@@ -175,6 +175,28 @@ mod tests {
         }
     }
 
+    /// Found by the `response` fuzz target (erpc_core::fuzzing): JSON delivered this
+    /// f64 one unit in the last place off (serde_json's fast float parser).
+    #[test]
+    fn every_serializer_delivers_floats_exactly() {
+        for value in [
+            5.263160490053527e198,
+            0.1,
+            f64::MIN_POSITIVE,
+            1.7976931348623157e308,
+        ] {
+            for s in Serialization::ALL {
+                let mut out = BytesMut::new();
+                s.encode(&value, &mut out).unwrap();
+                assert_eq!(
+                    s.decode::<f64>(&out).unwrap().to_bits(),
+                    value.to_bits(),
+                    "{s}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_a_decode_error() {
         for s in Serialization::ALL {
