@@ -99,7 +99,7 @@ impl ConsistentHash {
         }
     }
 
-    /// Sets the virtual nodes of a provider of default weight (0 counts as 1).
+    /// Sets the virtual nodes of a provider of default weight.
     /// More nodes spread keys more evenly at the cost of a larger ring.
     pub fn virtual_nodes(mut self, virtual_nodes: u32) -> Self {
         self.virtual_nodes = virtual_nodes.max(1);

@@ -237,7 +237,8 @@ impl<'a> Candidates<'a> {
             .filter_map(|i| self.get(i).map(|c| (i, c)))
     }
 
-    /// Registry weight of provider `i` for balancing (0 counts as 1; 0 past the end).
+    /// Registry weight of provider `i` for balancing (0 past the end; drained weight-0
+    /// providers never reach a balancer, 0 from a hand-made list counts as 1).
     pub fn weight(&self, i: usize) -> u64 {
         let provider = match self.source {
             Source::Fixed(c) => c.get(i).map(|c| c.provider),

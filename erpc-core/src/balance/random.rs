@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use super::{provider_weight, Candidates, LoadBalancer, PickContext, Picker};
 use crate::registry::Provider;
 
-/// Weighted random choice (weights from registry metadata; 0 counts as 1).
+/// Weighted random choice (weights from registry metadata; weight-0 providers are drained before any balancer sees them).
 #[derive(Debug)]
 pub struct WeightedRandom {
     seed: Option<u64>,

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use super::{Candidates, LoadBalancer, PickContext, Picker};
 use crate::registry::Provider;
 
-/// Smooth weighted round-robin (weights from registry metadata; 0 counts as 1).
+/// Smooth weighted round-robin (weights from registry metadata; weight-0 providers are drained before any balancer sees them).
 #[derive(Debug, Default)]
 pub struct RoundRobin;
 
