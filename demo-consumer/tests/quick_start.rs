@@ -5,8 +5,12 @@ use std::process::Command;
 
 #[test]
 fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
+    // Round-robin makes the spread exact. The default (latency-aware p2c) rightly sends
+    // most calls to whichever provider answers faster, which on a loaded machine can be
+    // one of the two by far (34 / 366 was seen), so it cannot be held to an even split.
     let output = Command::new(env!("CARGO_BIN_EXE_demo-consumer"))
         .args(["--calls", "400"])
+        .env("ERPC_CLIENT_BALANCER", "round_robin")
         .env_remove("ERPC_REGISTRY")
         .env_remove("ERPC_PORT")
         .output()
@@ -29,9 +33,6 @@ fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
         .collect();
     assert_eq!(per_provider.len(), 2, "expected two providers:\n{stdout}");
     assert_eq!(per_provider.iter().sum::<u32>(), 400);
-    assert!(
-        per_provider.iter().all(|&n| n >= 100),
-        "calls not spread: {per_provider:?}"
-    );
+    assert_eq!(per_provider, [200, 200], "calls not spread evenly");
     assert!(stdout.contains("all providers stopped"), "{stdout}");
 }
