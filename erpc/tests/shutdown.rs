@@ -216,8 +216,12 @@ async fn a_provider_restarted_on_its_address_after_goaway_gets_calls_again() {
         let a = start(LabImpl::new("a")).await;
         let b = start(LabImpl::new("b")).await;
         let a_addr = a.local_addr();
+        // Round-robin and a short reconnect backoff: once `a` accepts again it is the
+        // next-but-one pick (p2c may rightly keep preferring `b`, whose latency it knows).
         let client = Client::builder()
             .direct([a_addr.to_string(), b.local_addr().to_string()])
+            .balancer(erpc::balance::RoundRobin::new())
+            .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1))
             .build()
             .unwrap();
         let lab = LabClient::new(client).with_timeout(Duration::from_secs(10));
