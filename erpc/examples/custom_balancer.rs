@@ -77,11 +77,35 @@ async fn provider(
         .spawn())
 }
 
+/// Waits until `count` providers of `Where` are registered (servers register in the
+/// background once spawned).
+async fn wait_until_listed(registry: &MemoryRegistry, count: usize) -> Result<(), erpc::Error> {
+    use erpc::registry::Registry;
+    use futures::StreamExt;
+    let descriptor = WhereClient::descriptor();
+    let key = erpc::ServiceKey::new(
+        descriptor.interface,
+        descriptor.default_group,
+        descriptor.default_version,
+    );
+    let mut changes = registry.subscribe(&key).await?;
+    while let Some(change) = changes.next().await {
+        if change.all.len() >= count {
+            return Ok(());
+        }
+    }
+    Err(erpc::Error::NoProvider {
+        service: key.to_string(),
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), erpc::Error> {
     let registry = MemoryRegistry::new();
     let east = provider(&registry, "east").await?;
     let west = provider(&registry, "west").await?;
+
+    wait_until_listed(&registry, 2).await?;
 
     let client = erpc::Client::builder()
         .registry(registry.clone())
