@@ -25,22 +25,13 @@ async fn wrong_magic_closes_the_connection() {
         move |t| async move {
             let mut garbage = vec![0u8; HEADER_LEN];
             garbage[..4].copy_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
+            let garbage = Bytes::from(garbage);
             let mut pacer = Pacer::new(50);
             let (mut total, mut open) = (0, 0);
             while pacer.next().await {
-                let mut closing = JoinSet::new();
-                for stream in connect_many(t.addr, 40).await {
-                    let garbage = garbage.clone();
-                    closing.spawn(async move {
-                        let (read, mut write) = stream.into_split();
-                        let _ = write.write_all(&garbage).await;
-                        Answers::new(read).next(SILENCE).await == Answer::Closed
-                    });
-                }
-                while let Some(closed) = closing.join_next().await {
-                    open += usize::from(!closed.expect("task"));
-                    total += 1;
-                }
+                let (left, sent) = left_open(t.addr, 40, false, || garbage.clone()).await;
+                open += left;
+                total += sent;
             }
             let mut findings = Findings::note(format!("{open} of {total} left open"));
             findings.expect(open == 0, || {
@@ -50,6 +41,35 @@ async fn wrong_magic_closes_the_connection() {
         },
     )
     .await;
+}
+
+/// Opens `count` connections and sends each the bytes `next` gives (closing its write side
+/// when `half_close`); returns how many the provider left open after [`SILENCE`], of how
+/// many.
+async fn left_open(
+    addr: std::net::SocketAddr,
+    count: usize,
+    half_close: bool,
+    mut next: impl FnMut() -> Bytes,
+) -> (usize, usize) {
+    let mut closing = JoinSet::new();
+    for stream in connect_many(addr, count).await {
+        let bytes = next();
+        closing.spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let _ = write.write_all(&bytes).await;
+            if half_close {
+                let _ = write.shutdown().await;
+            }
+            Answers::new(read).next(SILENCE).await == Answer::Closed
+        });
+    }
+    let (mut open, mut total) = (0, 0);
+    while let Some(closed) = closing.join_next().await {
+        open += usize::from(!closed.expect("task"));
+        total += 1;
+    }
+    (open, total)
 }
 
 /// 800 connections (50 rounds of 16) each declaring a 4 GiB body: each is answered
@@ -107,21 +127,12 @@ async fn truncated_frames_are_dropped_with_their_connection() {
             let mut pacer = Pacer::new(50);
             let (mut total, mut open) = (0, 0);
             while pacer.next().await {
-                let mut closing = JoinSet::new();
-                for stream in connect_many(t.addr, 40).await {
-                    let cut = rng.gen_range(1..frame.len());
-                    let prefix = frame.slice(..cut);
-                    closing.spawn(async move {
-                        let (read, mut write) = stream.into_split();
-                        let _ = write.write_all(&prefix).await;
-                        let _ = write.shutdown().await;
-                        Answers::new(read).next(SILENCE).await == Answer::Closed
-                    });
-                }
-                while let Some(closed) = closing.join_next().await {
-                    open += usize::from(!closed.expect("task"));
-                    total += 1;
-                }
+                let (left, sent) = left_open(t.addr, 40, true, || {
+                    frame.slice(..rng.gen_range(1..frame.len()))
+                })
+                .await;
+                open += left;
+                total += sent;
             }
             let mut findings = Findings::note(format!("{open} of {total} left open"));
             findings.expect(open == 0, || {
