@@ -16,15 +16,22 @@ use erpc::registry::Provider;
 use erpc::{Client, ClusterMode, Error, RetryBudgetPolicy};
 use support::{bounded, server, spawn, LabClient, LabImpl, LabServer, TEST_LIMIT};
 
+/// Providers a1, a2 of `Lab` in group "a" and b1, b2 in group "b" (two services on
+/// disjoint providers), registered in `registry`.
+async fn two_services_on_disjoint_providers(registry: &MemoryRegistry) -> Vec<erpc::ServerHandle> {
+    let mut servers = Vec::new();
+    for (name, group) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b")] {
+        let lab = LabServer::new(LabImpl::new(name)).with_group(group);
+        servers.push(spawn(server().registry(registry.clone()).add_service(lab)).await);
+    }
+    servers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_shares_stay_exact_with_two_services_interleaved() {
     bounded(TEST_LIMIT, async {
         let registry = MemoryRegistry::new();
-        let mut servers = Vec::new();
-        for (name, group) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b")] {
-            let lab = LabServer::new(LabImpl::new(name)).with_group(group);
-            servers.push(spawn(server().registry(registry.clone()).add_service(lab)).await);
-        }
+        let servers = two_services_on_disjoint_providers(&registry).await;
         let client = Client::builder()
             .registry(registry)
             .balancer(RoundRobin::new())
@@ -96,11 +103,7 @@ impl LoadBalancer for CountingRings {
 async fn a_hash_ring_is_built_once_per_provider_list_not_per_pick() {
     bounded(TEST_LIMIT, async {
         let registry = MemoryRegistry::new();
-        let mut servers = Vec::new();
-        for (name, group) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b")] {
-            let lab = LabServer::new(LabImpl::new(name)).with_group(group);
-            servers.push(spawn(server().registry(registry.clone()).add_service(lab)).await);
-        }
+        let servers = two_services_on_disjoint_providers(&registry).await;
         let balancer = CountingRings::default();
         let built = balancer.built.clone();
         let client = Client::builder()
