@@ -29,6 +29,9 @@ mod server;
 mod service;
 mod transport;
 
+/// The attribute [`registry::Registry`] implementations are written with (re-exported so
+/// a custom registry needs no extra dependency).
+pub use async_trait::async_trait;
 pub use client::{
     BlockingClient, BreakerPolicy, CallOptions, Client, ClientBuilder, ClusterMode,
     RetryBudgetPolicy, ServiceClient,

@@ -74,13 +74,23 @@ async fn main() -> Result<(), erpc::Error> {
         .unwrap_or_else(|| "127.0.0.1:8848".into());
     let (first, first_addr) = provider(&nacos_addr).await?;
     let (second, second_addr) = provider(&nacos_addr).await?;
+    // Registration runs in the background (and retries while Nacos is unreachable).
+    let registered = async { tokio::join!(first.registered(), second.registered()) };
+    if tokio::time::timeout(Duration::from_secs(30), registered)
+        .await
+        .is_err()
+    {
+        return Err(erpc::Error::Registry(format!(
+            "providers not registered in Nacos at {nacos_addr} within 30 s"
+        )));
+    }
     println!("providers {first_addr} and {second_addr} registered in Nacos at {nacos_addr}");
 
     let client = erpc::Client::builder()
         .registry(nacos(&nacos_addr)?)
         .build()?;
     let stub = EchoClient::new(client).with_timeout(Duration::from_secs(3));
-    // Registration and discovery take a moment (Nacos pushes nothing; the client polls).
+    // Discovery takes a moment (Nacos pushes nothing; the client polls).
     let started = Instant::now();
     while answering(&stub, 20).await?.len() < 2 {
         if started.elapsed() > Duration::from_secs(30) {

@@ -73,3 +73,87 @@ async fn dropping_the_handle_deregisters_and_closes_the_server() {
     .await
     .expect("the port stops accepting after the handle was dropped");
 }
+
+/// A registry that refuses registrations until it is told it is up.
+#[derive(Clone)]
+struct DownAtFirst {
+    inner: MemoryRegistry,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[erpc::async_trait]
+impl Registry for DownAtFirst {
+    async fn register(
+        &self,
+        registration: &erpc::registry::Registration,
+    ) -> Result<(), erpc::Error> {
+        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(erpc::Error::Registry("down".into()));
+        }
+        self.inner.register(registration).await
+    }
+    async fn deregister(
+        &self,
+        registration: &erpc::registry::Registration,
+    ) -> Result<(), erpc::Error> {
+        self.inner.deregister(registration).await
+    }
+    async fn subscribe(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<erpc::registry::ChangeStream, erpc::Error> {
+        self.inner.subscribe(key).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_completes_once_the_registry_has_the_provider() {
+    let registry = DownAtFirst {
+        inner: MemoryRegistry::new(),
+        up: Default::default(),
+    };
+    let handle = Server::builder()
+        .bind("127.0.0.1:0")
+        .advertise("127.0.0.1:2")
+        .registry(registry.clone())
+        .add_service(PingServer::new(Pong))
+        .build()
+        .await
+        .expect("server binds")
+        .spawn();
+    // The registry refuses: the server retries in the background and is not registered.
+    let early = tokio::time::timeout(Duration::from_millis(300), handle.registered()).await;
+    assert!(
+        early.is_err(),
+        "registered() completed while the registry refused"
+    );
+
+    registry.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(20), handle.registered())
+        .await
+        .expect("registered once the registry is up");
+    let key = ServiceKey::new(PING_DESCRIPTOR.interface, "", "1.0");
+    let mut changes = registry.subscribe(&key).await.unwrap();
+    let first = changes.next().await.expect("current list");
+    assert!(
+        first.all.iter().any(|p| p.addr == "127.0.0.1:2"),
+        "registered() completed before the provider was listed: {:?}",
+        first.all
+    );
+    handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn registered_completes_at_once_without_a_registry() {
+    let handle = Server::builder()
+        .bind("127.0.0.1:0")
+        .add_service(PingServer::new(Pong))
+        .build()
+        .await
+        .expect("server binds")
+        .spawn();
+    tokio::time::timeout(Duration::from_secs(5), handle.registered())
+        .await
+        .expect("nothing to register");
+    handle.shutdown().await.unwrap();
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -250,6 +250,7 @@ impl ServerBuilder {
             draining: CancellationToken::new(),
             closing: CancellationToken::new(),
         });
+        let registered = watch::Sender::new(registry.is_none());
         Ok(Server {
             listener,
             tls: self.tls,
@@ -260,6 +261,7 @@ impl ServerBuilder {
             registrations,
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             goaway_grace: Duration::from_millis(config.goaway_grace_ms),
+            registered,
         })
     }
 
@@ -286,6 +288,8 @@ pub struct Server {
     registrations: Registrations,
     drain_timeout: Duration,
     goaway_grace: Duration,
+    /// True once every service is registered (at once when there is no registry).
+    registered: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -330,11 +334,16 @@ impl Server {
             registrations,
             drain_timeout,
             goaway_grace,
+            registered,
         } = self;
         let connections = TaskTracker::new();
-        let registering = registry
-            .as_ref()
-            .map(|r| tokio::spawn(registrations.clone().register_all(r.clone())));
+        let registering = registry.as_ref().map(|r| {
+            let registering = registrations.clone().register_all(r.clone());
+            tokio::spawn(async move {
+                registering.await;
+                registered.send_replace(true);
+            })
+        });
         tracing::info!(%local_addr, %advertised, services = registrations.len(), "erpc server listening");
         let stop = async {
             tokio::select! {
@@ -383,6 +392,7 @@ impl Server {
         let (trigger, signal) = oneshot::channel::<()>();
         let local_addr = self.local_addr;
         let closing = self.context.closing.clone();
+        let registered = self.registered.subscribe();
         let task = tokio::spawn(self.serve_with_shutdown(async {
             let _ = signal.await;
         }));
@@ -390,6 +400,7 @@ impl Server {
             local_addr,
             trigger: Some(trigger),
             closing,
+            registered,
             task,
         }
     }
@@ -445,6 +456,7 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     trigger: Option<oneshot::Sender<()>>,
     closing: CancellationToken,
+    registered: watch::Receiver<bool>,
     task: JoinHandle<Result<(), Error>>,
 }
 
@@ -452,6 +464,37 @@ impl ServerHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Completes once every service is announced in the registry (at once without a
+    /// registry). Registration runs in the background and retries a registry that is
+    /// down, so this may wait for as long as the registry stays unreachable; bound it
+    /// with a timeout where that matters. It never completes for a server that stopped
+    /// before registering.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), erpc_core::Error> {
+    /// use std::sync::Arc;
+    /// use erpc_core::registry::MemoryRegistry;
+    ///
+    /// let server = erpc_core::Server::builder()
+    ///     .bind("127.0.0.1:0")
+    ///     .registry(Arc::new(MemoryRegistry::new()))
+    ///     // .add_service(...)
+    ///     .build()
+    ///     .await?
+    ///     .spawn();
+    /// server.registered().await; // consumers can find it from now on
+    /// server.shutdown().await
+    /// # }
+    /// ```
+    pub async fn registered(&self) {
+        let mut registered = self.registered.clone();
+        // An error means the server dropped the sender: it stopped without registering.
+        if registered.wait_for(|done| *done).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Graceful shutdown (deregister, goaway, drain); waits until it is done.
