@@ -69,6 +69,15 @@ async fn answering(stub: &EchoClient, rounds: usize) -> Result<BTreeSet<String>,
 
 #[tokio::main]
 async fn main() -> Result<(), erpc::Error> {
+    // Warnings (a registration Nacos refused, a failed poll) go to stderr; RUST_LOG=debug
+    // shows every step.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let nacos_addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8848".into());

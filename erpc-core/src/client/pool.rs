@@ -63,6 +63,10 @@ struct PeakEwma {
 
 const DECAY: Duration = Duration::from_secs(5);
 
+/// Age after which the balancer sees a latency estimate decay (see [`Endpoint::latency_at`]).
+/// Providers that get calls are sampled far more often, so their estimate never decays.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
 impl PeakEwma {
     fn observe(&mut self, rtt: Duration, now: Instant) {
         let sample = rtt.as_nanos() as f64;
@@ -92,6 +96,9 @@ pub(crate) struct Endpoint {
     latency: Mutex<PeakEwma>,
     /// The estimate in `latency`, in nanoseconds (0: none yet), read without the lock.
     latency_nanos: AtomicU64,
+    /// When that estimate was last updated, in nanoseconds since `born`.
+    latency_stamp: AtomicU64,
+    born: Instant,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
 }
@@ -112,12 +119,32 @@ impl Endpoint {
         self.max_in_flight - self.permits.available_permits()
     }
 
-    /// Observed latency, if any.
+    /// Observed latency as last updated, if any.
     pub(crate) fn latency(&self) -> Option<Duration> {
         match self.latency_nanos.load(Ordering::Relaxed) {
             0 => None,
             nanos => Some(Duration::from_nanos(nanos)),
         }
+    }
+
+    /// Observed latency as the balancer should see it at `now`: an estimate not updated
+    /// for more than [`STALE_AFTER`] decays toward zero with the time constant `DECAY`
+    /// (as tower's and Finagle's peak EWMA do). Without it, one slow answer would keep a
+    /// provider that callers then avoid at its slow estimate forever: no call, no new
+    /// sample. With it, an avoided provider is tried again after a while, and its
+    /// next answer says whether it is still slow.
+    pub(crate) fn latency_at(&self, now: Instant) -> Option<Duration> {
+        let nanos = self.latency_nanos.load(Ordering::Relaxed);
+        if nanos == 0 {
+            return None;
+        }
+        let stamp = Duration::from_nanos(self.latency_stamp.load(Ordering::Relaxed));
+        let age = now.saturating_duration_since(self.born + stamp);
+        if age <= STALE_AFTER {
+            return Some(Duration::from_nanos(nanos));
+        }
+        let keep = (-age.as_secs_f64() / DECAY.as_secs_f64()).exp();
+        Some(Duration::from_nanos(((nanos as f64) * keep).max(1.0) as u64))
     }
 
     /// True when new calls should go elsewhere if possible: the provider said goaway
@@ -179,6 +206,9 @@ impl Endpoint {
             let nanos = latency.get().map_or(0, |d| d.as_nanos().max(1));
             self.latency_nanos
                 .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+            let stamp = now.saturating_duration_since(self.born).as_nanos();
+            self.latency_stamp
+                .store(u64::try_from(stamp).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
     }
 
@@ -288,6 +318,8 @@ impl Pool {
                     breaker: Breaker::new(self.settings.breaker),
                     latency: Mutex::default(),
                     latency_nanos: AtomicU64::new(0),
+                    latency_stamp: AtomicU64::new(0),
+                    born: Instant::now(),
                     permits: Arc::new(Semaphore::new(max)),
                     max_in_flight: max,
                 })
@@ -327,5 +359,30 @@ mod tests {
         ewma.observe(Duration::from_millis(1), Instant::now());
         let after = ewma.get().unwrap();
         assert!(after < Duration::from_millis(10), "decayed to {after:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_estimate_nobody_updates_decays_for_the_balancer() {
+        let pool = Pool::new(super::super::endpoint_settings(&Default::default(), None));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        assert_eq!(endpoint.latency_at(Instant::now()), None);
+        endpoint.record(true, Duration::from_millis(50), Instant::now());
+        tokio::time::advance(STALE_AFTER).await;
+        assert_eq!(
+            endpoint.latency_at(Instant::now()),
+            Some(Duration::from_millis(50)),
+            "a recent estimate is used as is"
+        );
+        tokio::time::advance(Duration::from_secs(15)).await;
+        let stale = endpoint.latency_at(Instant::now()).unwrap();
+        assert!(
+            stale < Duration::from_millis(3),
+            "16 s without a sample: {stale:?}"
+        );
+        assert_eq!(
+            endpoint.latency(),
+            Some(Duration::from_millis(50)),
+            "the estimate itself is unchanged until the next sample"
+        );
     }
 }

@@ -125,6 +125,9 @@ impl LiveCandidates for View<'_> {
     }
 
     fn latency(&self, i: usize) -> Option<Duration> {
-        self.route.endpoints.get(i).and_then(|e| e.latency())
+        self.route
+            .endpoints
+            .get(i)
+            .and_then(|e| e.latency_at(self.now))
     }
 }
