@@ -80,35 +80,44 @@ pub mod __private {
 #[cfg(feature = "nacos")]
 pub use erpc_nacos as nacos;
 
-/// The registry URL schemes [`registry_from_url`] opens in this build.
-#[cfg(feature = "nacos")]
-pub const REGISTRY_SCHEMES: &[&str] = &["static", "nacos"];
-/// The registry URL schemes [`registry_from_url`] opens in this build (`nacos` needs
-/// the `nacos` feature).
-#[cfg(not(feature = "nacos"))]
-pub const REGISTRY_SCHEMES: &[&str] = &["static"];
+#[cfg(feature = "zookeeper")]
+pub use erpc_zookeeper as zookeeper;
 
-/// Opens a registry from its URL: `static://h1:p1,h2:p2`, and `nacos://h:8848?..` with
-/// the `nacos` feature ([`REGISTRY_SCHEMES`] lists what this build opens).
+/// The registry URL schemes [`registry_from_url`] opens in this build (`nacos` and
+/// `zookeeper` need the features of those names).
+pub const REGISTRY_SCHEMES: &[&str] = &[
+    "static",
+    #[cfg(feature = "nacos")]
+    "nacos",
+    #[cfg(feature = "zookeeper")]
+    "zookeeper",
+];
+
+/// Opens a registry from its URL: `static://h1:p1,h2:p2`, `nacos://h:8848?..` with the
+/// `nacos` feature and `zookeeper://h1:2181,h2:2181?root=/dubbo` with the `zookeeper`
+/// feature ([`REGISTRY_SCHEMES`] lists what this build opens).
 ///
 /// ```
 /// let registry = erpc::registry_from_url("static://127.0.0.1:9000").unwrap();
 /// # let _ = registry;
-/// let refused = erpc::registry_from_url("zookeeper://x:1").err().unwrap();
+/// let refused = erpc::registry_from_url("etcd://x:1").err().unwrap();
 /// assert!(refused.to_string().contains("static://"));
 /// ```
 pub fn registry_from_url(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
         Some("nacos") => nacos_registry(url),
+        Some("zookeeper") => zookeeper_registry(url),
         Some(scheme) if !registry::SCHEMES.contains(&scheme) => {
             let schemes: Vec<String> = REGISTRY_SCHEMES.iter().map(|s| format!("{s}://")).collect();
-            let nacos = if cfg!(feature = "nacos") {
-                ""
-            } else {
-                " (nacos:// needs the `nacos` feature of the erpc crate)"
-            };
+            let mut missing = String::new();
+            if !cfg!(feature = "nacos") {
+                missing.push_str(" (nacos:// needs the `nacos` feature of the erpc crate)");
+            }
+            if !cfg!(feature = "zookeeper") {
+                missing.push_str(" (zookeeper:// needs the `zookeeper` feature of the erpc crate)");
+            }
             Err(Error::Config(format!(
-                "unsupported registry scheme {scheme:?}: this build opens {}{nacos}",
+                "unsupported registry scheme {scheme:?}: this build opens {}{missing}",
                 schemes.join(", ")
             )))
         }
@@ -127,6 +136,21 @@ fn nacos_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, E
 fn nacos_registry(_url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
     Err(Error::Config(
         "nacos:// needs Nacos support: enable the `nacos` feature of the erpc crate".into(),
+    ))
+}
+
+#[cfg(feature = "zookeeper")]
+fn zookeeper_registry(url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    Ok(std::sync::Arc::new(
+        erpc_zookeeper::ZookeeperRegistry::from_url(url)?,
+    ))
+}
+
+#[cfg(not(feature = "zookeeper"))]
+fn zookeeper_registry(_url: &str) -> Result<std::sync::Arc<dyn registry::Registry>, Error> {
+    Err(Error::Config(
+        "zookeeper:// needs ZooKeeper support: enable the `zookeeper` feature of the erpc crate"
+            .into(),
     ))
 }
 
@@ -149,13 +173,25 @@ mod tests {
         assert!(message.contains("static://"), "{message}");
         if cfg!(feature = "nacos") {
             assert!(message.contains("nacos://"), "{message}");
-            assert!(!message.contains("feature"), "{message}");
+            assert!(!message.contains("`nacos` feature"), "{message}");
         } else {
             assert!(
                 message.contains("nacos:// needs the `nacos` feature"),
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn zookeeper_urls_open_with_the_feature() {
+        let opened = registry_from_url("zookeeper://127.0.0.1:2181?root=/dubbo");
+        if cfg!(feature = "zookeeper") {
+            assert!(opened.is_ok());
+            assert!(REGISTRY_SCHEMES.contains(&"zookeeper"));
+        } else {
+            assert!(refusal("zookeeper://127.0.0.1:2181").contains("`zookeeper` feature"));
+        }
+        assert!(registry_from_url("zookeeper://no-port").is_err());
     }
 
     #[cfg(not(feature = "nacos"))]
@@ -171,6 +207,7 @@ mod tests {
             "zk://user:S3cret-pw@127.0.0.1:2181",
             "zk://127.0.0.1:2181?password=S3cret-pw",
             "nacos://user:S3cret-pw@no-port",
+            "zookeeper://user:S3cret-pw@127.0.0.1:2181",
             "nacos://127.0.0.1:8848?password=S3cret-pw&bogus=1",
             "static://user:S3cret-pw@no-port",
             "user:S3cret-pw@127.0.0.1:1",
