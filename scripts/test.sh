@@ -36,14 +36,22 @@ elif [ -n "${ERPC_RNACOS_BIN:-}" ]; then
   export ERPC_NACOS_REQUIRE=1
 fi
 
+step "ZooKeeper for the erpc-zookeeper integration tests"
+if zookeeper_lib=$(bash scripts/install-zookeeper.sh); then
+  export ERPC_ZOOKEEPER_LIB="$zookeeper_lib" ERPC_ZOOKEEPER_REQUIRE=1
+  echo "ZooKeeper: $ERPC_ZOOKEEPER_LIB"
+else
+  echo "WARNING: ZooKeeper could not be installed; its tests will report SKIPPED" >&2
+fi
+
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo doc --workspace --no-deps (broken intra-doc links are errors)"
 cargo doc --workspace --no-deps
 
-step "cargo test --workspace (all but the Nacos suite)"
-cargo test --workspace --exclude erpc-nacos
+step "cargo test --workspace (all but the Nacos and ZooKeeper suites)"
+cargo test --workspace --exclude erpc-nacos --exclude erpc-zookeeper
 
 # The workspace run above already builds erpc with `tls` (erpc-bench enables it); this
 # step keeps the TLS suite running, and visible, should that ever change.
@@ -59,6 +67,9 @@ bash scripts/fuzz.sh 60
 
 step "Nacos suite, one test at a time (each starts rnacos and two JVM Nacos servers)"
 cargo test -p erpc-nacos -- --test-threads 1
+
+step "ZooKeeper suite, one test at a time (each starts its own ZooKeeper servers)"
+cargo test -p erpc-zookeeper -- --test-threads 1
 
 if [ -d erpc-bench ]; then
   step "benchmark smoke run"

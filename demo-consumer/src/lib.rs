@@ -17,7 +17,7 @@ use erpc::registry::{MemoryRegistry, Registry};
 #[derive(Parser)]
 #[command(version, about = "erpc demo consumer")]
 pub struct ConsumerArgs {
-    /// Registry URL (static://.., nacos://..). Without it (and without --port) the demo
+    /// Registry URL (static://.., nacos://.., zookeeper://..). Without it (and without --port) the demo
     /// starts its own providers in-process.
     #[arg(long, env = "ERPC_REGISTRY")]
     pub registry: Option<String>,

@@ -64,7 +64,7 @@ pub async fn build_server(
 #[derive(Parser)]
 #[command(version, about = "erpc demo provider")]
 pub struct ProviderArgs {
-    /// Registry URL (static://.., nacos://..); none: serve without registering.
+    /// Registry URL (static://.., nacos://.., zookeeper://..); none: serve without registering.
     #[arg(long, env = "ERPC_REGISTRY")]
     pub registry: Option<String>,
     /// Port to listen on (0 picks a free one).

@@ -22,7 +22,7 @@ use futures::StreamExt;
 #[derive(Parser)]
 #[command(name = "erpc", version, about = "List and call erpc services")]
 struct Cli {
-    /// Registry URL (static://h:p,.., nacos://h:8848?..).
+    /// Registry URL (static://h:p,.., nacos://h:8848?.., zookeeper://h:2181,..).
     #[arg(long, env = "ERPC_REGISTRY")]
     registry: String,
     /// What to do.

@@ -90,24 +90,7 @@ impl Session {
                 return Ok(client.clone());
             }
         }
-        let servers = self.config.connect_string();
-        let mut connector = Client::connector()
-            .with_session_timeout(self.config.session_timeout)
-            .with_fail_eagerly();
-        if let Some(timeout) = self.config.connection_timeout {
-            connector = connector.with_connection_timeout(timeout);
-        }
-        let connect = connector.connect(&servers);
-        let client = match tokio::time::timeout(self.op_timeout(), connect).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(source)) => return Err(ZookeeperError::Connect { servers, source }),
-            Err(_) => {
-                return Err(ZookeeperError::Connect {
-                    servers,
-                    source: zookeeper_client::Error::Timeout,
-                })
-            }
-        };
+        let client = self.connect().await?;
         let replaced = current.replace(client.clone()).is_some();
         drop(current);
         tracing::info!(session = %client.session_id(), timeout = ?client.session_timeout(), replaced, "ZooKeeper session established");
@@ -117,6 +100,36 @@ impl Session {
             self.closed.clone(),
         ));
         Ok(client)
+    }
+
+    /// Opens a new session, trying every server in turn with backoff for up to
+    /// [`Self::op_timeout`] (a server that is starting refuses sessions for a moment).
+    async fn connect(&self) -> Result<Client, ZookeeperError> {
+        let servers = self.config.connect_string();
+        let mut connector = Client::connector()
+            .with_session_timeout(self.config.session_timeout)
+            .with_fail_eagerly();
+        if let Some(timeout) = self.config.connection_timeout {
+            connector = connector.with_connection_timeout(timeout);
+        }
+        let deadline = tokio::time::Instant::now() + self.op_timeout();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let attempt = connector.clone().connect(&servers);
+            let error = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(source)) => source,
+                Err(_) => zookeeper_client::Error::Timeout,
+            };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(ZookeeperError::Connect {
+                    servers,
+                    source: error,
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 
     /// Creates the EPHEMERAL node `path` (parents as needed) and keeps it across sessions.

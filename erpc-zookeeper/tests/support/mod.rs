@@ -3,7 +3,7 @@
 //! [`ZooKeeper::start`] runs `org.apache.zookeeper.server.ZooKeeperServerMain` from the
 //! lib directory `ERPC_ZOOKEEPER_LIB` (else the first complete
 //! `~/.cache/erpc/zookeeper-*/lib`, made by `scripts/install-zookeeper.sh`) on a free
-//! 127.0.0.1 port with a fresh data directory, waits until it answers `ruok`, and kills
+//! 127.0.0.1 port with a fresh data directory, waits until it serves (`srvr` names its mode), and kills
 //! it when dropped. Ticks are 200 ms, so sessions may be as short as 400 ms.
 //!
 //! When no server can be had the test prints a loud `SKIPPED:` line and passes, unless
@@ -122,7 +122,9 @@ impl ZooKeeper {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            if four_letter(self.port, "ruok").as_deref() == Some("imok") {
+            // `srvr` names the mode once the server serves sessions (`ruok` answers
+            // before the database is loaded).
+            if four_letter(self.port, "srvr").is_some_and(|s| s.contains("Mode:")) {
                 return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
