@@ -12,7 +12,9 @@
 #    /usr/share/java/zookeeper.jar names every dependency in its manifest Class-Path, so
 #    the lib directory holds a link to it. The system service is not started.
 # 2. Otherwise org.apache.zookeeper:zookeeper from Maven Central with its runtime
-#    dependencies (needs mvn), version ZOOKEEPER_VERSION (default 3.9.5).
+#    dependencies (needs mvn), version ZOOKEEPER_VERSION (default 3.9.5), plus the two
+#    jars its pom marks `provided` and the server needs (metrics-core, snappy-java), as
+#    the official binary tarball ships them.
 # Exits non-zero, saying why, when neither works. Needs java (11+) to run the server.
 set -euo pipefail
 
@@ -78,6 +80,8 @@ install_maven() {
 <groupId>erpc.local</groupId><artifactId>zookeeper-server-assembly</artifactId><version>1</version>
 <packaging>pom</packaging><dependencies>
 <dependency><groupId>org.apache.zookeeper</groupId><artifactId>zookeeper</artifactId><version>$version</version></dependency>
+<dependency><groupId>io.dropwizard.metrics</groupId><artifactId>metrics-core</artifactId><version>4.2.40</version></dependency>
+<dependency><groupId>org.xerial.snappy</groupId><artifactId>snappy-java</artifactId><version>1.1.10.12</version></dependency>
 </dependencies></project>
 EOF
   if ! (cd "$root.tmp/build" && nice -n 10 mvn -q -B -Dstyle.color=never \
