@@ -105,20 +105,12 @@ impl ZooKeeper {
         )
         .map_err(|e| e.to_string())?;
         let log = dir.join("server.log");
-        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("java")
-            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
-            .arg("-Dzookeeper.admin.enableServer=false")
-            .arg("-cp")
-            .arg(format!("{}/*", self.lib.display()))
-            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot run java: {e}"))?;
+        let child = java(
+            &self.lib,
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            &config,
+            &log,
+        )?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
@@ -222,4 +214,161 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A ZooKeeper ensemble of `n` servers on loopback (`QuorumPeerMain`); killed on drop.
+pub struct Ensemble {
+    lib: PathBuf,
+    dir: tempfile::TempDir,
+    /// Client port, quorum port, election port of each member (member `i` has id `i+1`).
+    ports: Vec<(u16, u16, u16)>,
+    children: Vec<Option<Child>>,
+}
+
+impl Ensemble {
+    /// Starts `n` members and waits until each serves; `None` when SKIPPED.
+    pub fn start(test: &str, n: usize) -> Option<Ensemble> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let lib = match lib_dir() {
+            Ok(lib) => lib,
+            Err(why) => {
+                skipped(test, &why);
+                return None;
+            }
+        };
+        let mut ensemble = Ensemble {
+            lib,
+            dir: tempfile::tempdir().expect("temp dir"),
+            ports: (0..n)
+                .map(|_| (free_port(), free_port(), free_port()))
+                .collect(),
+            children: (0..n).map(|_| None).collect(),
+        };
+        for member in 0..n {
+            if let Err(why) = ensemble.launch(member) {
+                skipped(test, &why);
+                return None;
+            }
+        }
+        for member in 0..n {
+            if let Err(why) = ensemble.wait_serving(member, Duration::from_secs(120)) {
+                skipped(test, &why);
+                return None;
+            }
+        }
+        Some(ensemble)
+    }
+
+    /// `zookeeper://` URL naming every member.
+    pub fn url(&self, session_timeout_ms: u64) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(client, _, _)| format!("127.0.0.1:{client}"))
+            .collect();
+        format!(
+            "zookeeper://{}?session_timeout_ms={session_timeout_ms}",
+            hosts.join(",")
+        )
+    }
+
+    /// The member that leads now, if one does.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.ports.len()).find(|&m| {
+            self.children[m].is_some()
+                && four_letter(self.ports[m].0, "srvr").is_some_and(|s| s.contains("Mode: leader"))
+        })
+    }
+
+    /// Kills member `m` (SIGKILL).
+    pub fn kill(&mut self, m: usize) {
+        if let Some(mut child) = self.children[m].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until member `m` serves (is leader or follower of a quorum).
+    pub fn wait_serving(&mut self, m: usize, within: Duration) -> Result<(), String> {
+        let log = self
+            .dir
+            .path()
+            .join(format!("member{}", m + 1))
+            .join("server.log");
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if four_letter(self.ports[m].0, "srvr").is_some_and(|s| s.contains("Mode:")) {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.children[m].as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "member {} exited with {status}:\n{}",
+                    m + 1,
+                    tail(&log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "member {} did not serve within {within:?}:\n{}",
+            m + 1,
+            tail(&log)
+        ))
+    }
+
+    fn launch(&mut self, m: usize) -> Result<(), String> {
+        let home = self.dir.path().join(format!("member{}", m + 1));
+        let data = home.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        std::fs::write(data.join("myid"), format!("{}\n", m + 1)).map_err(|e| e.to_string())?;
+        let mut config = format!(
+            "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={}\nclientPort={}\n\
+             clientPortAddress=127.0.0.1\nminSessionTimeout=400\nmaxSessionTimeout=30000\n\
+             admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr\n",
+            data.display(),
+            self.ports[m].0
+        );
+        for (i, (_, quorum, election)) in self.ports.iter().enumerate() {
+            config.push_str(&format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1));
+        }
+        let config_path = home.join("zoo.cfg");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let child = java(
+            &self.lib,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            &config_path,
+            &home.join("server.log"),
+        )?;
+        self.children[m] = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for m in 0..self.children.len() {
+            self.kill(m);
+        }
+    }
+}
+
+/// Starts `main` from the jars in `lib` with `config`, logging to `log`.
+fn java(lib: &Path, main: &str, config: &Path, log: &Path) -> Result<Child, String> {
+    let out = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    Command::new("java")
+        .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+        .arg("-Dzookeeper.admin.enableServer=false")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg(main)
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run java: {e}"))
 }
