@@ -60,7 +60,8 @@ fn providers_and_consumer_match_the_binaries_and_the_dockerfile() {
     let mut consumers = 0;
     for (name, service) in services {
         let name = name.as_str().expect("service name");
-        if name == "nacos" {
+        // Services of a profile (`zookeeper`) are checked by their own test.
+        if name == "nacos" || !service["profiles"].is_badvalue() {
             continue;
         }
         let target = service["build"]["target"].as_str().expect("build target");
@@ -125,4 +126,62 @@ fn providers_and_consumer_match_the_binaries_and_the_dockerfile() {
     }
     assert_eq!(providers.len(), 2, "two provider replicas");
     assert_eq!(consumers, 1);
+}
+
+#[test]
+fn the_zookeeper_profile_runs_the_demo_on_zookeeper() {
+    let doc = compose();
+    let services = doc["services"].as_hash().expect("services");
+    let profiled: Vec<(&str, &Yaml)> = services
+        .iter()
+        .filter(|(_, s)| !s["profiles"].is_badvalue())
+        .map(|(n, s)| (n.as_str().expect("service name"), s))
+        .collect();
+    let names: Vec<&str> = profiled.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["zookeeper", "zk-provider-1", "zk-provider-2", "zk-consumer"]
+    );
+    for (name, service) in &profiled {
+        assert_eq!(strings(&service["profiles"]), ["zookeeper"], "{name}");
+        if *name == "zookeeper" {
+            let image = service["image"].as_str().expect("zookeeper image");
+            assert!(
+                image.starts_with("zookeeper:") && !image.ends_with(":latest"),
+                "pin the official image, got {image}"
+            );
+            assert!(!strings(&service["healthcheck"]["test"]).is_empty());
+            continue;
+        }
+        assert_eq!(
+            service["environment"]["ERPC_REGISTRY"].as_str(),
+            Some("zookeeper://zookeeper:2181"),
+            "{name}"
+        );
+        assert_eq!(
+            service["depends_on"]["zookeeper"]["condition"].as_str(),
+            Some("service_healthy"),
+            "{name} must wait for a healthy ZooKeeper"
+        );
+        let target = service["build"]["target"].as_str().expect("build target");
+        let mut argv = vec![target.to_string()];
+        argv.extend(strings(&service["command"]));
+        let registry = match target {
+            "demo-provider" => {
+                let args =
+                    ProviderArgs::try_parse_from(&argv).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(args.advertise.as_deref(), Some(&*format!("{name}:9000")));
+                args.registry
+            }
+            "demo-consumer" => {
+                ConsumerArgs::try_parse_from(&argv)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .registry
+            }
+            other => panic!("unknown build target {other}"),
+        };
+        // The URL the binaries will get from ERPC_REGISTRY opens in this build.
+        let url = registry.unwrap_or_else(|| "zookeeper://zookeeper:2181".into());
+        erpc::registry_from_url(&url).unwrap_or_else(|e| panic!("{name}: {url}: {e}"));
+    }
 }
