@@ -45,13 +45,20 @@ install_debian() {
     command -v apt-get >/dev/null || { log "no apt-get"; return 1; }
     [ "$(id -u)" = 0 ] || { log "not root: cannot apt-get install zookeeper"; return 1; }
     log "installing the Debian zookeeper package (without starting its service)"
-    # policy-rc.d keeps maintainer scripts from starting services.
-    if ! DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y --no-install-recommends zookeeper >&2; then
+    # A policy-rc.d answering 101 keeps the package's scripts from starting the service
+    # (only when none exists; removed afterwards).
+    local policy=/usr/sbin/policy-rc.d own_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+    fi
+    local ok=1
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zookeeper >&2; then
       log "apt-get install zookeeper failed; trying apt-get update first"
       apt-get update >&2 || true
-      DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y --no-install-recommends zookeeper >&2 \
-        || { log "apt-get install zookeeper failed"; return 1; }
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zookeeper >&2 || ok=""
     fi
+    [ -n "$own_policy" ] && rm -f "$policy"
+    [ -n "$ok" ] || { log "apt-get install zookeeper failed"; return 1; }
   fi
   [ -f "$debian_jar" ] || { log "$debian_jar missing after install"; return 1; }
   local version
