@@ -1,5 +1,6 @@
 //! Provider sessions against a real ZooKeeper, with the provider in its own process:
-//! killed (SIGKILL), its node goes when ZooKeeper expires the session, not before;
+//! killed (SIGKILL), its node goes when ZooKeeper expires the session, not before, and
+//! a consumer calling it loses at most the calls in flight;
 //! paused (SIGSTOP) past the session timeout, it disappears, and once resumed it
 //! notices the expiry and registers again by itself.
 
@@ -7,6 +8,8 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erpc::registry::{ChangeStream, Registry};
@@ -159,11 +162,58 @@ async fn a_killed_provider_leaves_when_its_session_expires() {
     let mut changes = consumer(&zk).await;
     let provider = ChildProvider::start(&zk.url(SESSION_MS));
     let addr = provider.addr.clone();
+    // A second provider, in this process, and a consumer calling both.
+    let survivor_addr = format!("127.0.0.1:{}", support::free_port());
+    let survivor = erpc::Server::builder()
+        .bind(survivor_addr.clone())
+        .registry(ZookeeperRegistry::from_url(&zk.url(SESSION_MS)).expect("valid URL"))
+        .add_service(WhoamiServer::new(Named(survivor_addr.clone())))
+        .build()
+        .await
+        .expect("provider binds")
+        .spawn();
     until(
         &mut changes,
         Duration::from_secs(20),
-        "the provider listed",
-        |all| all.contains(&addr),
+        "both providers listed",
+        |all| all.contains(&addr) && all.contains(&survivor_addr),
+    )
+    .await;
+    let client = erpc::Client::builder()
+        .registry(ZookeeperRegistry::from_url(&zk.url(10_000)).expect("valid URL"))
+        .timeout(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(300), Duration::from_millis(300))
+        .build()
+        .expect("client builds");
+    let whoami = WhoamiClient::new(client);
+    let served = Arc::new(parking_lot::Mutex::new(Vec::<(
+        Instant,
+        Result<String, String>,
+    )>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (whoami, served, stop) = (whoami.clone(), served.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    let result = whoami.whoami().await.map_err(|e| e.to_string());
+                    served.lock().push((start, result));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    support::eventually(
+        Duration::from_secs(20),
+        "calls reaching the provider process",
+        || async {
+            served
+                .lock()
+                .iter()
+                .any(|(_, r)| r.as_deref() == Ok(addr.as_str()))
+                .then_some(())
+        },
     )
     .await;
 
@@ -184,6 +234,41 @@ async fn a_killed_provider_leaves_when_its_session_expires() {
         gone >= Duration::from_millis(SESSION_MS / 2),
         "gone after {gone:?}: not by session expiry"
     );
+
+    // Calls went on on the survivor; at most the 4 in flight at the kill failed.
+    support::eventually(
+        Duration::from_secs(20),
+        "calls after the expiry",
+        || async {
+            let after = killed + gone;
+            (served
+                .lock()
+                .iter()
+                .filter(|(start, r)| *start > after && r.is_ok())
+                .count()
+                > 50)
+                .then_some(())
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        let _ = caller.await;
+    }
+    let calls = served.lock();
+    let failed: Vec<&String> = calls.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    assert!(
+        failed.len() <= 4,
+        "{} calls failed; at most the 4 in flight at the kill may: {failed:?}",
+        failed.len()
+    );
+    eprintln!(
+        "{} calls, {} failed (in flight at the kill)",
+        calls.len(),
+        failed.len()
+    );
+    drop(calls);
+    survivor.shutdown().await.expect("graceful shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
