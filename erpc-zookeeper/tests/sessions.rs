@@ -255,19 +255,23 @@ async fn a_killed_provider_leaves_when_its_session_expires() {
     for caller in callers {
         let _ = caller.await;
     }
-    let calls = served.lock();
-    let failed: Vec<&String> = calls.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    let (total, failed): (usize, Vec<String>) = {
+        let calls = served.lock();
+        let failed = calls
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err().cloned())
+            .collect();
+        (calls.len(), failed)
+    };
     assert!(
         failed.len() <= 4,
         "{} calls failed; at most the 4 in flight at the kill may: {failed:?}",
         failed.len()
     );
     eprintln!(
-        "{} calls, {} failed (in flight at the kill)",
-        calls.len(),
+        "{total} calls, {} failed (in flight at the kill)",
         failed.len()
     );
-    drop(calls);
     survivor.shutdown().await.expect("graceful shutdown");
 }
 
