@@ -5,6 +5,8 @@
 //! query parameter, form-encoded as a whole into the node name (what Dubbo's
 //! `URL.encode` does), so Dubbo tooling lists erpc providers beside Java ones.
 
+use std::collections::BTreeMap;
+
 use erpc_core::registry::{Provider, Registration, DEFAULT_WEIGHT, TLS_PREFIX, TRANSPORT_KEY};
 use erpc_core::ServiceKey;
 
@@ -87,15 +89,15 @@ pub(crate) enum Skip {
     Malformed(&'static str),
 }
 
-/// The provider a node name describes, if it is an erpc provider of `key`.
-pub(crate) fn parse_provider_node(node: &str, key: &ServiceKey) -> Result<Provider, Skip> {
+/// The URL and parameters of an erpc provider node.
+fn decode(node: &str) -> Result<(url::Url, BTreeMap<String, String>), Skip> {
     let mut decoded = form_urlencoded::parse(node.as_bytes());
     let url = match (decoded.next(), decoded.next()) {
         (Some((url, rest)), None) if rest.is_empty() => url,
         _ => return Err(Skip::Malformed("not one form-encoded URL")),
     };
     let url = url::Url::parse(&url).map_err(|_| Skip::Malformed("not a URL"))?;
-    let params: std::collections::BTreeMap<String, String> = url
+    let params: BTreeMap<String, String> = url
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -105,7 +107,27 @@ pub(crate) fn parse_provider_node(node: &str, key: &ServiceKey) -> Result<Provid
     if let Some(protocol) = params.get(PROTOCOL_KEY).filter(|p| *p != PROTOCOL) {
         return Err(Skip::Protocol(protocol.clone()));
     }
-    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    Ok((url, params))
+}
+
+fn param<'a>(params: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    params.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// The service key of an erpc provider node in `interface`'s providers directory.
+pub(crate) fn provider_key(node: &str, interface: &str) -> Option<ServiceKey> {
+    let (_, params) = decode(node).ok()?;
+    Some(ServiceKey::new(
+        interface,
+        param(&params, GROUP_KEY),
+        param(&params, VERSION_KEY),
+    ))
+}
+
+/// The provider a node name describes, if it is an erpc provider of `key`.
+pub(crate) fn parse_provider_node(node: &str, key: &ServiceKey) -> Result<Provider, Skip> {
+    let (url, params) = decode(node)?;
+    let param = |name: &str| param(&params, name);
     if param(GROUP_KEY) != key.group || param(VERSION_KEY) != key.version {
         return Err(Skip::OtherKey);
     }
@@ -173,6 +195,7 @@ mod tests {
 
         let other = ServiceKey::new("demo::Hello", "g1", "2.0");
         assert_eq!(parse_provider_node(&node, &other), Err(Skip::OtherKey));
+        assert_eq!(provider_key(&node, "demo::Hello"), Some(reg.key.clone()));
     }
 
     #[test]

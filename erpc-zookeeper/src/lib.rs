@@ -132,6 +132,51 @@ impl ZookeeperRegistry {
         Ok(())
     }
 
+    /// Every erpc service that has providers now: the interfaces under the root, with
+    /// the group and version of each erpc provider node (nodes of other protocols are
+    /// left out), sorted.
+    pub async fn services(&self) -> Result<Vec<ServiceKey>, ZookeeperError> {
+        let session = &self.session;
+        let client = session.client().await?;
+        let root = if session.config.root.is_empty() {
+            "/"
+        } else {
+            session.config.root.as_str()
+        };
+        let interfaces = match session
+            .bounded("list children", root, client.list_children(root))
+            .await
+        {
+            Ok(interfaces) => interfaces,
+            Err(ZookeeperError::Operation {
+                source: zookeeper_client::Error::NoNode,
+                ..
+            }) => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut keys = std::collections::BTreeSet::new();
+        for interface in interfaces {
+            let dir = format!("{}/{interface}/providers", session.config.root);
+            let nodes = match session
+                .bounded("list children", &dir, client.list_children(&dir))
+                .await
+            {
+                Ok(nodes) => nodes,
+                Err(ZookeeperError::Operation {
+                    source: zookeeper_client::Error::NoNode,
+                    ..
+                }) => continue,
+                Err(error) => return Err(error),
+            };
+            keys.extend(
+                nodes
+                    .iter()
+                    .filter_map(|node| layout::provider_key(node, &interface)),
+            );
+        }
+        Ok(keys.into_iter().collect())
+    }
+
     /// The ZooKeeper path of `registration`'s provider node.
     ///
     /// ```

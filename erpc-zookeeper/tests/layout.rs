@@ -1,7 +1,7 @@
 //! What erpc writes into a real ZooKeeper and what it reads back: Dubbo's layout with
 //! EPHEMERAL provider nodes under persistent parents (created by racing providers),
 //! nodes of other protocols, versions and garbage skipped, an answered empty list
-//! emitted as empty, and deregistration deleting the node.
+//! emitted as empty, deregistration deleting the node, and the service catalogue.
 
 mod support;
 
@@ -104,6 +104,14 @@ async fn dubbo_layout_with_ephemeral_nodes_and_foreign_nodes_skipped() {
     }
 
     let consumer = ZookeeperRegistry::from_url(&url).unwrap();
+    // The catalogue: one erpc service per (interface, group, version) with providers;
+    // the Dubbo node and the garbage add nothing.
+    let services = consumer.services().await.expect("services");
+    let listed: Vec<(&str, &str, &str)> = services
+        .iter()
+        .map(|k| (k.interface.as_str(), k.group.as_str(), k.version.as_str()))
+        .collect();
+    assert_eq!(listed, [(interface, "g1", "1.0"), (interface, "g1", "2.0")]);
     let mut changes = consumer.subscribe(&a.key).await.expect("subscribe");
     let first = changes
         .next()
