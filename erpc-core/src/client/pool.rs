@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, BreakerPolicy};
+use crate::admin::CallMetrics;
 use crate::transport::{Connection, ConnectionSettings};
 use crate::Error;
 
@@ -37,6 +38,8 @@ pub(crate) struct EndpointSettings {
     pub(crate) backoff: Backoff,
     pub(crate) breaker: BreakerPolicy,
     pub(crate) max_in_flight: usize,
+    /// Counts ejections, when metrics are on.
+    pub(crate) metrics: Option<CallMetrics>,
 }
 
 /// Longest wait between connect attempts for calls that have no other provider.
@@ -94,6 +97,7 @@ pub(crate) struct Endpoint {
     latency_nanos: AtomicU64,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
+    metrics: Option<CallMetrics>,
 }
 
 impl Endpoint {
@@ -172,13 +176,22 @@ impl Endpoint {
 
     /// Records the outcome of a call that was sent and ended at `now`.
     pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
-        self.breaker.record(success, now);
+        self.judge(success, now);
         if success {
             let mut latency = self.latency.lock();
             latency.observe(rtt, now);
             let nanos = latency.get().map_or(0, |d| d.as_nanos().max(1));
             self.latency_nanos
                 .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Passes an outcome to the breaker, counting the ejection it may cause.
+    fn judge(&self, success: bool, now: Instant) {
+        if self.breaker.record(success, now) {
+            if let Some(metrics) = &self.metrics {
+                metrics.ejection(&self.addr);
+            }
         }
     }
 
@@ -238,7 +251,7 @@ impl Endpoint {
             Err(e) => {
                 // A refused or timed-out connect is the provider's failure; the calls
                 // refused during the backoff that follows are not counted again.
-                self.breaker.record(false, Instant::now());
+                self.judge(false, Instant::now());
                 link.connection = None;
                 link.failures += 1;
                 let exp = link.failures.saturating_sub(1).min(16);
@@ -290,6 +303,7 @@ impl Pool {
                     latency_nanos: AtomicU64::new(0),
                     permits: Arc::new(Semaphore::new(max)),
                     max_in_flight: max,
+                    metrics: self.settings.metrics.clone(),
                 })
             })
             .clone()
