@@ -522,13 +522,13 @@ fn status_for(error: &Error) -> Status {
     }
 }
 
+/// What a call task's work ends with: aborted by the caller, stopped before the
+/// handler, past its deadline (`None`), panicked, or the handler's result.
+type Outcome<T> =
+    Result<Result<Option<std::thread::Result<Result<T, Error>>>, Stop>, futures::future::Aborted>;
+
 /// A finished call for the metrics: `Err` with the kind of error its caller sees.
-fn outcome_kind<T>(
-    outcome: &Result<
-        Result<Option<std::thread::Result<Result<T, Error>>>, Stop>,
-        futures::future::Aborted,
-    >,
-) -> Result<(), &'static str> {
+fn outcome_kind<T>(outcome: &Outcome<T>) -> Result<(), &'static str> {
     match outcome {
         Err(_aborted) => Err("cancelled"),
         Ok(Err(Stop::Gone)) => Err("connection_lost"),
