@@ -33,21 +33,24 @@ pub const DURATION_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// Which end of a call is observed (the `side` label).
+/// Which end of a call is observed: the `side` label, `"server"` or `"client"`.
+///
+/// The variants are not named `Server` and `Client`: rustc would then spell
+/// `erpc::Server` and `erpc::Client` in full in every diagnostic about them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
-    /// The provider: a request dispatched to a hosted service.
-    Server,
-    /// The consumer: one logical call, retries included.
-    Client,
+    /// The provider (`side="server"`): a request dispatched to a hosted service.
+    Provider,
+    /// The consumer (`side="client"`): one logical call, retries included.
+    Consumer,
 }
 
 impl Side {
     /// The label value: `"server"` or `"client"`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Side::Server => "server",
-            Side::Client => "client",
+            Side::Provider => "server",
+            Side::Consumer => "client",
         }
     }
 }
@@ -151,8 +154,8 @@ struct Inner {
 ///
 /// let metrics = CallMetrics::new();
 /// let key = ServiceKey::new("demo::Calc", "", "1.0");
-/// metrics.begin(Side::Server, &key, "add").finish(Ok(()));
-/// metrics.begin(Side::Server, &key, "add").finish(Err("timeout"));
+/// metrics.begin(Side::Provider, &key, "add").finish(Ok(()));
+/// metrics.begin(Side::Provider, &key, "add").finish(Err("timeout"));
 /// let text = metrics.encode();
 /// assert!(text.contains(
 ///     r#"erpc_calls_total{side="server",service="demo::Calc:1.0",method="add"} 2"#
@@ -272,7 +275,7 @@ impl CallMetrics {
         let counter = inner.retry_counters.get(key, method, || {
             inner
                 .retries
-                .get_or_create_owned(&Self::labels(Side::Client, key, method))
+                .get_or_create_owned(&Self::labels(Side::Consumer, key, method))
         });
         counter.inc();
     }
@@ -380,7 +383,7 @@ mod tests {
     fn a_dropped_guard_counts_a_cancelled_call_and_leaves_flight() {
         let metrics = CallMetrics::new();
         let key = ServiceKey::new("a::B", "g", "2");
-        let call = metrics.begin(Side::Client, &key, "m");
+        let call = metrics.begin(Side::Consumer, &key, "m");
         let text = metrics.encode();
         assert!(
             text.contains(r#"erpc_calls_in_flight{side="client",service="g/a::B:2",method="m"} 1"#),

@@ -182,7 +182,7 @@ impl Client {
                 .invoke_unobserved(key, method, args, options, hash_key)
                 .await;
         };
-        let observed = metrics.begin(Side::Client, key, method);
+        let observed = metrics.begin(Side::Consumer, key, method);
         let result = self
             .invoke_unobserved(key, method, args, options, hash_key)
             .await;

@@ -348,7 +348,8 @@ impl Conn {
         let (route, method) = self.ctx.router.resolve(&envelope.head)?;
         if let Some(metrics) = &self.ctx.metrics {
             let name = route.service.descriptor().methods.get(method);
-            *observed = Some(metrics.begin(Side::Server, route.key(), name.map_or("", |m| m.name)));
+            *observed =
+                Some(metrics.begin(Side::Provider, route.key(), name.map_or("", |m| m.name)));
         }
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
