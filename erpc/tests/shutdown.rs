@@ -72,8 +72,17 @@ async fn shutdown_deregisters_drains_in_flight_calls_and_turns_new_calls_away() 
         // 9), else on a new one (the draining server still accepts, and says goaway at
         // once). Both are the provider saying goaway, whenever the frame arrives; no
         // other provider exists, so that is the answer.
-        let started = Instant::now();
-        let refused = lab.whoami().await.unwrap_err();
+        // Draining starts right after deregistration; a call that lands in between is
+        // still served (the provider is healthy), so call until the refusals begin.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (refused, started) = loop {
+            let started = Instant::now();
+            match lab.whoami().await {
+                Err(refused) => break (refused, started),
+                Ok(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+                Ok(who) => panic!("a draining provider still ran new calls 2 s later: {who}"),
+            }
+        };
         assert!(
             matches!(&refused, Error::GoingAway { addr: a } if *a == addr),
             "{refused:?}"

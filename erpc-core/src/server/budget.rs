@@ -16,10 +16,12 @@
 //!   refused `Overloaded` before it is decompressed or run, so the caller may retry it
 //!   elsewhere.
 //!
-//! Byte counts are semaphore permits, so waiting is fair (first come, first served) and
-//! a charge is released by dropping it. A single charge larger than a budget is clamped
+//! Per-connection byte counts are semaphore permits, so waiting is fair (first come,
+//! first served); the server-wide budget is never waited on and is a plain atomic
+//! counter. Every charge is released by dropping it. A single charge larger than a budget is clamped
 //! to the whole budget, so one maximum-size frame can always pass on its own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -33,31 +35,53 @@ fn permits(bytes: usize, capacity: usize) -> u32 {
 }
 
 /// The server-wide budget for request bodies held by handlers.
+///
+/// Never waited on (a request that does not fit is refused), so a counter does: taking
+/// and returning bytes is one atomic operation each, with no lock.
 #[derive(Debug)]
 pub(crate) struct MemoryBudget {
-    bytes: Arc<Semaphore>,
+    used: Arc<AtomicUsize>,
     capacity: usize,
+}
+
+/// Bytes held against the [`MemoryBudget`]; returned when dropped.
+#[derive(Debug)]
+pub(crate) struct MemoryCharge {
+    used: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for MemoryCharge {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl MemoryBudget {
     /// A budget of `capacity` bytes (at least one byte).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            bytes: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            used: Arc::default(),
+            capacity: capacity.max(1),
         }
     }
 
     /// Takes `bytes` now, or says the budget is in use (the caller refuses the request).
-    pub(crate) fn try_reserve(&self, bytes: usize) -> Result<Charge, String> {
+    pub(crate) fn try_reserve(&self, bytes: usize) -> Result<MemoryCharge, String> {
+        let bytes = bytes.min(self.capacity);
+        let fits = |used: usize| {
+            used.checked_add(bytes)
+                .filter(|&total| total <= self.capacity)
+        };
         match self
-            .bytes
-            .clone()
-            .try_acquire_many_owned(permits(bytes, self.capacity))
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, fits)
         {
-            Ok(charge) => Ok(charge),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(format!(
+            Ok(_) => Ok(MemoryCharge {
+                used: self.used.clone(),
+                bytes,
+            }),
+            Err(_) => Err(format!(
                 "server memory budget of {} bytes for request bodies is in use",
                 self.capacity
             )),
@@ -67,7 +91,7 @@ impl MemoryBudget {
     /// Bytes not held by any request right now.
     #[cfg(test)]
     pub(crate) fn available(&self) -> usize {
-        self.bytes.available_permits()
+        self.capacity - self.used.load(Ordering::Acquire)
     }
 }
 
@@ -105,13 +129,25 @@ impl ConnectionBudget {
         self.slots.clone().acquire_owned().await.map_err(|_| Closed)
     }
 
+    /// An in-flight call slot if one is free now.
+    pub(crate) fn try_take_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
     /// Waits until `bytes` fit in the connection's byte budget.
     pub(crate) async fn reserve(&self, bytes: usize) -> Result<Charge, Closed> {
-        self.bytes
-            .clone()
-            .acquire_many_owned(permits(bytes, self.capacity))
-            .await
-            .map_err(|_| Closed)
+        let permits = permits(bytes, self.capacity);
+        // Most charges fit at once: no acquire future, no waiter list.
+        match self.bytes.clone().try_acquire_many_owned(permits) {
+            Ok(charge) => Ok(charge),
+            Err(TryAcquireError::Closed) => Err(Closed),
+            Err(TryAcquireError::NoPermits) => self
+                .bytes
+                .clone()
+                .acquire_many_owned(permits)
+                .await
+                .map_err(|_| Closed),
+        }
     }
 
     /// Waits for this connection's turn to decompress a request body.

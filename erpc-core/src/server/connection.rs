@@ -30,14 +30,16 @@ use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
+use smallvec::{smallvec, SmallVec};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget};
+use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget, MemoryCharge};
 use super::limits::Admission;
 use super::router::Router;
+use super::signal::{ReaderStops, Signal, DRAIN, STOP};
 use crate::admin::{CallMetrics, InFlight, Side};
 use crate::compress::{Compression, CompressionPolicy};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
@@ -74,9 +76,9 @@ pub(crate) struct ServerContext {
     /// Decompressions running at once, server-wide (one per core).
     pub(crate) inflating: Arc<Semaphore>,
     /// Cancelled when the server starts draining: connections send goaway.
-    pub(crate) draining: CancellationToken,
+    pub(crate) draining: Signal,
     /// Cancelled when connections must close.
-    pub(crate) closing: CancellationToken,
+    pub(crate) closing: Signal,
     /// Call metrics, when on.
     pub(crate) metrics: Option<CallMetrics>,
 }
@@ -128,12 +130,17 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
     let mut goaway_sent = false;
     // The in-flight slot the next request will use; taken before reading it.
     let mut slot: Option<OwnedSemaphorePermit> = None;
+    // Draining, closing and a failed writer, read without a lock between frames.
+    let stops = Arc::new(ReaderStops::default());
+    let watcher = stops.watch(&ctx.draining, &ctx.closing, &broken);
     loop {
+        if slot.is_none() {
+            slot = conn.budget.try_take_slot();
+        }
         tokio::select! {
             biased;
-            () = ctx.closing.cancelled() => break,
-            () = broken.cancelled() => break,
-            () = ctx.draining.cancelled(), if !goaway_sent => {
+            () = stops.raised(STOP) => break,
+            () = stops.raised(DRAIN), if !goaway_sent => {
                 goaway_sent = true;
                 if conn.send_charged(control_frame(MessageType::GoAway, 0)).await.is_err() {
                     break;
@@ -170,6 +177,7 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
             }
         }
     }
+    watcher.abort();
     // The caller is gone or the server is closing: nobody will read these answers.
     for (_, call) in conn.calls.lock().drain() {
         call.abort();
@@ -212,8 +220,9 @@ struct Admitted {
 struct Held {
     _concurrency: OwnedSemaphorePermit,
     _admission: Admission,
-    _memory: Vec<Charge>,
-    _connection_bytes: Vec<Charge>,
+    // At most two each (the body on the wire, then inflated): kept inline.
+    _memory: SmallVec<[MemoryCharge; 2]>,
+    _connection_bytes: SmallVec<[Charge; 2]>,
 }
 
 /// Why a request gets no normal answer.
@@ -241,9 +250,12 @@ impl Conn {
                 .await
                 .map_err(|_| Closed)
         };
+        // The send first: when it is ready at once, the `cancelled()` future is never
+        // polled and so never joins the token's waiter list.
         tokio::select! {
-            () = self.ctx.closing.cancelled() => Err(Closed),
+            biased;
             sent = send => sent,
+            () = self.ctx.closing.cancelled() => Err(Closed),
         }
     }
 
@@ -324,7 +336,9 @@ impl Conn {
             slot: slot.take(),
             observed,
         };
-        tokio::spawn(task.run(registration));
+        // Boxed before spawning: the task then moves a pointer, not a ~1 KiB future, on
+        // its way into the runtime and when it completes.
+        tokio::spawn(Box::pin(task.run(registration)));
         Ok(())
     }
 
@@ -380,8 +394,8 @@ impl Conn {
             held: Held {
                 _concurrency: concurrency,
                 _admission: admission,
-                _memory: vec![memory],
-                _connection_bytes: vec![wire],
+                _memory: smallvec![memory],
+                _connection_bytes: smallvec![wire],
             },
         })
     }
@@ -403,25 +417,17 @@ struct CallTask {
 }
 
 impl CallTask {
-    async fn run(self, registration: futures::future::AbortRegistration) {
-        let CallTask {
-            id,
-            payload,
-            mut admitted,
-            ctx,
-            budget,
-            calls,
-            queue,
-            slot,
-            observed,
-        } = self;
-        let deadline = admitted.deadline;
+    async fn run(mut self, registration: futures::future::AbortRegistration) {
+        let deadline = self.admitted.deadline;
+        let id = self.id;
+        let payload = std::mem::take(&mut self.payload);
         let work = async {
-            let payload = open_body(&ctx, &budget, &mut admitted, payload).await?;
+            let admitted = &mut self.admitted;
+            let payload = open_body(&self.ctx, &self.budget, admitted, payload).await?;
             let request = Request {
                 request_id: id,
                 serialization: admitted.serialization,
-                compression: ctx.compression,
+                compression: self.ctx.compression,
                 payload,
                 metadata: std::mem::take(&mut admitted.metadata),
             };
@@ -430,10 +436,17 @@ impl CallTask {
             Ok::<_, Stop>(within_deadline(guarded, deadline).await)
         };
         let outcome = Abortable::new(work, registration).await;
-        if let Some(call) = observed {
+        if let Some(call) = self.observed.take() {
             call.finish(outcome_kind(&outcome));
         }
-        calls.lock().remove(&id);
+        self.calls.lock().remove(&id);
+        let CallTask {
+            admitted,
+            budget,
+            queue,
+            slot,
+            ..
+        } = self;
         // The handler is done: its permits and request bytes go back before the answer
         // waits for room, so a peer that does not read cannot keep the server's limits.
         drop(admitted);
@@ -470,10 +483,21 @@ async fn open_body(
     admitted: &mut Admitted,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    let compression = admitted.compression;
-    if compression == Compression::None {
+    if admitted.compression == Compression::None {
         return Ok(payload);
     }
+    // Boxed: the rare compressed path would otherwise make every call's task larger.
+    Box::pin(inflate_body(ctx, budget, admitted, payload)).await
+}
+
+/// [`open_body`] for a compressed body.
+async fn inflate_body(
+    ctx: &ServerContext,
+    budget: &ConnectionBudget,
+    admitted: &mut Admitted,
+    payload: Bytes,
+) -> Result<Bytes, Stop> {
+    let compression = admitted.compression;
     let _turn = budget.inflate_turn().await?;
     let _core = ctx
         .inflating
@@ -504,7 +528,15 @@ async fn within_deadline<F: Future>(handler: F, deadline: Option<Duration>) -> O
         return Some(output);
     }
     match deadline {
-        Some(d) => tokio::time::timeout(d, handler).await.ok(),
+        // The timer is boxed: most calls never get here, and a `Sleep` inline would
+        // make every call's task larger.
+        Some(d) => {
+            let expired = Box::pin(tokio::time::sleep(d));
+            match futures::future::select(handler, expired).await {
+                futures::future::Either::Left((output, _)) => Some(output),
+                futures::future::Either::Right(((), _)) => None,
+            }
+        }
         None => Some(handler.await),
     }
 }

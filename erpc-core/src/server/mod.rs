@@ -11,6 +11,7 @@ mod connection;
 mod limits;
 mod registration;
 mod router;
+mod signal;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use signal::Signal;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, CallMetrics};
@@ -286,8 +287,8 @@ impl ServerBuilder {
             inflating: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
-            draining: CancellationToken::new(),
-            closing: CancellationToken::new(),
+            draining: Signal::default(),
+            closing: Signal::default(),
             metrics: config.metrics_enabled().then(CallMetrics::new),
         });
         let registered = watch::Sender::new(registry.is_none());
@@ -526,7 +527,7 @@ async fn accept_until(
 pub struct ServerHandle {
     local_addr: SocketAddr,
     trigger: Option<oneshot::Sender<()>>,
-    closing: CancellationToken,
+    closing: Signal,
     registered: watch::Receiver<bool>,
     task: JoinHandle<Result<(), Error>>,
     admin_addr: Option<SocketAddr>,

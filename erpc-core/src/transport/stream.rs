@@ -82,7 +82,9 @@ const NEEDS_TLS: &str =
 /// the TLS handshake when `tls` is set (`None` when that fails; the reason is logged).
 pub(crate) async fn accept(tcp: TcpStream, peer: SocketAddr, tls: &ServerTls) -> Option<Stream> {
     match tls {
-        Some(tls) => tls.accept(tcp, peer).await,
+        // Boxed: the handshake's state is kilobytes, which every plain connection's
+        // task would otherwise carry for its whole life.
+        Some(tls) => Box::pin(tls.accept(tcp, peer)).await,
         None => Some(Stream::Tcp(tcp)),
     }
 }
