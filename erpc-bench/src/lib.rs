@@ -27,6 +27,9 @@ pub enum Framework {
     /// erpc (MessagePack) over TLS 1.3 (rustls, ring).
     #[value(name = "erpc+tls", alias = "erpc-tls")]
     ErpcTls,
+    /// erpc (MessagePack) with call metrics on at both ends (what `.admin(..)` turns on).
+    #[value(name = "erpc+metrics", alias = "erpc-metrics")]
+    ErpcMetrics,
     /// tarpc, bincode serde transport over TCP.
     Tarpc,
     /// tonic, unary gRPC over one HTTP/2 channel.
@@ -36,10 +39,11 @@ pub enum Framework {
 }
 
 impl Framework {
-    const ALL: [Framework; 6] = [
+    const ALL: [Framework; 7] = [
         Self::Erpc,
         Self::ErpcPostcard,
         Self::ErpcTls,
+        Self::ErpcMetrics,
         Self::Tarpc,
         Self::Tonic,
         Self::Raw,
@@ -51,6 +55,7 @@ impl Framework {
             Self::Erpc => "erpc",
             Self::ErpcPostcard => "erpc-postcard",
             Self::ErpcTls => "erpc+tls",
+            Self::ErpcMetrics => "erpc+metrics",
             Self::Tarpc => "tarpc",
             Self::Tonic => "tonic",
             Self::Raw => "raw",
@@ -61,6 +66,7 @@ impl Framework {
         match self {
             Self::Erpc | Self::ErpcPostcard => ServerKind::Erpc,
             Self::ErpcTls => ServerKind::ErpcTls,
+            Self::ErpcMetrics => ServerKind::ErpcMetrics,
             Self::Tarpc => ServerKind::Tarpc,
             Self::Tonic => ServerKind::Tonic,
             Self::Raw => ServerKind::Raw,
@@ -75,6 +81,8 @@ pub enum ServerKind {
     Erpc,
     /// erpc server accepting only TLS, with the certificate the parent hands it.
     ErpcTls,
+    /// erpc server recording call metrics.
+    ErpcMetrics,
     /// tarpc server.
     Tarpc,
     /// tonic server.
@@ -231,10 +239,11 @@ fn run_server(kind: ServerKind, port: u16) -> Result<(), String> {
     stats::raise_nofile_limit();
     runtime().block_on(async move {
         match kind {
-            ServerKind::Erpc => peers::erpc_echo::serve(port, None).await,
+            ServerKind::Erpc => peers::erpc_echo::serve(port, None, false).await,
             ServerKind::ErpcTls => {
-                peers::erpc_echo::serve(port, Some(peers::tls::server_config()?)).await
+                peers::erpc_echo::serve(port, Some(peers::tls::server_config()?), false).await
             }
+            ServerKind::ErpcMetrics => peers::erpc_echo::serve(port, None, true).await,
             ServerKind::Tarpc => peers::tarpc_echo::serve(port).await,
             ServerKind::Tonic => peers::tonic_echo::serve(port).await,
             ServerKind::Raw => peers::raw::serve(port).await,

@@ -28,18 +28,29 @@ impl Caller {
     /// Connects to the server of `framework` at `addr`.
     pub(crate) async fn connect(framework: Framework, addr: &str) -> Result<Self, String> {
         Ok(match framework {
-            Framework::Erpc => {
-                Self::Erpc(erpc_echo::client(addr, erpc::Serialization::MsgPack, None)?)
-            }
+            Framework::Erpc => Self::Erpc(erpc_echo::client(
+                addr,
+                erpc::Serialization::MsgPack,
+                None,
+                false,
+            )?),
+            Framework::ErpcMetrics => Self::Erpc(erpc_echo::client(
+                addr,
+                erpc::Serialization::MsgPack,
+                None,
+                true,
+            )?),
             Framework::ErpcPostcard => Self::Erpc(erpc_echo::client(
                 addr,
                 erpc::Serialization::Postcard,
                 None,
+                false,
             )?),
             Framework::ErpcTls => Self::Erpc(erpc_echo::client(
                 addr,
                 erpc::Serialization::MsgPack,
                 Some(tls::client_config()?),
+                false,
             )?),
             Framework::Tarpc => Self::Tarpc(tarpc_echo::client(addr).await?),
             Framework::Tonic => Self::Tonic(tonic_echo::client(addr).await?),

@@ -17,6 +17,7 @@
 //! [server]
 //! bind = "0.0.0.0:9000"
 //! max_concurrency = 10000
+//! admin = "0.0.0.0:9100"   # /metrics, /health, /ready, /services (see erpc_core::admin)
 //! ```
 //!
 //! Every field has an environment variable: `ERPC_REGISTRY`, `ERPC_CLIENT_TIMEOUT_MS`,
@@ -118,6 +119,10 @@ pub struct ClientConfig {
     pub breaker_ejection_ms: u64,
     /// Longest ejection time.
     pub breaker_max_ejection_ms: u64,
+    /// Address of the admin HTTP listener (`/metrics`, `/health`, ...); none when absent.
+    pub admin: Option<String>,
+    /// Call metrics; when absent, on exactly when `admin` is set.
+    pub metrics: Option<bool>,
 }
 
 impl Default for ClientConfig {
@@ -144,6 +149,8 @@ impl Default for ClientConfig {
             breaker_window_ms: millis(BreakerPolicy::default().window),
             breaker_ejection_ms: millis(BreakerPolicy::default().base_ejection),
             breaker_max_ejection_ms: millis(BreakerPolicy::default().max_ejection),
+            admin: None,
+            metrics: None,
         }
     }
 }
@@ -191,6 +198,11 @@ pub struct ServerConfig {
     /// Extra registry metadata for every hosted service (`[server.metadata]`), e.g.
     /// Nacos's `preserved.heart.beat.timeout`.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// Address of the admin HTTP listener (`/metrics`, `/health`, `/ready`,
+    /// `/services`); none when absent.
+    pub admin: Option<String>,
+    /// Call metrics; when absent, on exactly when `admin` is set.
+    pub metrics: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -212,6 +224,8 @@ impl Default for ServerConfig {
             goaway_grace_ms: 250,
             limits: Vec::new(),
             metadata: Default::default(),
+            admin: None,
+            metrics: None,
         }
     }
 }
@@ -243,6 +257,11 @@ impl ClientConfig {
         self.breaker_max_ejection_ms = millis(policy.max_ejection);
     }
 
+    /// Whether calls are recorded: `metrics` if set, else whether `admin` is.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics.unwrap_or(self.admin.is_some())
+    }
+
     /// Request compression: algorithm and threshold.
     pub fn compression_policy(&self) -> CompressionPolicy {
         CompressionPolicy {
@@ -253,6 +272,11 @@ impl ClientConfig {
 }
 
 impl ServerConfig {
+    /// Whether calls are recorded: `metrics` if set, else whether `admin` is.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics.unwrap_or(self.admin.is_some())
+    }
+
     /// Response compression: algorithm and threshold.
     pub fn compression_policy(&self) -> CompressionPolicy {
         CompressionPolicy {
@@ -526,6 +550,9 @@ mod tests {
             "ERPC_SERVER_WRITE_TIMEOUT_MS",
             "ERPC_SERVER_LIMITS",
             "ERPC_SERVER_METADATA",
+            "ERPC_SERVER_ADMIN",
+            "ERPC_CLIENT_ADMIN",
+            "ERPC_SERVER_METRICS",
         ] {
             assert!(vars.iter().any(|v| v == expected), "{expected} missing");
         }
@@ -550,6 +577,10 @@ mod tests {
         changed.server.goaway_grace_ms = 9;
         changed.server.advertise = Some("10.0.0.1:9".into());
         changed.server.metadata.insert("zone".into(), "a".into());
+        changed.server.admin = Some("127.0.0.1:9100".into());
+        changed.server.metrics = Some(false);
+        changed.client.admin = Some("0.0.0.0:9101".into());
+        changed.client.metrics = Some(true);
         let mut rule = LimitRule::service("a::B");
         rule.max_concurrency = Some(3);
         changed.server.limits.push(rule);

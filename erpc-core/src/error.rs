@@ -148,6 +148,37 @@ impl Error {
         )
     }
 
+    /// A stable lowercase name for the variant (`"timeout"`, `"connect"`, ...), used as
+    /// the `kind` label of `erpc_call_errors_total` (see [`crate::admin`]).
+    ///
+    /// ```
+    /// assert_eq!(erpc_core::Error::Cancelled.kind(), "cancelled");
+    /// assert_eq!(erpc_core::Error::Overloaded("busy".into()).kind(), "overloaded");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Timeout { .. } => "timeout",
+            Error::Connect { .. } => "connect",
+            Error::ConnectionLost { .. } => "connection_lost",
+            Error::NoProvider { .. } => "no_provider",
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::ServiceNotFound { .. } => "service_not_found",
+            Error::MethodNotFound { .. } => "method_not_found",
+            Error::Encode(_) => "encode",
+            Error::Decode(_) => "decode",
+            Error::Overloaded(_) => "overloaded",
+            Error::HandlerPanicked(_) => "handler_panicked",
+            Error::Cancelled => "cancelled",
+            Error::GoingAway { .. } => "going_away",
+            Error::Remote { .. } => "remote",
+            Error::FrameTooLarge { .. } => "frame_too_large",
+            Error::Protocol(_) => "protocol",
+            Error::Registry(_) => "registry",
+            Error::Config(_) => "config",
+            Error::Io { .. } => "io",
+        }
+    }
+
     /// Builds an [`Error::Io`] with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

@@ -6,12 +6,14 @@
 //!   connection per provider, heartbeats, deadlines and cancellation.
 //! - [`Server`]: dispatch to hosted [`Service`]s with a concurrency limit, panic
 //!   isolation, registration and graceful shutdown.
+//! - [`admin`]: call metrics and the admin HTTP listener (`/metrics`, `/health`, ...).
 //! - [`Config`]: settings from builders, `erpc.toml` and `ERPC_*` variables.
 //!
 //! Users normally depend on the `erpc` facade crate, which re-exports all of this.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
 mod client;
 pub mod compress;

@@ -22,11 +22,16 @@ impl Echo for EchoImpl {
     }
 }
 
-/// Serves (over TLS only when `tls` is given) until the process is killed; prints the
-/// bound port first.
-pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(), String> {
+/// Serves (over TLS only when `tls` is given, recording call metrics when `metrics`)
+/// until the process is killed; prints the bound port first.
+pub(crate) async fn serve(
+    port: u16,
+    tls: Option<TlsServerConfig>,
+    metrics: bool,
+) -> Result<(), String> {
     let mut builder = Server::builder()
         .bind(format!("127.0.0.1:{port}"))
+        .metrics(metrics)
         .add_service(EchoServer::new(EchoImpl));
     if let Some(tls) = tls {
         builder = builder.tls(tls);
@@ -36,14 +41,17 @@ pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(),
     server.serve().await.map_err(|e| e.to_string())
 }
 
-/// A client with one multiplexed connection to `addr` (TLS when `tls` is given).
+/// A client with one multiplexed connection to `addr` (TLS when `tls` is given,
+/// recording call metrics when `metrics`).
 pub(crate) fn client(
     addr: &str,
     serialization: Serialization,
     tls: Option<TlsClientConfig>,
+    metrics: bool,
 ) -> Result<EchoClient, String> {
     let mut builder = Client::builder()
         .direct([addr.to_string()])
+        .metrics(metrics)
         .serialization(serialization)
         .timeout(Duration::from_secs(30));
     if let Some(tls) = tls {

@@ -29,6 +29,7 @@ pub use breaker::BreakerPolicy;
 pub use budget::RetryBudgetPolicy;
 pub use stub::ServiceClient;
 
+use crate::admin::{self, CallMetrics, Side};
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ClientConfig, Layered};
@@ -88,6 +89,9 @@ struct Inner {
     pool: Arc<Pool>,
     balancer: Arc<dyn LoadBalancer>,
     budget: RetryBudget,
+    metrics: Option<CallMetrics>,
+    /// The admin listener, stopped when the last handle goes.
+    admin: Option<admin::Running>,
 }
 
 impl Inner {
@@ -130,6 +134,16 @@ impl Client {
         &self.inner.config
     }
 
+    /// The client's call metrics, when on.
+    pub fn metrics(&self) -> Option<&CallMetrics> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// The admin listener's bound address, when one was configured.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.admin.as_ref().map(admin::Running::addr)
+    }
+
     /// Calls `method` of service `key` with the argument tuple `args`.
     ///
     /// The call is encoded once and bounded by one deadline. Under the cluster mode it
@@ -149,8 +163,34 @@ impl Client {
         self.invoke(key, method, args, options, None).await
     }
 
-    /// [`Client::call`] with a per-call hash key overriding the options' one.
+    /// [`Client::call`] with a per-call hash key overriding the options' one; observed
+    /// as one call when metrics are on.
     pub(crate) async fn invoke<A, R>(
+        &self,
+        key: &ServiceKey,
+        method: &str,
+        args: &A,
+        options: &CallOptions,
+        hash_key: Option<u64>,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let Some(metrics) = &self.inner.metrics else {
+            return self
+                .invoke_unobserved(key, method, args, options, hash_key)
+                .await;
+        };
+        let observed = metrics.begin(Side::Consumer, key, method);
+        let result = self
+            .invoke_unobserved(key, method, args, options, hash_key)
+            .await;
+        observed.finish(result.as_ref().map(|_| ()).map_err(Error::kind));
+        result
+    }
+
+    async fn invoke_unobserved<A, R>(
         &self,
         key: &ServiceKey,
         method: &str,
@@ -219,6 +259,9 @@ impl Client {
                 tracing::debug!(service = %call.key, "retry budget spent; not retrying");
                 break;
             }
+            if let Some(metrics) = self.inner.metrics.as_ref().filter(|_| attempt > 0) {
+                metrics.retry(call.key, call.method);
+            }
             match self.attempt(&route.endpoints[i], tier, call).await {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
                     tracing::debug!(addr = %route.providers[i].addr, error = %e, "attempt failed; trying another provider");
@@ -246,6 +289,9 @@ impl Client {
             if copy > 0 && !self.inner.budget.withdraw() {
                 tracing::debug!(service = %call.key, "retry budget spent; forking fewer copies");
                 break;
+            }
+            if let Some(metrics) = self.inner.metrics.as_ref().filter(|_| copy > 0) {
+                metrics.retry(call.key, call.method);
             }
             chosen.push(i);
             let endpoint = &route.endpoints[i];
@@ -360,7 +406,10 @@ impl Client {
                 // Eligibility is not checked again: it may have changed since the
                 // picker looked (another call's connect failed, a breaker tripped).
                 Some(i) if i < candidates.len() && !tried.contains(&i) => {
-                    return Ok(Some((i, tier)))
+                    if let Some(metrics) = &self.inner.metrics {
+                        metrics.pick(call.key, &route.providers[i].addr);
+                    }
+                    return Ok(Some((i, tier)));
                 }
                 Some(i) => {
                     let balancer: &dyn std::fmt::Debug = match &call.options.balancer {
@@ -628,9 +677,37 @@ impl ClientBuilder {
         self
     }
 
+    /// Serves `/metrics`, `/health`, `/ready` and `/services` over HTTP on `addr` until
+    /// the last handle of the client is dropped (see [`crate::admin`]); turns metrics
+    /// on unless [`ClientBuilder::metrics`] turned them off. Binding needs a tokio
+    /// runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), erpc_core::Error> {
+    /// let client = erpc_core::Client::builder()
+    ///     .direct(["127.0.0.1:9000"])
+    ///     .admin("127.0.0.1:0")
+    ///     .build()?;
+    /// assert!(client.admin_addr().is_some());
+    /// assert!(client.metrics().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn admin(self, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        self.edit(move |c| c.admin = Some(addr))
+    }
+
+    /// Records call metrics (see [`crate::admin::CallMetrics`]), with or without an
+    /// admin listener; off by default unless an admin address is set.
+    pub fn metrics(self, on: bool) -> Self {
+        self.edit(move |c| c.metrics = Some(on))
+    }
+
     /// Builds the client; connections open lazily on first call.
     ///
-    /// Fails when no registry was given or a setting is invalid.
+    /// Fails when no registry was given, a setting is invalid, or the admin listener
+    /// cannot bind.
     pub fn build(mut self) -> Result<Client, Error> {
         let (config, registry_url) = self.settings.resolve(|c| c.client)?;
         let registry = match (self.registry, registry_url) {
@@ -660,7 +737,10 @@ impl ClientBuilder {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
-        let settings = endpoint_settings(&config, self.tls);
+        let metrics = config.metrics_enabled().then(CallMetrics::new);
+        let admin = config.admin.as_deref().map(admin::bind).transpose()?;
+        let mut settings = endpoint_settings(&config, self.tls);
+        settings.metrics = metrics.clone();
         let budget = RetryBudget::new(self.retry_budget.unwrap_or(RetryBudgetPolicy {
             ratio: config.retry_budget_ratio,
             ..RetryBudgetPolicy::default()
@@ -674,13 +754,33 @@ impl ClientBuilder {
             })
         };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let admin_view = weak.clone();
             let weak = weak.clone();
             let on_change = Arc::new(move || {
                 if let Some(inner) = weak.upgrade() {
                     inner.prune();
                 }
             });
+            let admin = admin.map(|listener| {
+                let weak = admin_view.clone();
+                listener.start(admin::View {
+                    ready: Box::new(|| true),
+                    services: Box::new(move || {
+                        let services: Vec<_> = weak
+                            .upgrade()
+                            .map(|inner| inner.directory.services())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|(key, providers)| admin::subscribed_service(key, *providers))
+                            .collect();
+                        serde_json::json!({"side": "client", "services": services})
+                    }),
+                    metrics: metrics.clone(),
+                })
+            });
             Inner {
+                metrics,
+                admin,
                 serialization,
                 compression,
                 cluster,
@@ -711,6 +811,7 @@ fn endpoint_settings(config: &ClientConfig, tls: ClientTls) -> EndpointSettings 
         },
         breaker: config.breaker_policy(),
         max_in_flight: config.max_in_flight_per_provider,
+        metrics: None,
     }
 }
 

@@ -40,6 +40,7 @@ use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget, MemoryCharge
 use super::limits::Admission;
 use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
+use crate::admin::{CallMetrics, InFlight, Side};
 use crate::compress::{Compression, CompressionPolicy};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
@@ -78,6 +79,8 @@ pub(crate) struct ServerContext {
     pub(crate) draining: Signal,
     /// Cancelled when connections must close.
     pub(crate) closing: Signal,
+    /// Call metrics, when on.
+    pub(crate) metrics: Option<CallMetrics>,
 }
 
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
@@ -310,9 +313,15 @@ impl Conn {
             .budget
             .reserve(HEADER_LEN + frame.header.body_len as usize)
             .await?;
-        let admitted = match self.admit(&frame, wire) {
+        let mut observed = None;
+        let admitted = match self.admit(&frame, wire, &mut observed) {
             Ok(admitted) => admitted,
-            Err((status, message)) => return self.refuse(id, status, &message).await,
+            Err((status, message)) => {
+                if let Some(call) = observed {
+                    call.finish(Err(status_kind(status)));
+                }
+                return self.refuse(id, status, &message).await;
+            }
         };
         let (abort, registration) = AbortHandle::new_pair();
         self.calls.lock().insert(id, abort);
@@ -325,6 +334,7 @@ impl Conn {
             calls: self.calls.clone(),
             queue: self.queue.clone(),
             slot: slot.take(),
+            observed,
         };
         // Boxed before spawning: the task then moves a pointer, not a ~1 KiB future, on
         // its way into the runtime and when it completes.
@@ -333,8 +343,14 @@ impl Conn {
     }
 
     /// Every check that needs no work on the body, cheapest first; a refusal carries
-    /// the status to answer with and releases whatever was taken.
-    fn admit(&self, frame: &Frame, wire: Charge) -> Result<Admitted, (Status, String)> {
+    /// the status to answer with and releases whatever was taken. With metrics on, the
+    /// call is observed from the moment its service and method are known.
+    fn admit(
+        &self,
+        frame: &Frame,
+        wire: Charge,
+        observed: &mut Option<InFlight>,
+    ) -> Result<Admitted, (Status, String)> {
         let id = frame.header.request_id;
         let mut envelope = read_request_envelope(frame)?;
         if self.calls.lock().contains_key(&id) {
@@ -344,6 +360,11 @@ impl Conn {
             ));
         }
         let (route, method) = self.ctx.router.resolve(&envelope.head)?;
+        if let Some(metrics) = &self.ctx.metrics {
+            let name = route.service.descriptor().methods.get(method);
+            *observed =
+                Some(metrics.begin(Side::Provider, route.key(), name.map_or("", |m| m.name)));
+        }
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
             return Err((Status::ShuttingDown, "provider is shutting down".into()));
@@ -391,6 +412,8 @@ struct CallTask {
     queue: mpsc::Sender<OutFrame>,
     /// The connection's in-flight slot, released once the answer is queued.
     slot: Option<OwnedSemaphorePermit>,
+    /// The call's metrics, when on.
+    observed: Option<InFlight>,
 }
 
 impl CallTask {
@@ -413,6 +436,9 @@ impl CallTask {
             Ok::<_, Stop>(within_deadline(guarded, deadline).await)
         };
         let outcome = Abortable::new(work, registration).await;
+        if let Some(call) = self.observed.take() {
+            call.finish(outcome_kind(&outcome));
+        }
         self.calls.lock().remove(&id);
         let CallTask {
             admitted,
@@ -526,6 +552,41 @@ fn status_for(error: &Error) -> Status {
         Error::Overloaded(_) => Status::Overloaded,
         Error::GoingAway { .. } => Status::ShuttingDown,
         _ => Status::Unknown,
+    }
+}
+
+/// What a call task's work ends with: aborted by the caller, stopped before the
+/// handler, past its deadline (`None`), panicked, or the handler's result.
+type Outcome<T> =
+    Result<Result<Option<std::thread::Result<Result<T, Error>>>, Stop>, futures::future::Aborted>;
+
+/// A finished call for the metrics: `Err` with the kind of error its caller sees.
+fn outcome_kind<T>(outcome: &Outcome<T>) -> Result<(), &'static str> {
+    match outcome {
+        Err(_aborted) => Err("cancelled"),
+        Ok(Err(Stop::Gone)) => Err("connection_lost"),
+        Ok(Err(Stop::Refuse(status, _))) => Err(status_kind(*status)),
+        Ok(Ok(None)) => Err("timeout"),
+        Ok(Ok(Some(Err(_panic)))) => Err("handler_panicked"),
+        Ok(Ok(Some(Ok(Err(e))))) => Err(e.kind()),
+        Ok(Ok(Some(Ok(Ok(_))))) => Ok(()),
+    }
+}
+
+/// The [`Error::kind`] a caller's error for a refusal with `status` has.
+fn status_kind(status: Status) -> &'static str {
+    match status {
+        Status::ServiceNotFound => "service_not_found",
+        Status::MethodNotFound => "method_not_found",
+        Status::BadRequest => "decode",
+        Status::Overloaded => "overloaded",
+        Status::HandlerPanicked => "handler_panicked",
+        Status::Cancelled => "cancelled",
+        Status::DeadlineExceeded => "timeout",
+        Status::EncodeFailed => "encode",
+        Status::ShuttingDown => "going_away",
+        Status::FrameTooLarge => "frame_too_large",
+        Status::Ok | Status::Unknown => "remote",
     }
 }
 

@@ -20,6 +20,11 @@ pub(crate) struct Route {
 }
 
 impl Route {
+    /// The hosted service's key.
+    pub(crate) fn key(&self) -> &ServiceKey {
+        &self.key
+    }
+
     /// Passes the method's then the service's limits, or says which refused.
     pub(crate) fn admit(&self, method: usize) -> Result<Admission, String> {
         let mut admission = Admission::default();
