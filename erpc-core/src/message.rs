@@ -78,7 +78,6 @@ impl EncodedRequest {
         OutFrame {
             first: header.freeze(),
             rest: self.body.clone(),
-            charge: None,
         }
     }
 }

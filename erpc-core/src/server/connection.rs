@@ -47,7 +47,7 @@ use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
 use crate::service::{Request, Service};
-use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
+use crate::transport::writer::{run_writer, Charged, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
 
@@ -107,7 +107,8 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
         let busy = move || !running.lock().is_empty();
         let (broken, budget) = (broken.clone(), budget.clone());
         tokio::spawn(async move {
-            let result = run_writer(write, rx, busy, Some(limits.write_timeout)).await;
+            let release = |permits| budget.release(permits);
+            let result = run_writer(write, rx, busy, Some(limits.write_timeout), release).await;
             broken.cancel();
             budget.close();
             result
@@ -200,7 +201,7 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
 struct Conn {
     peer: SocketAddr,
     ctx: Arc<ServerContext>,
-    queue: mpsc::Sender<OutFrame>,
+    queue: mpsc::Sender<Charged>,
     calls: Calls,
     budget: Arc<ConnectionBudget>,
 }
@@ -244,9 +245,9 @@ impl Conn {
     /// queue is full the caller waits, so a peer that does not read is not read either.
     async fn send_charged(&self, frame: Bytes) -> Result<(), Closed> {
         let send = async {
-            let charge = self.budget.reserve(frame.len()).await?;
+            let permits = self.budget.reserve_for_writer(frame.len()).await?;
             self.queue
-                .send(OutFrame::charged(frame, charge))
+                .send(Charged { frame, permits })
                 .await
                 .map_err(|_| Closed)
         };
@@ -409,7 +410,7 @@ struct CallTask {
     ctx: Arc<ServerContext>,
     budget: Arc<ConnectionBudget>,
     calls: Calls,
-    queue: mpsc::Sender<OutFrame>,
+    queue: mpsc::Sender<Charged>,
     /// The connection's in-flight slot, released once the answer is queued.
     slot: Option<OwnedSemaphorePermit>,
     /// The call's metrics, when on.
@@ -465,10 +466,10 @@ impl CallTask {
             Ok(Ok(Some(Ok(Err(e))))) => error_response(id, status_for(&e), &e.to_string()),
             Ok(Ok(Some(Ok(Ok(reply))))) => reply.0,
         };
-        let Ok(charge) = budget.reserve(frame.len()).await else {
+        let Ok(permits) = budget.reserve_for_writer(frame.len()).await else {
             return; // the connection ended
         };
-        let _ = queue.send(OutFrame::charged(frame, charge)).await;
+        let _ = queue.send(Charged { frame, permits }).await;
         drop(slot);
     }
 }
