@@ -39,11 +39,13 @@ use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget};
 use super::limits::Admission;
 use super::router::Router;
 use crate::compress::{Compression, CompressionPolicy};
+use crate::context::{CallContext, CallFacts};
+use crate::filter::{ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
-use crate::service::{Request, Service};
+use crate::service::{Reply, Request, Service, ServiceKey};
 use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
@@ -76,6 +78,9 @@ pub(crate) struct ServerContext {
     pub(crate) draining: CancellationToken,
     /// Cancelled when connections must close.
     pub(crate) closing: CancellationToken,
+    /// Filters around every call, outermost first (none: the handler is called
+    /// directly).
+    pub(crate) filters: Box<[Arc<dyn ServerFilter>]>,
 }
 
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
@@ -197,7 +202,9 @@ struct Conn {
 /// An admitted request: what its task needs, and the permits it holds while it runs.
 struct Admitted {
     service: Arc<dyn Service>,
+    key: Arc<ServiceKey>,
     method: usize,
+    method_name: &'static str,
     deadline: Option<Duration>,
     metadata: Metadata,
     serialization: Serialization,
@@ -306,6 +313,7 @@ impl Conn {
         self.calls.lock().insert(id, abort);
         let task = CallTask {
             id,
+            peer: self.peer,
             payload: frame.payload,
             admitted,
             ctx: self.ctx.clone(),
@@ -349,9 +357,17 @@ impl Conn {
             .memory
             .try_reserve(wire.num_permits())
             .map_err(|message| (Status::Overloaded, message))?;
+        let method_name = route
+            .service
+            .descriptor()
+            .methods
+            .get(method)
+            .map_or("", |m| m.name);
         Ok(Admitted {
             service: route.service.clone(),
+            key: route.key.clone(),
             method,
+            method_name,
             deadline: envelope.head.deadline,
             metadata: std::mem::take(&mut envelope.head.metadata),
             serialization: envelope.serialization,
@@ -369,6 +385,7 @@ impl Conn {
 /// One admitted call, from its body to its answer on the queue.
 struct CallTask {
     id: u64,
+    peer: SocketAddr,
     payload: Bytes,
     admitted: Admitted,
     ctx: Arc<ServerContext>,
@@ -383,53 +400,135 @@ impl CallTask {
     async fn run(self, registration: futures::future::AbortRegistration) {
         let CallTask {
             id,
+            peer,
             payload,
-            mut admitted,
+            admitted,
             ctx,
             budget,
             calls,
             queue,
             slot,
         } = self;
-        let deadline = admitted.deadline;
+        let Admitted {
+            service,
+            key,
+            method,
+            method_name,
+            deadline,
+            metadata,
+            serialization,
+            compression,
+            mut held,
+        } = admitted;
+        let mut call = ServerCall {
+            request_id: id,
+            peer,
+            service: key,
+            method: method_name,
+            metadata,
+            deadline: deadline.map(|d| Instant::now() + d),
+            context: None,
+            handler: None,
+        };
         let work = async {
-            let payload = open_body(&ctx, &budget, &mut admitted, payload).await?;
-            let request = Request {
-                request_id: id,
-                serialization: admitted.serialization,
+            let payload = open_body(&ctx, &budget, compression, &mut held, payload).await?;
+            call.handler = Some(HandlerParts {
+                service,
+                method,
+                serialization,
                 compression: ctx.compression,
                 payload,
-                metadata: std::mem::take(&mut admitted.metadata),
-            };
-            let handler = admitted.service.call(admitted.method, request);
-            let guarded = AssertUnwindSafe(handler).catch_unwind();
-            Ok::<_, Stop>(within_deadline(guarded, deadline).await)
+                timeout: deadline,
+            });
+            Ok::<_, Stop>(if ctx.filters.is_empty() {
+                run_handler(&mut call).await
+            } else {
+                ServerNext { rest: &ctx.filters }.run(&mut call).await
+            })
         };
         let outcome = Abortable::new(work, registration).await;
         calls.lock().remove(&id);
         // The handler is done: its permits and request bytes go back before the answer
         // waits for room, so a peer that does not read cannot keep the server's limits.
-        drop(admitted);
+        drop(held);
         let frame = match outcome {
-            Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
+            Err(_aborted) => {
+                // Cancelled by the caller: nobody waits for an answer.
+                call.cancel();
+                return;
+            }
             Ok(Err(Stop::Gone)) => return,
             Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message),
-            Ok(Ok(None)) => error_response(
-                id,
-                Status::DeadlineExceeded,
-                "deadline passed on the provider",
-            ),
-            Ok(Ok(Some(Err(panic)))) => {
-                error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
+            Ok(Ok(Err(e))) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    call.cancel();
+                }
+                error_response(id, status_for(&e), &error_message(&e))
             }
-            Ok(Ok(Some(Ok(Err(e))))) => error_response(id, status_for(&e), &e.to_string()),
-            Ok(Ok(Some(Ok(Ok(reply))))) => reply.0,
+            Ok(Ok(Ok(reply))) => reply.0,
         };
         let Ok(charge) = budget.reserve(frame.len()).await else {
             return; // the connection ended
         };
         let _ = queue.send(OutFrame::charged(frame, charge)).await;
         drop(slot);
+    }
+}
+
+impl ServerCall {
+    /// Tells the handler's context (if the call got that far) that nobody waits for it.
+    fn cancel(&self) {
+        if let Some(context) = &self.context {
+            context.cancel();
+        }
+    }
+}
+
+/// What a call's handler needs, taken by [`run_handler`] when it starts.
+pub(crate) struct HandlerParts {
+    service: Arc<dyn Service>,
+    method: usize,
+    serialization: Serialization,
+    compression: CompressionPolicy,
+    payload: Bytes,
+    timeout: Option<Duration>,
+}
+
+/// The end of the server chain: runs the handler inside its [`CallContext`], isolating
+/// a panic and bounding it by the call's deadline.
+pub(crate) async fn run_handler(call: &mut ServerCall) -> Result<Reply, Error> {
+    let Some(parts) = call.handler.take() else {
+        return Err(Error::Config(
+            "the handler of this call already ran (a server filter reused its call)".into(),
+        ));
+    };
+    let context = CallContext::new(CallFacts {
+        request_id: call.request_id,
+        peer: call.peer,
+        service: call.service.clone(),
+        method: call.method,
+        metadata: std::mem::take(&mut call.metadata),
+        deadline: call.deadline,
+    });
+    call.context = Some(context.clone());
+    let request = Request {
+        request_id: call.request_id,
+        serialization: parts.serialization,
+        compression: parts.compression,
+        payload: parts.payload,
+        metadata: Metadata::new(),
+        context: Some(context.clone()),
+    };
+    let handler = parts.service.call(parts.method, request);
+    let guarded = AssertUnwindSafe(context.scope(handler)).catch_unwind();
+    match within_deadline(guarded, parts.timeout).await {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(Error::HandlerPanicked(panic_message(&*panic))),
+        None => Err(Error::Timeout {
+            service: call.service.to_string(),
+            method: call.method.to_string(),
+            after: parts.timeout.unwrap_or_default(),
+        }),
     }
 }
 
@@ -440,10 +539,10 @@ impl CallTask {
 async fn open_body(
     ctx: &ServerContext,
     budget: &ConnectionBudget,
-    admitted: &mut Admitted,
+    compression: Compression,
+    held: &mut Held,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    let compression = admitted.compression;
     if compression == Compression::None {
         return Ok(payload);
     }
@@ -463,9 +562,9 @@ async fn open_body(
         .memory
         .try_reserve(inflated.len())
         .map_err(|message| Stop::Refuse(Status::Overloaded, message))?;
-    admitted.held._memory.push(memory);
+    held._memory.push(memory);
     let bytes = budget.reserve(inflated.len()).await?;
-    admitted.held._connection_bytes.push(bytes);
+    held._connection_bytes.push(bytes);
     Ok(inflated)
 }
 
@@ -492,7 +591,19 @@ fn status_for(error: &Error) -> Status {
         Error::Cancelled => Status::Cancelled,
         Error::Overloaded(_) => Status::Overloaded,
         Error::GoingAway { .. } => Status::ShuttingDown,
+        Error::HandlerPanicked(_) => Status::HandlerPanicked,
+        Error::Timeout { .. } => Status::DeadlineExceeded,
+        Error::Unauthenticated(_) => Status::Unauthenticated,
         _ => Status::Unknown,
+    }
+}
+
+/// The message an error travels with: the bare payload where the caller's error adds
+/// its own prefix.
+fn error_message(error: &Error) -> std::borrow::Cow<'_, str> {
+    match error {
+        Error::HandlerPanicked(m) | Error::Unauthenticated(m) => m.as_str().into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -521,5 +632,9 @@ mod tests {
             Status::ShuttingDown
         );
         assert_eq!(status_for(&Error::Config("x".into())), Status::Unknown);
+        assert_eq!(
+            status_for(&Error::Unauthenticated("x".into())),
+            Status::Unauthenticated
+        );
     }
 }
