@@ -882,6 +882,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refused_credentials_do_not_eject_the_provider() {
+        let pool = Pool::new(endpoint_settings(
+            &ClientConfig::default(),
+            ClientTls::default(),
+        ));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        for _ in 0..10 * BreakerPolicy::default().consecutive_failures {
+            let mut verdict = Verdict {
+                endpoint: &endpoint,
+                started: Instant::now(),
+                timeout: Duration::from_secs(1),
+                done: false,
+            };
+            verdict.finish::<()>(&Err(Error::Unauthenticated("wrong token".into())));
+        }
+        assert!(endpoint.admits(Instant::now()));
+        assert!(!may_retry(&Error::Unauthenticated("x".into()), true));
+    }
+
+    #[tokio::test]
     async fn only_timeouts_the_caller_made_generous_count_against_the_provider() {
         let pool = Pool::new(endpoint_settings(
             &ClientConfig::default(),
