@@ -6,12 +6,13 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use erpc::context::{self, CallContext, TraceParent, TRACEPARENT};
 use erpc::{Client, Metadata, ServerHandle};
-use support::{bounded, direct, server, spawn, TEST_LIMIT};
+use support::{bounded, direct, eventually, server, spawn, TEST_LIMIT};
 
 /// A service whose handler calls the next hop.
 #[erpc::service]
@@ -21,11 +22,14 @@ pub trait Hop {
     async fn relay(&self) -> u32;
     /// Records the call's context from a task the handler spawned with its scope.
     async fn spawned(&self) -> bool;
+    /// Hands a watcher of its cancellation to a spawned task, then sleeps a minute.
+    async fn linger(&self);
 }
 
 #[derive(Clone, Default)]
 struct HopImpl {
     seen: Arc<Mutex<Vec<CallContext>>>,
+    cancelled: Arc<AtomicBool>,
     next: Option<HopClient>,
 }
 
@@ -47,15 +51,31 @@ impl Hop for HopImpl {
         self.seen.lock().unwrap().push(carried);
         outside.await.unwrap()
     }
+
+    async fn linger(&self) {
+        let ctx = context::current().expect("handler context");
+        let cancelled = self.cancelled.clone();
+        tokio::spawn(ctx.clone().scope(async move {
+            let ctx = context::current().expect("carried");
+            ctx.cancelled().await;
+            cancelled.store(ctx.is_cancelled(), Ordering::SeqCst);
+        }));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
 }
 
 async fn hop(next: Option<HopClient>) -> (ServerHandle, Arc<Mutex<Vec<CallContext>>>) {
+    let (server, hop) = hop_with(next).await;
+    (server, hop.seen)
+}
+
+async fn hop_with(next: Option<HopClient>) -> (ServerHandle, HopImpl) {
     let hop = HopImpl {
         next,
         ..HopImpl::default()
     };
-    let seen = hop.seen.clone();
-    (spawn(server().add_service(HopServer::new(hop))).await, seen)
+    let server = spawn(server().add_service(HopServer::new(hop.clone()))).await;
+    (server, hop)
 }
 
 fn client_of(server: &ServerHandle) -> Client {
@@ -201,6 +221,27 @@ async fn deadline_and_trace_travel_through_three_hops() {
         for server in [a, b, c] {
             server.shutdown().await.unwrap();
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_spawned_in_scope_learns_that_the_caller_gave_up() {
+    bounded(TEST_LIMIT, async {
+        let (server, hop) = hop_with(None).await;
+        let client = HopClient::new(client_of(&server)).with_timeout(Duration::from_millis(300));
+        assert!(matches!(
+            client.linger().await,
+            Err(erpc::Error::Timeout { .. })
+        ));
+        assert!(
+            eventually(Duration::from_secs(20), || hop
+                .cancelled
+                .load(Ordering::SeqCst))
+            .await,
+            "the spawned task never saw the cancellation"
+        );
+        server.shutdown().await.unwrap();
     })
     .await;
 }

@@ -29,9 +29,25 @@
 //! filter costs nothing: the server and the client check for an empty chain and take
 //! the same path as before filters existed.
 //!
+//! Measured with `cargo bench -p erpc-core --bench filters` (`benches/filters.rs`):
+//! ns per server call, pass-through filters that look at the outcome, around a handler
+//! that answers at once, context built in every row; best of 7 rounds of 200 000
+//! calls, three runs on the shared 2-core build machine (release):
+//!
+//! | filters | `ServerFilter` chain | tower `BoxCloneService` stack |
+//! |---|---:|---:|
+//! | 0 | 125–138 (direct path) | 143–234 |
+//! | 1 | 147–195 | 239–289 |
+//! | 3 | 183–222 | 390–494 |
+//!
+//! A filter costs about 20–30 ns (one boxed future); a tower layer about 80–90 ns
+//! (a boxed future plus a clone of the boxed inner service per call).
 
 mod access_log;
 mod auth;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod bench;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -486,12 +486,12 @@ impl ServerCall {
 
 /// What a call's handler needs, taken by [`run_handler`] when it starts.
 pub(crate) struct HandlerParts {
-    service: Arc<dyn Service>,
-    method: usize,
-    serialization: Serialization,
-    compression: CompressionPolicy,
-    payload: Bytes,
-    timeout: Option<Duration>,
+    pub(crate) service: Arc<dyn Service>,
+    pub(crate) method: usize,
+    pub(crate) serialization: Serialization,
+    pub(crate) compression: CompressionPolicy,
+    pub(crate) payload: Bytes,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// The end of the server chain: runs the handler inside its [`CallContext`], isolating

@@ -1,0 +1,93 @@
+//! Internals for `erpc-core/benches/filters.rs`: server calls as the server builds
+//! them, around a handler that answers at once. Built only with the `fuzzing` feature
+//! (which the crate's own tests and benches enable); not part of the supported API.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use super::{ServerCall, ServerFilter, ServerNext};
+use crate::compress::CompressionPolicy;
+use crate::server::HandlerParts;
+use crate::service::{MethodDescriptor, Reply, Service, ServiceDescriptor, ServiceKey};
+use crate::{Error, Serialization};
+
+static DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    interface: "bench::Echo",
+    default_group: "",
+    default_version: "1.0",
+    methods: &[MethodDescriptor {
+        name: "echo",
+        args: &[],
+        idempotent: false,
+    }],
+};
+
+/// Answers every call at once with the same (empty) reply.
+struct Instant(Bytes);
+
+impl Service for Instant {
+    fn descriptor(&self) -> &'static ServiceDescriptor {
+        &DESCRIPTOR
+    }
+    fn group(&self) -> &str {
+        ""
+    }
+    fn version(&self) -> &str {
+        "1.0"
+    }
+    fn call(&self, _: usize, _: crate::Request) -> BoxFuture<'static, Result<Reply, Error>> {
+        let reply = Reply(self.0.clone());
+        Box::pin(async move { Ok(reply) })
+    }
+}
+
+/// Makes server calls to one instant handler.
+pub struct Calls {
+    service: Arc<dyn Service>,
+    key: Arc<ServiceKey>,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            service: Arc::new(Instant(Bytes::from_static(b"reply"))),
+            key: Arc::new(ServiceKey::new("bench::Echo", "", "1.0")),
+        }
+    }
+}
+
+impl Calls {
+    /// A fresh call, as the server hands it to the chain (no metadata, no deadline).
+    pub fn call(&self) -> ServerCall {
+        ServerCall {
+            request_id: 1,
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+            service: self.key.clone(),
+            method: "echo",
+            metadata: Default::default(),
+            deadline: None,
+            context: None,
+            handler: Some(HandlerParts {
+                service: self.service.clone(),
+                method: 0,
+                serialization: Serialization::default(),
+                compression: CompressionPolicy::default(),
+                payload: Bytes::new(),
+                timeout: None,
+            }),
+        }
+    }
+}
+
+/// Runs `call` the way the server does: straight to the handler without filters,
+/// else through them.
+pub async fn run(call: &mut ServerCall, filters: &[Arc<dyn ServerFilter>]) -> Result<Reply, Error> {
+    if filters.is_empty() {
+        crate::server::run_handler(call).await
+    } else {
+        ServerNext { rest: filters }.run(call).await
+    }
+}
