@@ -292,3 +292,39 @@ async fn the_auth_filter_admits_the_right_token_and_refuses_others_without_retry
     })
     .await;
 }
+
+/// Copies the attached `tenant` into `tenant-seen`, upper-cased.
+struct Tenant;
+
+#[async_trait]
+impl ClientFilter for Tenant {
+    async fn call(&self, call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error> {
+        if let Some(tenant) = call.metadata().get("tenant") {
+            let seen = tenant.to_uppercase();
+            call.metadata_mut().insert("tenant-seen", seen);
+        }
+        next.run(call).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_filter_reads_and_sets_per_call_metadata() {
+    bounded(TEST_LIMIT, async {
+        let provider = provider(|b, _| b).await;
+        let client = direct(provider.handle.local_addr())
+            .filter(Tenant)
+            .build()
+            .unwrap();
+        let note = NoteClient::new(client);
+        let mut metadata = erpc::Metadata::new();
+        metadata.insert("tenant", "blue");
+        let seen = context::attach(metadata, note.read("tenant-seen".into()))
+            .await
+            .unwrap();
+        assert_eq!(seen.as_deref(), Some("BLUE"));
+        // The same handle without `attach`: nothing attached, nothing derived.
+        assert_eq!(note.read("tenant-seen".into()).await.unwrap(), None);
+        provider.handle.shutdown().await.unwrap();
+    })
+    .await;
+}

@@ -217,25 +217,24 @@ impl Client {
         let mut metadata = Cow::Borrowed(&options.metadata);
         crate::context::outgoing(&mut timeout, &mut metadata);
         let cluster = options.cluster.unwrap_or(self.inner.cluster);
+        let sent = Sent {
+            key,
+            method,
+            options,
+            hash_key,
+            cluster,
+        };
+        // An argument that cannot be encoded is the caller's error, even under failsafe.
         let result = if self.inner.filters.is_empty() {
-            match self.outbound(key, method, timeout, &metadata).encode(args) {
-                Ok(request) => {
-                    let sent = Sent {
-                        key,
-                        method,
-                        options,
-                        hash_key,
-                        cluster,
-                    };
-                    self.dispatch(&sent, &request, timeout).await
-                }
-                Err(e) => Err(e),
-            }
+            let request = self
+                .outbound(key, method, timeout, &metadata)
+                .encode(args)?;
+            self.dispatch(&sent, &request, timeout).await
         } else {
-            self.filtered(
-                key, method, args, options, hash_key, cluster, timeout, metadata,
-            )
-            .await
+            let mut payload = bytes::BytesMut::new();
+            self.inner.serialization.encode(args, &mut payload)?;
+            self.filtered(sent, payload.freeze(), timeout, metadata)
+                .await
         };
         let max_len = self.inner.config.max_frame_bytes as usize;
         let value = result.and_then(|frame| decode_payload(&frame, max_len));
@@ -245,39 +244,27 @@ impl Client {
         }
     }
 
-    /// Encodes the arguments, then runs the client filters around the dispatch; the
-    /// request is built after the filters changed the metadata.
-    #[allow(clippy::too_many_arguments)]
-    async fn filtered<A: Serialize + ?Sized>(
+    /// Runs the client filters around the dispatch of the encoded arguments `payload`;
+    /// the request is built after the filters changed the metadata and timeout.
+    async fn filtered(
         &self,
-        key: &ServiceKey,
-        method: &str,
-        args: &A,
-        options: &CallOptions,
-        hash_key: Option<u64>,
-        cluster: ClusterMode,
+        sent: Sent<'_>,
+        payload: bytes::Bytes,
         timeout: Duration,
         metadata: Cow<'_, Metadata>,
     ) -> Result<Frame, Error> {
-        let mut payload = bytes::BytesMut::new();
-        self.inner.serialization.encode(args, &mut payload)?;
+        let (key, method) = (sent.key, sent.method);
         let mut call = ClientCall {
             service: key,
             method,
             metadata: metadata.into_owned(),
             timeout,
-            idempotent: options.idempotent,
+            idempotent: sent.options.idempotent,
         };
         let terminal = Dispatch {
             client: self,
-            sent: Sent {
-                key,
-                method,
-                options,
-                hash_key,
-                cluster,
-            },
-            payload: payload.freeze(),
+            sent,
+            payload,
             answer: parking_lot::Mutex::new(None),
         };
         let next = ClientNext {
