@@ -4,6 +4,9 @@
 //! outcome, around a handler that answers at once (the call's context is built in
 //! every row).
 //!
+//! A first row runs the handler without a call context, as the server did before
+//! contexts existed: the difference to the 0-filter row is what the context costs.
+//!
 //! `cargo bench -p erpc-core --bench filters` prints ns per call, the best of 7 rounds
 //! of 200 000 calls on a current-thread runtime.
 
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use erpc_core::filter::bench::{run, Calls};
+use erpc_core::filter::bench::{run, run_without_context, Calls};
 use erpc_core::filter::{ServerCall, ServerFilter, ServerNext};
 use erpc_core::{async_trait, Error, Reply};
 use futures::future::BoxFuture;
@@ -94,6 +97,15 @@ async fn tower_chain(calls: &Calls, stack: &Stack) -> Duration {
     started.elapsed()
 }
 
+async fn no_context(calls: &Calls) -> Duration {
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let mut call = calls.call();
+        let _ = black_box(run_without_context(&mut call).await);
+    }
+    started.elapsed()
+}
+
 fn best(times: impl Iterator<Item = Duration>) -> f64 {
     let best = times.min().unwrap_or_default();
     best.as_nanos() as f64 / f64::from(CALLS)
@@ -105,6 +117,8 @@ fn main() {
         .build()
         .expect("runtime");
     let calls = Calls::default();
+    let bare = best((0..ROUNDS).map(|_| runtime.block_on(no_context(&calls))));
+    println!("handler without a call context (before this change): {bare:.0} ns/call");
     println!("| filters | erpc trait chain (ns/call) | tower BoxCloneService stack (ns/call) |");
     println!("|---|---:|---:|");
     for n in [0usize, 1, 3] {

@@ -5,8 +5,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 
 use super::{ServerCall, ServerFilter, ServerNext};
 use crate::compress::CompressionPolicy;
@@ -89,5 +92,27 @@ pub async fn run(call: &mut ServerCall, filters: &[Arc<dyn ServerFilter>]) -> Re
         crate::server::run_handler(call).await
     } else {
         ServerNext { rest: filters }.run(call).await
+    }
+}
+
+/// Runs `call`'s handler as the server did before call contexts existed: no
+/// [`crate::context::CallContext`], no task-local scope (the baseline that shows what
+/// the context costs).
+pub async fn run_without_context(call: &mut ServerCall) -> Result<Reply, Error> {
+    let Some(parts) = call.handler.take() else {
+        return Err(Error::Cancelled);
+    };
+    let request = crate::Request {
+        request_id: call.request_id,
+        serialization: parts.serialization,
+        compression: parts.compression,
+        payload: parts.payload,
+        metadata: std::mem::take(&mut call.metadata),
+        context: None,
+    };
+    let handler = parts.service.call(parts.method, request);
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err(Error::HandlerPanicked("panic".into())),
     }
 }
