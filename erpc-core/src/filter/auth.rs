@@ -14,7 +14,9 @@ pub const AUTHORIZATION: &str = "authorization";
 /// A shared token, as a filter for both sides: on a client it adds
 /// `authorization: Bearer <token>` to every call; on a server it refuses a call whose
 /// `authorization` is missing or different with [`Error::Unauthenticated`] (compared in
-/// constant time), which the client neither retries nor counts against the provider.
+/// constant time), which the client neither retries nor counts against the provider,
+/// and removes the token from an admitted call's metadata, so handlers (and what they
+/// log) never see it.
 ///
 /// The token never appears in `Debug` output or logs.
 ///
@@ -72,6 +74,7 @@ impl ServerFilter for TokenAuth {
                 call.method()
             )));
         }
+        call.metadata_mut().remove(AUTHORIZATION);
         next.run(call).await
     }
 }
