@@ -123,6 +123,13 @@ pub struct ClientConfig {
     pub admin: Option<String>,
     /// Call metrics; when absent, on exactly when `admin` is set.
     pub metrics: Option<bool>,
+    /// Built-in filters around every call, outermost first, by name (`auth`,
+    /// `access_log`; see [`crate::filter`]): a list, or in the environment a
+    /// comma-separated string (`ERPC_CLIENT_FILTERS=auth,access_log`).
+    #[serde(deserialize_with = "filter_names")]
+    pub filters: Vec<String>,
+    /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ClientConfig {
@@ -151,6 +158,8 @@ impl Default for ClientConfig {
             breaker_max_ejection_ms: millis(BreakerPolicy::default().max_ejection),
             admin: None,
             metrics: None,
+            filters: Vec::new(),
+            auth_token: None,
         }
     }
 }
@@ -203,6 +212,13 @@ pub struct ServerConfig {
     pub admin: Option<String>,
     /// Call metrics; when absent, on exactly when `admin` is set.
     pub metrics: Option<bool>,
+    /// Built-in filters around every call, outermost first, by name (`auth`,
+    /// `access_log`; see [`crate::filter`]): a list, or in the environment a
+    /// comma-separated string (`ERPC_SERVER_FILTERS=auth,access_log`).
+    #[serde(deserialize_with = "filter_names")]
+    pub filters: Vec<String>,
+    /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -226,6 +242,8 @@ impl Default for ServerConfig {
             metadata: Default::default(),
             admin: None,
             metrics: None,
+            filters: Vec::new(),
+            auth_token: None,
         }
     }
 }
@@ -344,6 +362,50 @@ pub(crate) fn millis(d: Duration) -> u64 {
 
 /// Serde for settings written by name (`"zstd"`, `"forking:3"`): `Display` out,
 /// `FromStr` in.
+/// A secret setting (a token, a password): `Debug` shows `<redacted>`, never the value.
+///
+/// ```
+/// let secret = erpc_core::config::Secret::new("s3cret");
+/// assert_eq!(secret.expose(), "s3cret");
+/// assert!(!format!("{secret:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the code that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Filter names from a list or a comma-separated string.
+fn filter_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    let names = match Names::deserialize(d)? {
+        Names::List(names) => names,
+        Names::Text(text) => text.split(',').map(|s| s.trim().to_string()).collect(),
+    };
+    Ok(names.into_iter().filter(|n| !n.is_empty()).collect())
+}
+
 mod by_name {
     use std::fmt::Display;
     use std::str::FromStr;
@@ -450,6 +512,14 @@ impl Config {
     /// Checks what types alone cannot (balancer names, limits of at least one).
     pub fn validate(&self) -> Result<(), Error> {
         crate::balance::by_name(&self.client.balancer)?;
+        for (names, token) in [
+            (&self.client.filters, &self.client.auth_token),
+            (&self.server.filters, &self.server.auth_token),
+        ] {
+            for name in names {
+                crate::filter::server_filter(name, token.as_ref().map(Secret::expose))?;
+            }
+        }
         if self.server.max_concurrency == 0 {
             return Err(Error::Config(
                 "server.max_concurrency must be at least 1".into(),

@@ -109,6 +109,11 @@ pub enum Error {
         /// Whether the request or the response was too large.
         direction: FrameDirection,
     },
+    /// The provider refused the caller's credentials (a server filter such as
+    /// [`crate::filter::TokenAuth`]). Not retried elsewhere and not held against the
+    /// provider's health: another provider would refuse the same credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     /// A frame broke the wire protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -172,6 +177,7 @@ impl Error {
             Error::GoingAway { .. } => "going_away",
             Error::Remote { .. } => "remote",
             Error::FrameTooLarge { .. } => "frame_too_large",
+            Error::Unauthenticated(_) => "unauthenticated",
             Error::Protocol(_) => "protocol",
             Error::Registry(_) => "registry",
             Error::Config(_) => "config",

@@ -15,6 +15,7 @@ mod pool;
 mod route;
 mod stub;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -32,8 +33,10 @@ pub use stub::ServiceClient;
 use crate::admin::{self, CallMetrics, Side};
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, ClientConfig, Layered};
-use crate::message::{decode_response, EncodedRequest, OutboundRequest};
+use crate::config::{millis, ClientConfig, Layered, Secret};
+use crate::filter::{ClientCall, ClientFilter, ClientNext, ClientTerminal};
+use crate::message::{check_status, decode_payload, EncodedRequest, OutboundRequest};
+use crate::protocol::Frame;
 use crate::protocol::Metadata;
 use crate::registry::{Registry, StaticRegistry};
 use crate::serialize::Serialization;
@@ -92,6 +95,8 @@ struct Inner {
     metrics: Option<CallMetrics>,
     /// The admin listener, stopped when the last handle goes.
     admin: Option<admin::Running>,
+    /// Filters around every call, outermost first (none: calls are sent directly).
+    filters: Box<[Arc<dyn ClientFilter>]>,
 }
 
 impl Inner {
@@ -108,6 +113,49 @@ impl std::fmt::Debug for Client {
             .field("cluster", &self.inner.cluster)
             .field("balancer", &self.inner.balancer)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a logical call is sent as, besides its request.
+struct Sent<'a> {
+    key: &'a ServiceKey,
+    method: &'a str,
+    options: &'a CallOptions,
+    hash_key: Option<u64>,
+    cluster: ClusterMode,
+}
+
+/// The end of the client filter chain: builds the request with the metadata and
+/// timeout the filters left, dispatches it and keeps the answer for the caller.
+struct Dispatch<'a> {
+    client: &'a Client,
+    sent: Sent<'a>,
+    payload: bytes::Bytes,
+    answer: parking_lot::Mutex<Option<Frame>>,
+}
+
+impl ClientTerminal for Dispatch<'_> {
+    fn run<'b>(
+        &'b self,
+        call: &'b mut ClientCall<'_>,
+    ) -> futures::future::BoxFuture<'b, Result<(), Error>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .outbound(
+                    self.sent.key,
+                    self.sent.method,
+                    call.timeout,
+                    &call.metadata,
+                )
+                .encode_payload(&self.payload)?;
+            let frame = self
+                .client
+                .dispatch(&self.sent, &request, call.timeout)
+                .await?;
+            *self.answer.lock() = Some(frame);
+            Ok(())
+        })
     }
 }
 
@@ -202,37 +250,117 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let timeout = options
+        let mut timeout = options
             .timeout
             .unwrap_or_else(|| self.inner.config.timeout());
-        let request = OutboundRequest {
+        // Inside a handler: its deadline and trace; attached pairs. Borrowed otherwise.
+        let mut metadata = Cow::Borrowed(&options.metadata);
+        crate::context::outgoing(&mut timeout, &mut metadata);
+        let cluster = options.cluster.unwrap_or(self.inner.cluster);
+        let sent = Sent {
+            key,
+            method,
+            options,
+            hash_key,
+            cluster,
+        };
+        // An argument that cannot be encoded is the caller's error, even under failsafe.
+        let result = if self.inner.filters.is_empty() {
+            let request = self
+                .outbound(key, method, timeout, &metadata)
+                .encode(args)?;
+            self.dispatch(&sent, &request, timeout).await
+        } else {
+            let mut payload = bytes::BytesMut::new();
+            self.inner.serialization.encode(args, &mut payload)?;
+            self.filtered(sent, payload.freeze(), timeout, metadata)
+                .await
+        };
+        let max_len = self.inner.config.max_frame_bytes as usize;
+        let value = result.and_then(|frame| decode_payload(&frame, max_len));
+        match (value, cluster) {
+            (Err(e), ClusterMode::Failsafe) => failsafe_value(e, key, method),
+            (value, _) => value,
+        }
+    }
+
+    /// Runs the client filters around the dispatch of the encoded arguments `payload`;
+    /// the request is built after the filters changed the metadata and timeout.
+    async fn filtered(
+        &self,
+        sent: Sent<'_>,
+        payload: bytes::Bytes,
+        timeout: Duration,
+        metadata: Cow<'_, Metadata>,
+    ) -> Result<Frame, Error> {
+        let (key, method) = (sent.key, sent.method);
+        let mut call = ClientCall {
+            service: key,
+            method,
+            metadata: metadata.into_owned(),
+            timeout,
+            idempotent: sent.options.idempotent,
+        };
+        let terminal = Dispatch {
+            client: self,
+            sent,
+            payload,
+            answer: parking_lot::Mutex::new(None),
+        };
+        let next = ClientNext {
+            rest: &self.inner.filters,
+            terminal: &terminal,
+        };
+        next.run(&mut call).await?;
+        terminal.answer.into_inner().ok_or_else(|| {
+            Error::Config(format!(
+                "a client filter ended {key}.{method} with Ok without running the call \
+                 (a filter may refuse a call only with an error)"
+            ))
+        })
+    }
+
+    fn outbound<'a>(
+        &self,
+        key: &'a ServiceKey,
+        method: &'a str,
+        timeout: Duration,
+        metadata: &'a Metadata,
+    ) -> OutboundRequest<'a> {
+        OutboundRequest {
             key,
             method,
             timeout,
-            metadata: &options.metadata,
+            metadata,
             serialization: self.inner.serialization,
             compression: self.inner.compression,
             max_frame: self.inner.config.max_frame_bytes,
         }
-        .encode(args)?;
+    }
+
+    /// Sends an encoded request under the call's cluster mode; the answer's status is
+    /// checked, its payload not yet decoded.
+    async fn dispatch(
+        &self,
+        sent: &Sent<'_>,
+        request: &EncodedRequest,
+        timeout: Duration,
+    ) -> Result<Frame, Error> {
+        let (key, method, options) = (sent.key, sent.method, sent.options);
         let call = Call {
             key,
             method,
-            request: &request,
+            request,
             options,
             idempotent: options.idempotent,
-            hash_key: hash_key.or(options.hash_key),
+            hash_key: sent.hash_key.or(options.hash_key),
             deadline: Instant::now() + timeout,
             timeout,
         };
         self.inner.budget.deposit();
-        match options.cluster.unwrap_or(self.inner.cluster) {
+        match sent.cluster {
             ClusterMode::Failover => self.failover(&call, self.inner.config.retries).await,
-            ClusterMode::Failfast => self.failover(&call, 0).await,
-            ClusterMode::Failsafe => match self.failover(&call, 0).await {
-                Ok(value) => Ok(value),
-                Err(e) => failsafe_value(e, key, method),
-            },
+            ClusterMode::Failfast | ClusterMode::Failsafe => self.failover(&call, 0).await,
             ClusterMode::Forking(_) if !call.idempotent => Err(Error::Config(format!(
                 "forking refused for {key}.{method}: it sends a call to several providers \
                  at once, so it may run more than once; use it only for idempotent methods \
@@ -243,11 +371,7 @@ impl Client {
     }
 
     /// Tries providers one after another while the failure allows another attempt.
-    async fn failover<R: DeserializeOwned>(
-        &self,
-        call: &Call<'_>,
-        retries: u32,
-    ) -> Result<R, Error> {
+    async fn failover(&self, call: &Call<'_>, retries: u32) -> Result<Frame, Error> {
         let route = self.route(call).await?;
         let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
         let mut last_error = None;
@@ -278,7 +402,7 @@ impl Client {
 
     /// Sends to up to `n` providers at once; the first success wins, the rest are
     /// cancelled. Every copy after the first is paid from the retry budget.
-    async fn forking<R: DeserializeOwned>(&self, call: &Call<'_>, n: usize) -> Result<R, Error> {
+    async fn forking(&self, call: &Call<'_>, n: usize) -> Result<Frame, Error> {
         let route = self.route(call).await?;
         let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
         let mut attempts = FuturesUnordered::new();
@@ -295,7 +419,7 @@ impl Client {
             }
             chosen.push(i);
             let endpoint = &route.endpoints[i];
-            attempts.push(async move { self.attempt::<R>(endpoint, tier, call).await });
+            attempts.push(async move { self.attempt(endpoint, tier, call).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -317,12 +441,12 @@ impl Client {
     }
 
     /// One attempt on one provider, bounded by the call's deadline.
-    async fn attempt<R: DeserializeOwned>(
+    async fn attempt(
         &self,
         endpoint: &Endpoint,
         tier: Tier,
         call: &Call<'_>,
-    ) -> Result<R, Error> {
+    ) -> Result<Frame, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
         // provider's health (a failed connect is recorded by the endpoint itself).
         let _slot = match endpoint.try_acquire() {
@@ -354,28 +478,19 @@ impl Client {
         result
     }
 
-    async fn exchange<R: DeserializeOwned>(
-        &self,
-        connection: &Connection,
-        call: &Call<'_>,
-    ) -> Result<R, Error> {
+    async fn exchange(&self, connection: &Connection, call: &Call<'_>) -> Result<Frame, Error> {
         let frame = connection.call(call.request).await?;
-        decode_response(
-            &frame,
-            call.key,
-            call.method,
-            connection.addr(),
-            self.inner.config.max_frame_bytes as usize,
-        )
-        .map_err(|e| match e {
-            // The provider's copy of the deadline ran out first (it can win the race
-            // with the caller's timer): the same timeout, so the same error.
-            Error::Remote {
-                status: crate::protocol::Status::DeadlineExceeded,
-                ..
-            } => timeout_error(call),
-            other => other,
-        })
+        check_status(&frame, call.key, call.method, connection.addr())
+            .map(|()| frame)
+            .map_err(|e| match e {
+                // The provider's copy of the deadline ran out first (it can win the race
+                // with the caller's timer): the same timeout, so the same error.
+                Error::Remote {
+                    status: crate::protocol::Status::DeadlineExceeded,
+                    ..
+                } => timeout_error(call),
+                other => other,
+            })
     }
 
     /// Chooses a provider of `route` not in `tried`: one that is admitted and not
@@ -456,7 +571,10 @@ impl Verdict<'_> {
         self.done = true;
         match result {
             // Refusals say nothing about the provider's health.
-            Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
+            // Nor do refused credentials: every provider would refuse them.
+            Err(Error::Overloaded(_) | Error::GoingAway { .. } | Error::Unauthenticated(_)) => {
+                self.endpoint.abandon()
+            }
             // Nor does running out of a timeout the caller chose tighter than what the
             // provider has been taking.
             Err(Error::Timeout { .. }) if !self.timeout_was_generous() => self.endpoint.abandon(),
@@ -556,6 +674,7 @@ pub struct ClientBuilder {
     balancer: Option<Arc<dyn LoadBalancer>>,
     tls: ClientTls,
     retry_budget: Option<RetryBudgetPolicy>,
+    filters: Vec<Arc<dyn ClientFilter>>,
 }
 
 impl ClientBuilder {
@@ -651,6 +770,13 @@ impl ClientBuilder {
         self.edit(move |c| c.cluster = mode)
     }
 
+    /// Adds a filter around every call (see [`crate::filter`]): the first added is the
+    /// outermost; filters named in the configuration's `filters` come before these.
+    pub fn filter(mut self, filter: impl ClientFilter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
     /// The load balancer (default: see [`crate::balance`]).
     pub fn balancer(mut self, balancer: impl LoadBalancer) -> Self {
         self.balancer = Some(Arc::new(balancer));
@@ -737,6 +863,14 @@ impl ClientBuilder {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
+        let mut filters = config
+            .filters
+            .iter()
+            .map(|name| {
+                crate::filter::client_filter(name, config.auth_token.as_ref().map(Secret::expose))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        filters.append(&mut self.filters);
         let metrics = config.metrics_enabled().then(CallMetrics::new);
         let admin = config.admin.as_deref().map(admin::bind).transpose()?;
         let mut settings = endpoint_settings(&config, self.tls);
@@ -789,6 +923,7 @@ impl ClientBuilder {
                 balancer,
                 budget,
                 config,
+                filters: filters.into(),
             }
         });
         Ok(Client { inner })
@@ -832,6 +967,26 @@ mod tests {
             method: "m".into(),
             after: left,
         }));
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_do_not_eject_the_provider() {
+        let pool = Pool::new(endpoint_settings(
+            &ClientConfig::default(),
+            ClientTls::default(),
+        ));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        for _ in 0..10 * BreakerPolicy::default().consecutive_failures {
+            let mut verdict = Verdict {
+                endpoint: &endpoint,
+                started: Instant::now(),
+                timeout: Duration::from_secs(1),
+                done: false,
+            };
+            verdict.finish::<()>(&Err(Error::Unauthenticated("wrong token".into())));
+        }
+        assert!(endpoint.admits(Instant::now()));
+        assert!(!may_retry(&Error::Unauthenticated("x".into()), true));
     }
 
     #[tokio::test]

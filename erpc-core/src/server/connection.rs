@@ -42,11 +42,13 @@ use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
 use crate::admin::{CallMetrics, InFlight, Side};
 use crate::compress::{Compression, CompressionPolicy};
+use crate::context::{CallContext, CallFacts};
+use crate::filter::{ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
-use crate::service::{Request, Service};
+use crate::service::{Reply, Request, Service, ServiceKey};
 use crate::transport::writer::{run_writer, Charged, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
@@ -81,6 +83,9 @@ pub(crate) struct ServerContext {
     pub(crate) closing: Signal,
     /// Call metrics, when on.
     pub(crate) metrics: Option<CallMetrics>,
+    /// Filters around every call, outermost first (none: the handler is called
+    /// directly).
+    pub(crate) filters: Box<[Arc<dyn ServerFilter>]>,
 }
 
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
@@ -209,7 +214,9 @@ struct Conn {
 /// An admitted request: what its task needs, and the permits it holds while it runs.
 struct Admitted {
     service: Arc<dyn Service>,
+    key: Arc<ServiceKey>,
     method: usize,
+    method_name: &'static str,
     deadline: Option<Duration>,
     metadata: Metadata,
     serialization: Serialization,
@@ -328,6 +335,7 @@ impl Conn {
         self.calls.lock().insert(id, abort);
         let task = CallTask {
             id,
+            peer: self.peer,
             payload: frame.payload,
             admitted,
             ctx: self.ctx.clone(),
@@ -385,9 +393,17 @@ impl Conn {
             .memory
             .try_reserve(wire.num_permits())
             .map_err(|message| (Status::Overloaded, message))?;
+        let method_name = route
+            .service
+            .descriptor()
+            .methods
+            .get(method)
+            .map_or("", |m| m.name);
         Ok(Admitted {
             service: route.service.clone(),
+            key: route.key.clone(),
             method,
+            method_name,
             deadline: envelope.head.deadline,
             metadata: std::mem::take(&mut envelope.head.metadata),
             serialization: envelope.serialization,
@@ -405,6 +421,7 @@ impl Conn {
 /// One admitted call, from its body to its answer on the queue.
 struct CallTask {
     id: u64,
+    peer: SocketAddr,
     payload: Bytes,
     admitted: Admitted,
     ctx: Arc<ServerContext>,
@@ -418,59 +435,142 @@ struct CallTask {
 }
 
 impl CallTask {
-    async fn run(mut self, registration: futures::future::AbortRegistration) {
-        let deadline = self.admitted.deadline;
-        let id = self.id;
-        let payload = std::mem::take(&mut self.payload);
-        let work = async {
-            let admitted = &mut self.admitted;
-            let payload = open_body(&self.ctx, &self.budget, admitted, payload).await?;
-            let request = Request {
-                request_id: id,
-                serialization: admitted.serialization,
-                compression: self.ctx.compression,
-                payload,
-                metadata: std::mem::take(&mut admitted.metadata),
-            };
-            let handler = admitted.service.call(admitted.method, request);
-            let guarded = AssertUnwindSafe(handler).catch_unwind();
-            Ok::<_, Stop>(within_deadline(guarded, deadline).await)
-        };
-        let outcome = Abortable::new(work, registration).await;
-        if let Some(call) = self.observed.take() {
-            call.finish(outcome_kind(&outcome));
-        }
-        self.calls.lock().remove(&id);
+    async fn run(self, registration: futures::future::AbortRegistration) {
         let CallTask {
+            id,
+            peer,
+            payload,
             admitted,
+            ctx,
             budget,
+            calls,
             queue,
             slot,
-            ..
+            observed,
         } = self;
+        let Admitted {
+            service,
+            key,
+            method,
+            method_name,
+            deadline,
+            metadata,
+            serialization,
+            compression,
+            mut held,
+        } = admitted;
+        let mut call = ServerCall {
+            request_id: id,
+            peer,
+            service: key,
+            method: method_name,
+            metadata,
+            deadline: deadline.map(|d| Instant::now() + d),
+            context: None,
+            handler: None,
+        };
+        let work = async {
+            let payload = open_body(&ctx, &budget, compression, &mut held, payload).await?;
+            call.handler = Some(HandlerParts {
+                service,
+                method,
+                serialization,
+                compression: ctx.compression,
+                payload,
+                timeout: deadline,
+            });
+            Ok::<_, Stop>(if ctx.filters.is_empty() {
+                run_handler(&mut call).await
+            } else {
+                ServerNext { rest: &ctx.filters }.run(&mut call).await
+            })
+        };
+        let outcome = Abortable::new(work, registration).await;
+        if let Some(observed) = observed {
+            observed.finish(outcome_kind(&outcome));
+        }
+        calls.lock().remove(&id);
         // The handler is done: its permits and request bytes go back before the answer
         // waits for room, so a peer that does not read cannot keep the server's limits.
-        drop(admitted);
+        drop(held);
         let frame = match outcome {
-            Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
+            Err(_aborted) => {
+                // Cancelled by the caller: nobody waits for an answer.
+                call.cancel();
+                return;
+            }
             Ok(Err(Stop::Gone)) => return,
             Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message),
-            Ok(Ok(None)) => error_response(
-                id,
-                Status::DeadlineExceeded,
-                "deadline passed on the provider",
-            ),
-            Ok(Ok(Some(Err(panic)))) => {
-                error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
+            Ok(Ok(Err(e))) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    call.cancel();
+                }
+                error_response(id, status_for(&e), &error_message(&e))
             }
-            Ok(Ok(Some(Ok(Err(e))))) => error_response(id, status_for(&e), &e.to_string()),
-            Ok(Ok(Some(Ok(Ok(reply))))) => reply.0,
+            Ok(Ok(Ok(reply))) => reply.0,
         };
         let Ok(permits) = budget.reserve_for_writer(frame.len()).await else {
             return; // the connection ended
         };
         let _ = queue.send(Charged { frame, permits }).await;
         drop(slot);
+    }
+}
+
+impl ServerCall {
+    /// Tells the handler's context (if the call got that far) that nobody waits for it.
+    fn cancel(&self) {
+        if let Some(context) = &self.context {
+            context.cancel();
+        }
+    }
+}
+
+/// What a call's handler needs, taken by [`run_handler`] when it starts.
+pub(crate) struct HandlerParts {
+    pub(crate) service: Arc<dyn Service>,
+    pub(crate) method: usize,
+    pub(crate) serialization: Serialization,
+    pub(crate) compression: CompressionPolicy,
+    pub(crate) payload: Bytes,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The end of the server chain: runs the handler inside its [`CallContext`], isolating
+/// a panic and bounding it by the call's deadline.
+pub(crate) async fn run_handler(call: &mut ServerCall) -> Result<Reply, Error> {
+    let Some(parts) = call.handler.take() else {
+        return Err(Error::Config(
+            "the handler of this call already ran (a server filter reused its call)".into(),
+        ));
+    };
+    let context = CallContext::new(CallFacts {
+        request_id: call.request_id,
+        peer: call.peer,
+        service: call.service.clone(),
+        method: call.method,
+        metadata: std::mem::take(&mut call.metadata),
+        deadline: call.deadline,
+    });
+    call.context = Some(context.clone());
+    let request = Request {
+        request_id: call.request_id,
+        serialization: parts.serialization,
+        compression: parts.compression,
+        payload: parts.payload,
+        metadata: Metadata::new(),
+        context: Some(context.clone()),
+    };
+    let handler = parts.service.call(parts.method, request);
+    let guarded = AssertUnwindSafe(context.scope(handler)).catch_unwind();
+    match within_deadline(guarded, parts.timeout).await {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(Error::HandlerPanicked(panic_message(&*panic))),
+        None => Err(Error::Timeout {
+            service: call.service.to_string(),
+            method: call.method.to_string(),
+            after: parts.timeout.unwrap_or_default(),
+        }),
     }
 }
 
@@ -481,24 +581,25 @@ impl CallTask {
 async fn open_body(
     ctx: &ServerContext,
     budget: &ConnectionBudget,
-    admitted: &mut Admitted,
+    compression: Compression,
+    held: &mut Held,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    if admitted.compression == Compression::None {
+    if compression == Compression::None {
         return Ok(payload);
     }
     // Boxed: the rare compressed path would otherwise make every call's task larger.
-    Box::pin(inflate_body(ctx, budget, admitted, payload)).await
+    Box::pin(inflate_body(ctx, budget, compression, held, payload)).await
 }
 
 /// [`open_body`] for a compressed body.
 async fn inflate_body(
     ctx: &ServerContext,
     budget: &ConnectionBudget,
-    admitted: &mut Admitted,
+    compression: Compression,
+    held: &mut Held,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    let compression = admitted.compression;
     let _turn = budget.inflate_turn().await?;
     let _core = ctx
         .inflating
@@ -515,9 +616,9 @@ async fn inflate_body(
         .memory
         .try_reserve(inflated.len())
         .map_err(|message| Stop::Refuse(Status::Overloaded, message))?;
-    admitted.held._memory.push(memory);
+    held._memory.push(memory);
     let bytes = budget.reserve(inflated.len()).await?;
-    admitted.held._connection_bytes.push(bytes);
+    held._connection_bytes.push(bytes);
     Ok(inflated)
 }
 
@@ -552,25 +653,25 @@ fn status_for(error: &Error) -> Status {
         Error::Cancelled => Status::Cancelled,
         Error::Overloaded(_) => Status::Overloaded,
         Error::GoingAway { .. } => Status::ShuttingDown,
+        Error::HandlerPanicked(_) => Status::HandlerPanicked,
+        Error::Timeout { .. } => Status::DeadlineExceeded,
+        Error::Unauthenticated(_) => Status::Unauthenticated,
         _ => Status::Unknown,
     }
 }
 
 /// What a call task's work ends with: aborted by the caller, stopped before the
-/// handler, past its deadline (`None`), panicked, or the handler's result.
-type Outcome<T> =
-    Result<Result<Option<std::thread::Result<Result<T, Error>>>, Stop>, futures::future::Aborted>;
+/// handler, or the result of the filters and handler.
+type Outcome = Result<Result<Result<Reply, Error>, Stop>, futures::future::Aborted>;
 
 /// A finished call for the metrics: `Err` with the kind of error its caller sees.
-fn outcome_kind<T>(outcome: &Outcome<T>) -> Result<(), &'static str> {
+fn outcome_kind(outcome: &Outcome) -> Result<(), &'static str> {
     match outcome {
         Err(_aborted) => Err("cancelled"),
         Ok(Err(Stop::Gone)) => Err("connection_lost"),
         Ok(Err(Stop::Refuse(status, _))) => Err(status_kind(*status)),
-        Ok(Ok(None)) => Err("timeout"),
-        Ok(Ok(Some(Err(_panic)))) => Err("handler_panicked"),
-        Ok(Ok(Some(Ok(Err(e))))) => Err(e.kind()),
-        Ok(Ok(Some(Ok(Ok(_))))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.kind()),
+        Ok(Ok(Ok(_))) => Ok(()),
     }
 }
 
@@ -587,7 +688,17 @@ fn status_kind(status: Status) -> &'static str {
         Status::EncodeFailed => "encode",
         Status::ShuttingDown => "going_away",
         Status::FrameTooLarge => "frame_too_large",
+        Status::Unauthenticated => "unauthenticated",
         Status::Ok | Status::Unknown => "remote",
+    }
+}
+
+/// The message an error travels with: the bare payload where the caller's error adds
+/// its own prefix.
+fn error_message(error: &Error) -> std::borrow::Cow<'_, str> {
+    match error {
+        Error::HandlerPanicked(m) | Error::Unauthenticated(m) => m.as_str().into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -616,5 +727,9 @@ mod tests {
             Status::ShuttingDown
         );
         assert_eq!(status_for(&Error::Config("x".into())), Status::Unknown);
+        assert_eq!(
+            status_for(&Error::Unauthenticated("x".into())),
+            Status::Unauthenticated
+        );
     }
 }

@@ -27,12 +27,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, CallMetrics};
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, Layered, ServerConfig};
+use crate::config::{millis, Layered, Secret, ServerConfig};
+use crate::filter::ServerFilter;
 use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
 use crate::transport::{self, ServerTls};
 use crate::Error;
 use budget::MemoryBudget;
+pub(crate) use connection::{run_handler, HandlerParts};
 use connection::{serve_connection, ConnectionLimits, ServerContext};
 pub use limits::LimitRule;
 use registration::Registrations;
@@ -61,6 +63,7 @@ pub struct ServerBuilder {
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
     tls: ServerTls,
+    filters: Vec<Arc<dyn ServerFilter>>,
 }
 
 impl ServerBuilder {
@@ -91,6 +94,13 @@ impl ServerBuilder {
     /// Hosts a service (a generated `XxxServer`).
     pub fn add_service(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Adds a filter around every call (see [`crate::filter`]): the first added is the
+    /// outermost; filters named in the configuration's `filters` come before these.
+    pub fn filter(mut self, filter: impl ServerFilter) -> Self {
+        self.filters.push(Arc::new(filter));
         self
     }
 
@@ -269,6 +279,14 @@ impl ServerBuilder {
             }
             metadata.insert(TRANSPORT_KEY.into(), "tls".into());
         }
+        let mut filters = config
+            .filters
+            .iter()
+            .map(|name| {
+                crate::filter::server_filter(name, config.auth_token.as_ref().map(Secret::expose))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        filters.append(&mut self.filters);
         let router = Arc::new(router);
         let registrations = Registrations::new(&router, &advertised, config.weight, &metadata);
         let context = Arc::new(ServerContext {
@@ -290,6 +308,7 @@ impl ServerBuilder {
             draining: Signal::default(),
             closing: Signal::default(),
             metrics: config.metrics_enabled().then(CallMetrics::new),
+            filters: filters.into(),
         });
         let registered = watch::Sender::new(registry.is_none());
         Ok(Server {
