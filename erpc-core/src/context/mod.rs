@@ -62,7 +62,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::protocol::Metadata;
-use crate::service::ServiceKey;
+use crate::protocol::ServiceKey;
 
 pub use trace::{TraceParent, TRACEPARENT};
 

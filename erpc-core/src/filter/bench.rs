@@ -11,9 +11,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use super::HandlerParts;
 use super::{ServerCall, ServerFilter, ServerNext};
 use crate::compress::CompressionPolicy;
-use crate::server::HandlerParts;
 use crate::service::{MethodDescriptor, Reply, Service, ServiceDescriptor, ServiceKey};
 use crate::{Error, Serialization};
 
@@ -89,7 +89,7 @@ impl Calls {
 /// else through them.
 pub async fn run(call: &mut ServerCall, filters: &[Arc<dyn ServerFilter>]) -> Result<Reply, Error> {
     if filters.is_empty() {
-        crate::server::run_handler(call).await
+        super::run_handler(call).await
     } else {
         ServerNext { rest: filters }.run(call).await
     }

@@ -51,6 +51,7 @@ mod auth;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod bench;
+mod handler;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ use crate::Error;
 
 pub use access_log::AccessLog;
 pub use auth::{TokenAuth, AUTHORIZATION};
+pub(crate) use handler::{run_handler, HandlerParts};
 
 /// Names of the filters [`server_filter`] and [`client_filter`] know.
 pub const BUILT_IN: &[&str] = &["auth", "access_log"];
@@ -134,7 +136,7 @@ pub struct ServerCall {
     /// Set when the call reaches its handler (the metadata moves into it).
     pub(crate) context: Option<CallContext>,
     /// What the handler needs; taken when it starts.
-    pub(crate) handler: Option<crate::server::HandlerParts>,
+    pub(crate) handler: Option<handler::HandlerParts>,
 }
 
 impl ServerCall {
@@ -205,7 +207,7 @@ impl ServerNext<'_> {
     pub async fn run(self, call: &mut ServerCall) -> Result<Reply, Error> {
         match self.rest.split_first() {
             Some((first, rest)) => first.call(call, ServerNext { rest }).await,
-            None => crate::server::run_handler(call).await,
+            None => handler::run_handler(call).await,
         }
     }
 }

@@ -19,16 +19,13 @@
 //! it held (handlers are aborted, queued answers dropped).
 
 use rustc_hash::FxHashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use smallvec::{smallvec, SmallVec};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -42,13 +39,12 @@ use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
 use crate::admin::{CallMetrics, InFlight, Side};
 use crate::compress::{Compression, CompressionPolicy};
-use crate::context::{CallContext, CallFacts};
-use crate::filter::{ServerCall, ServerFilter, ServerNext};
+use crate::filter::{run_handler, HandlerParts, ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
-use crate::service::{Reply, Request, Service, ServiceKey};
+use crate::service::{Reply, Service, ServiceKey};
 use crate::transport::writer::{run_writer, Charged, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
@@ -526,54 +522,6 @@ impl ServerCall {
     }
 }
 
-/// What a call's handler needs, taken by [`run_handler`] when it starts.
-pub(crate) struct HandlerParts {
-    pub(crate) service: Arc<dyn Service>,
-    pub(crate) method: usize,
-    pub(crate) serialization: Serialization,
-    pub(crate) compression: CompressionPolicy,
-    pub(crate) payload: Bytes,
-    pub(crate) timeout: Option<Duration>,
-}
-
-/// The end of the server chain: runs the handler inside its [`CallContext`], isolating
-/// a panic and bounding it by the call's deadline.
-pub(crate) async fn run_handler(call: &mut ServerCall) -> Result<Reply, Error> {
-    let Some(parts) = call.handler.take() else {
-        return Err(Error::Config(
-            "the handler of this call already ran (a server filter reused its call)".into(),
-        ));
-    };
-    let context = CallContext::new(CallFacts {
-        request_id: call.request_id,
-        peer: call.peer,
-        service: call.service.clone(),
-        method: call.method,
-        metadata: std::mem::take(&mut call.metadata),
-        deadline: call.deadline,
-    });
-    call.context = Some(context.clone());
-    let request = Request {
-        request_id: call.request_id,
-        serialization: parts.serialization,
-        compression: parts.compression,
-        payload: parts.payload,
-        metadata: Metadata::new(),
-        context: Some(context.clone()),
-    };
-    let handler = parts.service.call(parts.method, request);
-    let guarded = AssertUnwindSafe(context.scope(handler)).catch_unwind();
-    match within_deadline(guarded, parts.timeout).await {
-        Some(Ok(result)) => result,
-        Some(Err(panic)) => Err(Error::HandlerPanicked(panic_message(&*panic))),
-        None => Err(Error::Timeout {
-            service: call.service.to_string(),
-            method: call.method.to_string(),
-            after: parts.timeout.unwrap_or_default(),
-        }),
-    }
-}
-
 /// The request's payload as the serializer reads it. A compressed body is inflated on
 /// a blocking thread, one per connection at a time (and one per core server-wide), and
 /// its inflated size is charged to the connection and the server before the handler
@@ -620,27 +568,6 @@ async fn inflate_body(
     let bytes = budget.reserve(inflated.len()).await?;
     held._connection_bytes.push(bytes);
     Ok(inflated)
-}
-
-/// Runs `handler` until `deadline` passes (`None` when it did). A handler that finishes
-/// on its first poll, as most do, never arms a timer nor reads the clock.
-async fn within_deadline<F: Future>(handler: F, deadline: Option<Duration>) -> Option<F::Output> {
-    let mut handler = std::pin::pin!(handler);
-    if let Poll::Ready(output) = futures::poll!(handler.as_mut()) {
-        return Some(output);
-    }
-    match deadline {
-        // The timer is boxed: most calls never get here, and a `Sleep` inline would
-        // make every call's task larger.
-        Some(d) => {
-            let expired = Box::pin(tokio::time::sleep(d));
-            match futures::future::select(handler, expired).await {
-                futures::future::Either::Left((output, _)) => Some(output),
-                futures::future::Either::Right(((), _)) => None,
-            }
-        }
-        None => Some(handler.await),
-    }
 }
 
 /// The status a handler's error travels as; refusals keep their meaning (never ran,
@@ -699,16 +626,6 @@ fn error_message(error: &Error) -> std::borrow::Cow<'_, str> {
     match error {
         Error::HandlerPanicked(m) | Error::Unauthenticated(m) => m.as_str().into(),
         other => other.to_string().into(),
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "handler panicked".to_string()
     }
 }
 

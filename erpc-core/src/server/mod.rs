@@ -34,7 +34,6 @@ use crate::service::Service;
 use crate::transport::{self, ServerTls};
 use crate::Error;
 use budget::MemoryBudget;
-pub(crate) use connection::{run_handler, HandlerParts};
 use connection::{serve_connection, ConnectionLimits, ServerContext};
 pub use limits::LimitRule;
 use registration::Registrations;
