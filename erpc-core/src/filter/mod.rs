@@ -48,6 +48,7 @@ mod auth;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod bench;
+mod spans;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,9 +65,10 @@ use crate::Error;
 
 pub use access_log::AccessLog;
 pub use auth::{TokenAuth, AUTHORIZATION};
+pub use spans::Tracing;
 
 /// Names of the filters [`server_filter`] and [`client_filter`] know.
-pub const BUILT_IN: &[&str] = &["auth", "access_log"];
+pub const BUILT_IN: &[&str] = &["auth", "access_log", "tracing"];
 
 /// Work around every call a server serves.
 ///
@@ -223,6 +225,8 @@ pub struct ClientCall<'a> {
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Duration,
     pub(crate) idempotent: bool,
+    /// Set by the call once it reached a provider.
+    pub(crate) peer: Option<String>,
 }
 
 impl ClientCall<'_> {
@@ -260,6 +264,12 @@ impl ClientCall<'_> {
     /// Whether the call may be retried after it reached a provider.
     pub fn idempotent(&self) -> bool {
         self.idempotent
+    }
+
+    /// The provider (`host:port`) the last attempt went to, once `next.run` returned;
+    /// `None` before, or when no provider was reached.
+    pub fn peer(&self) -> Option<&str> {
+        self.peer.as_deref()
     }
 }
 
@@ -311,6 +321,7 @@ pub fn server_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ServerFi
     match name {
         "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "server")?))),
         "access_log" => Ok(Arc::new(AccessLog)),
+        "tracing" => Ok(Arc::new(Tracing)),
         other => Err(unknown(other)),
     }
 }
@@ -320,6 +331,7 @@ pub fn client_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ClientFi
     match name {
         "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "client")?))),
         "access_log" => Ok(Arc::new(AccessLog)),
+        "tracing" => Ok(Arc::new(Tracing)),
         other => Err(unknown(other)),
     }
 }
