@@ -281,4 +281,45 @@ mod otel {
             .is_valid()
             .then(|| u128::from_be_bytes(span_context.trace_id().to_bytes()))
     }
+
+    #[cfg(test)]
+    mod tests {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        use opentelemetry::Context;
+
+        use super::*;
+        use crate::context::{TraceParent, TRACEPARENT};
+
+        #[test]
+        fn the_propagator_reads_and_writes_what_traceparent_parses() {
+            let sent =
+                TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                    .unwrap();
+            let mut metadata = Metadata::new();
+            metadata.insert(TRACEPARENT, sent.to_string());
+            let extracted = TraceContextPropagator::new().extract(&In(&metadata));
+            let remote = extracted.span().span_context().clone();
+            assert!(remote.is_remote() && remote.is_sampled());
+            assert_eq!(remote.trace_id(), TraceId::from(sent.trace_id()));
+            assert_eq!(remote.span_id(), SpanId::from(sent.span_id()));
+
+            let local = SpanContext::new(
+                TraceId::from(7u128),
+                SpanId::from(9u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            );
+            let mut out = Metadata::new();
+            TraceContextPropagator::new().inject_context(
+                &Context::new().with_remote_span_context(local),
+                &mut Out(&mut out),
+            );
+            let written = out.get(TRACEPARENT).and_then(TraceParent::parse).unwrap();
+            assert_eq!(
+                (written.trace_id(), written.span_id(), written.flags()),
+                (7, 9, 1)
+            );
+        }
+    }
 }
