@@ -27,6 +27,10 @@ pub enum Framework {
     /// erpc (MessagePack) over TLS 1.3 (rustls, ring).
     #[value(name = "erpc+tls", alias = "erpc-tls")]
     ErpcTls,
+    /// erpc (MessagePack) with the built-in `Tracing` filter on both ends and a `fmt`
+    /// subscriber at INFO writing to a sink in both processes.
+    #[value(name = "erpc+tracing", alias = "erpc-tracing")]
+    ErpcTracing,
     /// tarpc, bincode serde transport over TCP.
     Tarpc,
     /// tonic, unary gRPC over one HTTP/2 channel.
@@ -36,10 +40,11 @@ pub enum Framework {
 }
 
 impl Framework {
-    const ALL: [Framework; 6] = [
+    const ALL: [Framework; 7] = [
         Self::Erpc,
         Self::ErpcPostcard,
         Self::ErpcTls,
+        Self::ErpcTracing,
         Self::Tarpc,
         Self::Tonic,
         Self::Raw,
@@ -51,6 +56,7 @@ impl Framework {
             Self::Erpc => "erpc",
             Self::ErpcPostcard => "erpc-postcard",
             Self::ErpcTls => "erpc+tls",
+            Self::ErpcTracing => "erpc+tracing",
             Self::Tarpc => "tarpc",
             Self::Tonic => "tonic",
             Self::Raw => "raw",
@@ -61,6 +67,7 @@ impl Framework {
         match self {
             Self::Erpc | Self::ErpcPostcard => ServerKind::Erpc,
             Self::ErpcTls => ServerKind::ErpcTls,
+            Self::ErpcTracing => ServerKind::ErpcTracing,
             Self::Tarpc => ServerKind::Tarpc,
             Self::Tonic => ServerKind::Tonic,
             Self::Raw => ServerKind::Raw,
@@ -75,6 +82,8 @@ pub enum ServerKind {
     Erpc,
     /// erpc server accepting only TLS, with the certificate the parent hands it.
     ErpcTls,
+    /// erpc server with the `Tracing` filter and an INFO subscriber writing to a sink.
+    ErpcTracing,
     /// tarpc server.
     Tarpc,
     /// tonic server.
@@ -232,6 +241,10 @@ fn run_server(kind: ServerKind, port: u16) -> Result<(), String> {
     runtime().block_on(async move {
         match kind {
             ServerKind::Erpc => peers::erpc_echo::serve(port, None).await,
+            ServerKind::ErpcTracing => {
+                peers::erpc_echo::install_sink_subscriber();
+                peers::erpc_echo::serve_traced(port).await
+            }
             ServerKind::ErpcTls => {
                 peers::erpc_echo::serve(port, Some(peers::tls::server_config()?)).await
             }
@@ -300,6 +313,11 @@ impl Drop for ServerProcess {
 }
 
 fn run_bench(plan: Plan) -> Result<(), String> {
+    if plan.frameworks.contains(&Framework::ErpcTracing) {
+        // Process-wide: the other rows of this run share it (their own events are
+        // below INFO, so they only pay its level check).
+        peers::erpc_echo::install_sink_subscriber();
+    }
     let rt = runtime();
     let mut rows = Vec::new();
     let cells = plan.payloads.len() * plan.concurrency.len() * plan.frameworks.len();

@@ -41,6 +41,7 @@ impl Caller {
                 erpc::Serialization::MsgPack,
                 Some(tls::client_config()?),
             )?),
+            Framework::ErpcTracing => Self::Erpc(erpc_echo::traced_client(addr)?),
             Framework::Tarpc => Self::Tarpc(tarpc_echo::client(addr).await?),
             Framework::Tonic => Self::Tonic(tonic_echo::client(addr).await?),
             Framework::Raw => Self::Raw(Arc::new(RawClient::connect(addr).await?)),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use erpc::filter::Tracing;
 use erpc::{Client, Serialization, Server, TlsClientConfig, TlsServerConfig};
 use serde_bytes::ByteBuf;
 
@@ -34,6 +35,39 @@ pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(),
     let server = builder.build().await.map_err(|e| e.to_string())?;
     crate::announce_port(server.local_addr().port());
     server.serve().await.map_err(|e| e.to_string())
+}
+
+/// [`serve`] with the built-in `Tracing` filter.
+pub(crate) async fn serve_traced(port: u16) -> Result<(), String> {
+    let server = Server::builder()
+        .bind(format!("127.0.0.1:{port}"))
+        .filter(Tracing)
+        .add_service(EchoServer::new(EchoImpl))
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::announce_port(server.local_addr().port());
+    server.serve().await.map_err(|e| e.to_string())
+}
+
+/// A MessagePack [`client`] with the built-in `Tracing` filter.
+pub(crate) fn traced_client(addr: &str) -> Result<EchoClient, String> {
+    let client = Client::builder()
+        .direct([addr.to_string()])
+        .timeout(Duration::from_secs(30))
+        .filter(Tracing)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(EchoClient::new(client))
+}
+
+/// A process-wide `fmt` subscriber at INFO that writes to a sink: the spans are
+/// created, their fields formatted and recorded, and nothing is printed.
+pub(crate) fn install_sink_subscriber() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .try_init();
 }
 
 /// A client with one multiplexed connection to `addr` (TLS when `tls` is given).
