@@ -61,11 +61,17 @@ pub(crate) fn traced_client(addr: &str) -> Result<EchoClient, String> {
     Ok(EchoClient::new(client))
 }
 
-/// A process-wide `fmt` subscriber at INFO that writes to a sink: the spans are
-/// created, their fields formatted and recorded, and nothing is printed.
+/// A process-wide `fmt` subscriber at INFO (no ANSI colours) that writes to a sink:
+/// the spans are created, their fields formatted and recorded, and nothing is printed.
+/// With `ERPC_BENCH_SUBSCRIBER=none` (inherited by the server child) no subscriber is
+/// installed: the spans are disabled and the row measures the filters' own cost.
 pub(crate) fn install_sink_subscriber() {
+    if std::env::var_os("ERPC_BENCH_SUBSCRIBER").is_some_and(|v| v == "none") {
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
         .with_writer(std::io::sink)
         .try_init();
 }

@@ -89,10 +89,13 @@ impl fmt::Display for SpanId {
     }
 }
 
-/// Records the call's outcome and latency on `span`.
-fn finish<T>(span: &Span, started: Option<Instant>, result: &Result<T, Error>) {
+/// Records the call's outcome, latency and (client) provider on `span`.
+fn finish<T>(span: &Span, started: Option<Instant>, result: &Result<T, Error>, peer: Option<&str>) {
     if span.is_disabled() {
         return;
+    }
+    if let Some(peer) = peer {
+        span.record("peer", peer);
     }
     span.record("status", outcome_name(result));
     if let Err(e) = result {
@@ -107,6 +110,8 @@ fn finish<T>(span: &Span, started: Option<Instant>, result: &Result<T, Error>) {
 #[async_trait]
 impl ServerFilter for Tracing {
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
+        // Field values are evaluated only when the span is enabled.
+        let incoming = call.metadata().get(TRACEPARENT);
         let span = tracing::info_span!(
             target: "erpc::trace",
             "erpc.server",
@@ -115,19 +120,20 @@ impl ServerFilter for Tracing {
             method = call.method(),
             peer = %call.peer(),
             request_id = call.request_id(),
-            trace_id = Empty,
-            parent_span_id = Empty,
+            trace_id = w3c_ids(incoming).map(|(trace, _)| trace),
+            parent_span_id = w3c_ids(incoming).map(|(_, span)| span),
             status = Empty,
             error = Empty,
             latency_us = Empty,
             otel.status_code = Empty,
         );
         let started = (!span.is_disabled()).then(|| {
+            #[cfg(feature = "otel")]
             link_server(&span, call);
             Instant::now()
         });
         let result = next.run(call).instrument(span.clone()).await;
-        finish(&span, started, &result);
+        finish(&span, started, &result, None);
         result
     }
 }
@@ -154,10 +160,7 @@ impl ClientFilter for Tracing {
             Instant::now()
         });
         let result = next.run(call).instrument(span.clone()).await;
-        if let Some(peer) = call.peer() {
-            span.record("peer", peer);
-        }
-        finish(&span, started, &result);
+        finish(&span, started, &result, call.peer());
         result
     }
 }
@@ -170,49 +173,36 @@ fn link_client(span: &Span, call: &mut ClientCall<'_>) {
         span.record("span_id", tracing::field::display(SpanId(span_id)));
         return;
     }
-    let sent = match call
-        .metadata()
-        .get(TRACEPARENT)
-        .and_then(TraceParent::parse)
-    {
-        Some(propagated) => propagated,
-        None => {
-            let fresh = TraceParent::random();
-            call.metadata_mut().insert(TRACEPARENT, fresh.to_string());
-            fresh
-        }
-    };
+    if let Some((trace_id, span_id)) = w3c_ids(call.metadata().get(TRACEPARENT)) {
+        span.record("trace_id", trace_id);
+        span.record("span_id", span_id);
+        return;
+    }
+    let fresh = TraceParent::random();
+    call.metadata_mut().insert(TRACEPARENT, fresh.to_string());
     span.record(
         "trace_id",
-        tracing::field::display(TraceId(sent.trace_id())),
+        tracing::field::display(TraceId(fresh.trace_id())),
     );
-    span.record("span_id", tracing::field::display(SpanId(sent.span_id())));
+    span.record("span_id", tracing::field::display(SpanId(fresh.span_id())));
 }
 
-/// Makes the server span a child of the caller's, and records the ids it got.
+/// The trace id and span id of a well-formed `traceparent`, as written in it.
+fn w3c_ids(traceparent: Option<&str>) -> Option<(&str, &str)> {
+    let value = traceparent?;
+    // A valid value is `00-<32 hex>-<16 hex>-<2 hex>`, all ASCII.
+    TraceParent::parse(value).map(|_| (&value[3..35], &value[36..52]))
+}
+
+/// Makes the server span a child of the caller's (its ids are fields from the start).
+#[cfg(feature = "otel")]
 fn link_server(span: &Span, call: &ServerCall) {
-    let Some(incoming) = call
-        .metadata()
-        .get(TRACEPARENT)
-        .and_then(TraceParent::parse)
-    else {
-        #[cfg(feature = "otel")]
-        if let Some(trace_id) = otel::trace_id(span) {
-            // No caller's trace: the span is the root of a new OpenTelemetry trace.
-            span.record("trace_id", tracing::field::display(TraceId(trace_id)));
-        }
-        return;
-    };
-    #[cfg(feature = "otel")]
-    otel::extract(span, call.metadata());
-    span.record(
-        "trace_id",
-        tracing::field::display(TraceId(incoming.trace_id())),
-    );
-    span.record(
-        "parent_span_id",
-        tracing::field::display(SpanId(incoming.span_id())),
-    );
+    if w3c_ids(call.metadata().get(TRACEPARENT)).is_some() {
+        otel::extract(span, call.metadata());
+    } else if let Some(trace_id) = otel::trace_id(span) {
+        // No caller's trace: the span is the root of a new OpenTelemetry trace.
+        span.record("trace_id", tracing::field::display(TraceId(trace_id)));
+    }
 }
 
 #[cfg(feature = "otel")]
