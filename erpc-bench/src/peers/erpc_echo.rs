@@ -61,19 +61,32 @@ pub(crate) fn traced_client(addr: &str) -> Result<EchoClient, String> {
     Ok(EchoClient::new(client))
 }
 
-/// A process-wide `fmt` subscriber at INFO (no ANSI colours) that writes to a sink:
-/// the spans are created, their fields formatted and recorded, and nothing is printed.
-/// With `ERPC_BENCH_SUBSCRIBER=none` (inherited by the server child) no subscriber is
-/// installed: the spans are disabled and the row measures the filters' own cost.
+/// The process-wide subscriber of the `erpc+tracing` row, chosen by
+/// `ERPC_BENCH_SUBSCRIBER` (inherited by the server child):
+/// - unset or `fmt`: `fmt` at INFO without ANSI colours writing to a sink: every span is
+///   created, its fields formatted and recorded, and nothing is printed;
+/// - `registry`: the bare registry at INFO: spans are created, entered and closed, but
+///   no layer formats them;
+/// - `none`: no subscriber: the spans are disabled and the row measures the filters.
 pub(crate) fn install_sink_subscriber() {
-    if std::env::var_os("ERPC_BENCH_SUBSCRIBER").is_some_and(|v| v == "none") {
-        return;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    match std::env::var("ERPC_BENCH_SUBSCRIBER").as_deref() {
+        Ok("none") => {}
+        Ok("registry") => {
+            let _ = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .try_init();
+        }
+        _ => {
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(std::io::sink)
+                .try_init();
+        }
     }
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .try_init();
 }
 
 /// A client with one multiplexed connection to `addr` (TLS when `tls` is given).
