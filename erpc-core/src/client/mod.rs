@@ -132,6 +132,8 @@ struct Dispatch<'a> {
     sent: Sent<'a>,
     payload: bytes::Bytes,
     answer: parking_lot::Mutex<Option<Frame>>,
+    /// The provider of the last attempt, for [`ClientCall::peer`].
+    peer: parking_lot::Mutex<Option<String>>,
 }
 
 impl ClientTerminal for Dispatch<'_> {
@@ -151,9 +153,10 @@ impl ClientTerminal for Dispatch<'_> {
                 .encode_payload(&self.payload)?;
             let frame = self
                 .client
-                .dispatch(&self.sent, &request, call.timeout)
-                .await?;
-            *self.answer.lock() = Some(frame);
+                .dispatch(&self.sent, &request, call.timeout, Some(&self.peer))
+                .await;
+            call.peer = self.peer.lock().take();
+            *self.answer.lock() = Some(frame?);
             Ok(())
         })
     }
@@ -169,6 +172,8 @@ struct Call<'a> {
     hash_key: Option<u64>,
     deadline: Instant,
     timeout: Duration,
+    /// Where to note each attempt's provider (only when client filters run).
+    peer: Option<&'a parking_lot::Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -269,7 +274,7 @@ impl Client {
             let request = self
                 .outbound(key, method, timeout, &metadata)
                 .encode(args)?;
-            self.dispatch(&sent, &request, timeout).await
+            self.dispatch(&sent, &request, timeout, None).await
         } else {
             let mut payload = bytes::BytesMut::new();
             self.inner.serialization.encode(args, &mut payload)?;
@@ -300,12 +305,14 @@ impl Client {
             metadata: metadata.into_owned(),
             timeout,
             idempotent: sent.options.idempotent,
+            peer: None,
         };
         let terminal = Dispatch {
             client: self,
             sent,
             payload,
             answer: parking_lot::Mutex::new(None),
+            peer: parking_lot::Mutex::new(None),
         };
         let next = ClientNext {
             rest: &self.inner.filters,
@@ -345,6 +352,7 @@ impl Client {
         sent: &Sent<'_>,
         request: &EncodedRequest,
         timeout: Duration,
+        peer: Option<&parking_lot::Mutex<Option<String>>>,
     ) -> Result<Frame, Error> {
         let (key, method, options) = (sent.key, sent.method, sent.options);
         let call = Call {
@@ -356,6 +364,7 @@ impl Client {
             hash_key: sent.hash_key.or(options.hash_key),
             deadline: Instant::now() + timeout,
             timeout,
+            peer,
         };
         self.inner.budget.deposit();
         match sent.cluster {
@@ -460,6 +469,9 @@ impl Client {
                 within(call, endpoint.connection(settings, call.deadline)).await?
             }
         };
+        if let Some(peer) = call.peer {
+            *peer.lock() = Some(connection.addr().to_owned());
+        }
         // In panic mode every provider is ejected and the call goes through anyway.
         if !endpoint.begin() && tier != Tier::Panic {
             return Err(Error::CircuitOpen {

@@ -52,6 +52,7 @@ mod auth;
 #[doc(hidden)]
 pub mod bench;
 mod handler;
+mod spans;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,9 +70,10 @@ use crate::Error;
 pub use access_log::AccessLog;
 pub use auth::{TokenAuth, AUTHORIZATION};
 pub(crate) use handler::{run_handler, HandlerParts};
+pub use spans::Tracing;
 
 /// Names of the filters [`server_filter`] and [`client_filter`] know.
-pub const BUILT_IN: &[&str] = &["auth", "access_log"];
+pub const BUILT_IN: &[&str] = &["auth", "access_log", "tracing"];
 
 /// Work around every call a server serves.
 ///
@@ -228,6 +230,8 @@ pub struct ClientCall<'a> {
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Duration,
     pub(crate) idempotent: bool,
+    /// Set by the call once it reached a provider.
+    pub(crate) peer: Option<String>,
 }
 
 impl ClientCall<'_> {
@@ -265,6 +269,12 @@ impl ClientCall<'_> {
     /// Whether the call may be retried after it reached a provider.
     pub fn idempotent(&self) -> bool {
         self.idempotent
+    }
+
+    /// The provider (`host:port`) the last attempt went to, once `next.run` returned;
+    /// `None` before, or when no provider was reached.
+    pub fn peer(&self) -> Option<&str> {
+        self.peer.as_deref()
     }
 }
 
@@ -316,6 +326,7 @@ pub fn server_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ServerFi
     match name {
         "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "server")?))),
         "access_log" => Ok(Arc::new(AccessLog)),
+        "tracing" => Ok(Arc::new(Tracing)),
         other => Err(unknown(other)),
     }
 }
@@ -325,6 +336,7 @@ pub fn client_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ClientFi
     match name {
         "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "client")?))),
         "access_log" => Ok(Arc::new(AccessLog)),
+        "tracing" => Ok(Arc::new(Tracing)),
         other => Err(unknown(other)),
     }
 }
