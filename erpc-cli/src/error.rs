@@ -73,8 +73,23 @@ impl CliError {
 
 impl From<erpc::Error> for CliError {
     fn from(error: erpc::Error) -> Self {
-        Self::new(Self::exit_of(&error), error.to_string())
+        Self::new(Self::exit_of(&error), chain(&error))
     }
+}
+
+/// `error` and its sources on one line, `a: b: c`, leaving out a source whose text
+/// the line already holds.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+        source = cause.source();
+    }
+    line
 }
 
 impl From<erpc::nacos::NacosError> for CliError {
@@ -85,7 +100,7 @@ impl From<erpc::nacos::NacosError> for CliError {
             NacosError::Config { .. } => Exit::Usage,
             _ => Exit::Remote,
         };
-        Self::new(exit, error.to_string())
+        Self::new(exit, chain(&error))
     }
 }
 

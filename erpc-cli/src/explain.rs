@@ -63,15 +63,19 @@ pub(crate) async fn bad_arguments(
     method: &str,
     reason: &str,
 ) -> CliError {
-    let signature = match target.methods(key).await {
-        Ok(Some((methods, _))) => methods.iter().find(|m| m.name == method).map(signature),
+    let known = match target.methods(key).await {
+        Ok(Some((methods, _))) => methods.into_iter().find(|m| m.name == method),
         _ => None,
     };
-    let expected = signature
-        .map(|s| format!(" (expected {s}, as a JSON array)"))
-        .unwrap_or_else(|| " (one JSON array element per argument)".to_string());
+    let expected = match known.filter(|m| m.args.is_some()) {
+        Some(m) => format!("{} of {key}, a JSON array in that order", signature(&m)),
+        None => format!(
+            "{method} of {key}, a JSON array with one element per argument (--admin HOST:PORT shows their names)"
+        ),
+    };
+    let reason = reason.strip_prefix("decode failed: ").unwrap_or(reason);
     CliError::remote(format!(
-        "arguments do not fit {key}.{method}{expected}: the provider could not decode them: {reason}"
+        "arguments do not fit {expected}: the provider says: {reason}"
     ))
 }
 

@@ -79,11 +79,11 @@ async fn call_prints_results_and_explains_mistakes() {
         .await
         .fails(
         1,
-        "arguments do not fit demo_api::Calculator:1.0.add (expected add(a, b), as a JSON array)",
+        "arguments do not fit add(a, b) of demo_api::Calculator:1.0, a JSON array in that order: the provider says: invalid type: string \"two\", expected i64",
     );
     at(&p, false, &["call", calc, "add", "[2]"])
         .await
-        .fails(1, "the provider could not decode them");
+        .fails(1, "arguments do not fit add of demo_api::Calculator:1.0, a JSON array with one element per argument (--admin HOST:PORT shows their names): the provider says: invalid length 1");
 
     // Bad JSON and a non-array: usage errors that point at the spot.
     at(&p, false, &["call", calc, "add", "[2,\n 3 x]"])

@@ -33,24 +33,37 @@ pub(crate) async fn run(global: &Global, service: &str) -> Result<(), CliError> 
             output::json(&document, Format::Json)
         }
         Format::Table => {
+            // Idempotence is known only from the admin listener.
+            let with_idempotence = methods.iter().any(|m| m.idempotent.is_some());
             let rows: Vec<Vec<String>> = methods
                 .iter()
                 .map(|m| {
-                    let idempotent = match m.idempotent {
-                        Some(true) => "yes",
-                        Some(false) => "no",
-                        None => "?",
-                    };
-                    vec![explain::signature(m), idempotent.to_string()]
+                    let mut row = vec![explain::signature(m)];
+                    if with_idempotence {
+                        row.push(
+                            if m.idempotent == Some(true) {
+                                "yes"
+                            } else {
+                                "no"
+                            }
+                            .into(),
+                        );
+                    }
+                    row
                 })
                 .collect();
+            let header: &[&str] = if with_idempotence {
+                &["METHOD", "IDEMPOTENT"]
+            } else {
+                &["METHOD"]
+            };
             format!(
                 "{key}  group {:?}  version {}  providers {}  (methods from {})\n{}",
                 key.group,
                 key.version,
                 providers.len(),
                 source.name(),
-                output::table(&["METHOD", "IDEMPOTENT"], &rows)
+                output::table(header, &rows)
             )
         }
     };
