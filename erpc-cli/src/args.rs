@@ -128,8 +128,8 @@ pub(crate) enum Command {
     },
     /// Calls a method with JSON arguments and prints the JSON result.
     Call(CallArgs),
-    /// Calls a method from many concurrent callers for a while, then prints latency
-    /// percentiles, error counts by kind and a latency histogram.
+    /// Calls a method from many concurrent callers for a while (or until ctrl-c), then
+    /// prints latency percentiles, error counts by kind and a latency histogram.
     Bench(BenchArgs),
     /// Prints a service's provider changes as they happen, one line each, until ctrl-c.
     Watch {
@@ -153,7 +153,8 @@ pub(crate) struct CallArgs {
     pub(crate) service: String,
     /// Method name.
     pub(crate) method: String,
-    /// Arguments as a JSON array, one element per method argument.
+    /// Arguments as a JSON array, one element per method argument; `-` reads them
+    /// from stdin.
     #[arg(default_value = "[]")]
     pub(crate) args: String,
 }

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{dead_port, erpc_async, Provider};
+use std::time::{Duration, Instant};
+
+use common::{dead_port, erpc_async, erpc_with_stdin, Provider};
 
 /// `erpc --addr ADDR args..` (and `--admin ADMIN` when `admin`).
 async fn at(provider: &Provider, admin: bool, args: &[&str]) -> common::Run {
@@ -187,6 +189,10 @@ async fn bench_summarises_a_short_run() {
     )
     .await;
     let summary = json(run.ok());
+    assert_eq!(
+        run.stderr, "",
+        "no progress line when stderr is not a terminal"
+    );
     let calls = summary["calls"].as_u64().expect("calls");
     assert!(calls > 0, "{summary}");
     assert_eq!(summary["ok"].as_u64(), Some(calls), "{summary}");
@@ -319,4 +325,67 @@ async fn usage_errors_exit_2_and_completions_print() {
             assert!(text.contains(word), "{shell} lacks {word}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_arguments_json_watch_lines_and_bench_interrupted() {
+    let p = Provider::start(None).await;
+    let calc = "demo_api::Calculator";
+    let args = |rest: &[&str]| {
+        let mut all = vec!["--addr".to_string(), p.addr.clone()];
+        all.extend(rest.iter().map(|a| a.to_string()));
+        all
+    };
+
+    // `-` reads the arguments from stdin; a JSON mistake there points at its line.
+    let add = erpc_with_stdin(args(&["call", calc, "add", "-"]), "[2,\n 3]").await;
+    assert_eq!(json(add.ok()), serde_json::json!({"Ok": 5}));
+    erpc_with_stdin(args(&["call", calc, "add", "-"]), "[2,\n 3,,]")
+        .await
+        .fails(2, "arguments are not valid JSON at line 2, column 4");
+
+    // watch -o json: one JSON object per line.
+    let watch = erpc_async(args(&["watch", calc, "--count", "1", "-o", "json"])).await;
+    let line = json(watch.ok().trim_end());
+    assert_eq!(line["event"], "added");
+    assert_eq!(line["addr"], p.addr.as_str());
+    assert_eq!(line["service"], "demo_api::Calculator:1.0");
+
+    // ctrl-c ends a long bench early with its summary.
+    let mut bench = common::command(&[
+        "--addr", &p.addr, "bench", calc, "add", "[2, 3]", "-c", "2", "-d", "300s", "-o", "json",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("bench starts");
+    // The probe call is the first; the ctrl-c handler is in place before the second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while common::server_calls(&p.admin, "add") < 3 {
+        assert!(Instant::now() < deadline, "bench made no calls");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &bench.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupted.success());
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = bench.stdin.take();
+        bench.wait_with_output()
+    })
+    .await
+    .expect("waits")
+    .expect("bench ends");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "bench ignored ctrl-c"
+    );
+    assert!(output.status.success(), "{output:?}");
+    let summary = json(&String::from_utf8_lossy(&output.stdout));
+    assert!(summary["calls"].as_u64() > Some(0), "{summary}");
+    assert!(summary["duration_s"].as_f64() < Some(300.0), "{summary}");
+
+    p.stop().await;
 }

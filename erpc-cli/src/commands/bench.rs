@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,10 +40,15 @@ pub(crate) async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliErro
     let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + args.duration;
+    // ctrl-c ends the run early; the calls made so far are summarised. The handler is
+    // in place before the first caller starts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupt = tokio::spawn(set_on_interrupt(interrupted()?, stop.clone()));
     let callers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (prepared, done, failed) = (prepared.clone(), done.clone(), failed.clone());
-            tokio::spawn(caller(prepared, deadline, done, failed))
+            let stop = stop.clone();
+            tokio::spawn(caller(prepared, deadline, stop, done, failed))
         })
         .collect();
     let progress = std::io::stderr()
@@ -63,6 +68,7 @@ pub(crate) async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliErro
         }
     }
     let elapsed = started.elapsed();
+    interrupt.abort();
     if let Some(progress) = progress {
         progress.abort();
         eprint!("\r{:72}\r", "");
@@ -84,16 +90,46 @@ pub(crate) async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliErro
     Ok(())
 }
 
+/// A stream of ctrl-c presses, listening from now on.
+#[cfg(unix)]
+fn interrupted() -> Result<tokio::signal::unix::Signal, CliError> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CliError::remote(format!("cannot listen for ctrl-c: {e}")))
+}
+
+/// Sets `stop` at the first ctrl-c.
+#[cfg(unix)]
+async fn set_on_interrupt(mut interrupted: tokio::signal::unix::Signal, stop: Arc<AtomicBool>) {
+    if interrupted.recv().await.is_some() {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Elsewhere ctrl-c is listened for from the task's first poll.
+#[cfg(not(unix))]
+fn interrupted() -> Result<(), CliError> {
+    Ok(())
+}
+
+/// Sets `stop` at the first ctrl-c.
+#[cfg(not(unix))]
+async fn set_on_interrupt(_: (), stop: Arc<AtomicBool>) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
 fn new_histogram() -> Result<Histogram<u64>, CliError> {
     // 1 µs to one hour, three significant digits.
     Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .map_err(|e| CliError::remote(format!("latency histogram: {e:?}")))
 }
 
-/// Calls back to back until `deadline`.
+/// Calls back to back until `deadline` or `stop`.
 async fn caller(
     prepared: Arc<Prepared>,
     deadline: Instant,
+    stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 ) -> Result<Tally, CliError> {
@@ -101,7 +137,7 @@ async fn caller(
         latency: new_histogram()?,
         errors: BTreeMap::new(),
     };
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         let start = Instant::now();
         let result = prepared.call().await;
         let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -49,7 +49,7 @@ impl Prepared {
     /// (so a registry that is down or a misspelt service fails before any call), and
     /// builds the client.
     pub(crate) async fn new(global: &Global, args: &CallArgs) -> Result<Self, CliError> {
-        let values = parse_args(&args.args)?;
+        let values = parse_args(&read_args(&args.args)?)?;
         let target = global.target()?;
         let key = global.key(&args.service);
         if target.has_catalogue() && target.providers(&key).await?.is_empty() {
@@ -103,6 +103,15 @@ impl Prepared {
             _ => error.into(),
         }
     }
+}
+
+/// The arguments as given, or read from stdin for `-`.
+fn read_args(given: &str) -> Result<String, CliError> {
+    if given != "-" {
+        return Ok(given.to_string());
+    }
+    std::io::read_to_string(std::io::stdin())
+        .map_err(|e| CliError::usage(format!("cannot read the arguments from stdin: {e}")))
 }
 
 /// The argument array: JSON, and an array.

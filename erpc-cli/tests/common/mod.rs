@@ -68,6 +68,33 @@ pub fn erpc(args: &[&str]) -> Run {
     }
 }
 
+/// Runs `erpc args..` with `input` on stdin, off the async runtime.
+pub async fn erpc_with_stdin(args: Vec<String>, input: &'static str) -> Run {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the erpc binary runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .expect("stdin takes the input");
+        drop(stdin);
+        let output = child.wait_with_output().expect("erpc ends");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("the CLI runs")
+}
+
 /// Runs `erpc args..` off the async runtime.
 pub async fn erpc_async(args: Vec<String>) -> Run {
     tokio::task::spawn_blocking(move || {
@@ -110,6 +137,22 @@ impl Provider {
     pub async fn stop(self) {
         self.handle.shutdown().await.expect("provider stops");
     }
+}
+
+/// How many `method` calls the provider behind `admin` has completed (its `/metrics`).
+pub fn server_calls(admin: &str, method: &str) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(admin) else {
+        return 0;
+    };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let wanted = format!("method=\"{method}\"");
+    text.lines()
+        .filter(|l| l.starts_with("erpc_calls_total{") && l.contains(&wanted))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A port on which nothing listens.
