@@ -112,7 +112,8 @@ pub(crate) enum Format {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Lists services with group, version, provider count and healthy count.
+    /// Lists services with group, version, provider count and healthy count (healthy:
+    /// weight > 0 and accepting connections now).
     #[command(alias = "services")]
     List,
     /// Shows a service's methods (and argument names when the provider's admin

@@ -80,7 +80,10 @@ impl Target {
 
     /// The registry to build clients and subscriptions on.
     pub(crate) fn registry(&self) -> Result<Arc<dyn Registry>, CliError> {
-        Ok(erpc::registry_from_url(&self.url)?)
+        match &self.nacos {
+            Some(nacos) => Ok(Arc::new(nacos.clone())),
+            None => Ok(erpc::registry_from_url(&self.url)?),
+        }
     }
 
     /// The registry URL without credentials, for messages.

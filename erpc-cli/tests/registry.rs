@@ -1,6 +1,7 @@
 //! The `erpc` binary against real providers registered in a real registry (rnacos):
-//! list, describe from the registry metadata, call with did-you-mean, watch provider
-//! changes, and a registered service whose providers are all gone (exit 3).
+//! list (a drained provider is not healthy), describe from the registry metadata, call
+//! with did-you-mean, watch provider changes, and a registered service whose providers
+//! are all gone (exit 3).
 //!
 //! rnacos comes from `ERPC_RNACOS_BIN`, else `~/.cache/erpc/rnacos-0.8.8/bin/rnacos`
 //! (`scripts/install-rnacos.sh`); without it the test prints SKIPPED, unless
@@ -132,6 +133,40 @@ async fn commands_against_providers_in_rnacos() {
         .expect("waits")
         .expect("watch exits");
     assert!(status.success(), "{status:?}");
+
+    // Watching a service with no provider yet says so once, with a did-you-mean.
+    let mut typo = common::command(&["--registry", &url, "watch", "demo_api::Calculater"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("erpc watch starts");
+    let stderr = typo.stderr.take().expect("piped stderr");
+    let note = tokio::task::spawn_blocking(move || std::io::BufReader::new(stderr).lines().next())
+        .await
+        .expect("reads")
+        .expect("a note line")
+        .expect("utf-8");
+    assert_eq!(
+        note,
+        format!("erpc: note: watching for providers: unknown service demo_api::Calculater:1.0 at {url} (did you mean demo_api::Calculator?)")
+    );
+    typo.kill().expect("watch stops");
+    typo.wait().expect("watch reaped");
+
+    // A drained provider (weight 0) counts as a provider, not as a healthy one.
+    let drained = Provider::start_weighted(Some(registry.clone()), 0).await;
+    let counts = eventually(SETTLE, "the drained provider's registration", || async {
+        let run = with(&url, &["list", "-o", "json"]).await;
+        let listed: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+        let calc_row = listed
+            .as_array()?
+            .iter()
+            .find(|r| r["service"] == calc)?
+            .clone();
+        (calc_row["providers"] == 2).then_some(calc_row)
+    })
+    .await;
+    assert_eq!(counts["healthy"], 1, "{counts}");
+    drained.stop().await;
 
     // Every provider gone, the service still registered: unreachable (exit 3).
     a.stop().await;

@@ -18,8 +18,12 @@ pub(crate) async fn run(
 ) -> Result<(), CliError> {
     let target = global.target()?;
     let key = global.key(service);
-    // A registry that is down fails here (exit 3), not silently later.
-    target.providers(&key).await?;
+    // A registry that is down fails here (exit 3), not silently later; a service with no
+    // provider yet is watched for, with a note in case its name is misspelt.
+    if target.providers(&key).await?.is_empty() {
+        let why = crate::explain::unknown_service(&target, &key).await;
+        eprintln!("erpc: note: watching for providers: {}", why.message);
+    }
     let registry = target.registry()?;
     let mut changes = registry.subscribe(&key).await?;
     let mut printed = 0u64;

@@ -118,7 +118,16 @@ pub struct Provider {
 impl Provider {
     /// Starts a provider, registered in `registry` when given.
     pub async fn start(registry: Option<Arc<dyn erpc::registry::Registry>>) -> Provider {
+        Self::start_weighted(registry, erpc::registry::DEFAULT_WEIGHT).await
+    }
+
+    /// Starts a provider registered with `weight` (0: drained, takes no calls).
+    pub async fn start_weighted(
+        registry: Option<Arc<dyn erpc::registry::Registry>>,
+        weight: u32,
+    ) -> Provider {
         let mut config = erpc::ServerConfig::default();
+        config.weight = weight;
         config.bind = "127.0.0.1:0".into();
         config.admin = Some("127.0.0.1:0".into());
         let server = demo_provider::build_server(config, registry)
