@@ -65,7 +65,13 @@ async fn call_prints_results_and_explains_mistakes() {
         .await
         .fails(1, "did you mean add? (methods: add, divide, whoami)");
 
-    // Unknown service, with the closest name from the admin listener.
+    // Unknown service: the provider says so; the admin listener adds the closest name.
+    at(&p, false, &["call", "demo_api::Calculatr", "add", "[2, 3]"])
+        .await
+        .fails(
+            1,
+            "unknown service demo_api::Calculatr:1.0 at static://127.0.0.1:",
+        );
     at(&p, true, &["call", "demo_api::Calculatr", "add", "[2, 3]"])
         .await
         .fails(1, "unknown service demo_api::Calculatr:1.0 at static://");

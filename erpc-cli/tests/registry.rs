@@ -76,6 +76,13 @@ async fn commands_against_providers_in_rnacos() {
         );
     }
 
+    with(&url, &["providers", "demo_api::Calculater"])
+        .await
+        .fails(1, "did you mean demo_api::Calculator?");
+    with(&url, &["describe", "demo_api::Calculater"])
+        .await
+        .fails(1, "did you mean demo_api::Calculator?");
+
     let add = with(&url, &["call", calc, "add", "[2, 3]", "-o", "json"]).await;
     assert_eq!(add.ok(), "{\"Ok\":5}\n");
     with(&url, &["call", calc, "ad", "[2, 3]"])
