@@ -59,6 +59,10 @@ step "TLS tests (feature tls; certificates generated per test)"
 cargo test -p erpc --features tls --test tls
 cargo test -p erpc-core --features tls --lib transport::tls
 
+step "OpenTelemetry tests (feature otel; spans through the SDK's in-memory exporter)"
+cargo test -p erpc --features otel --test otel
+cargo test -p erpc-core --features otel --lib filter
+
 step "soak, 60 s: 1,000 connections while 3 providers restart in turn (erpc-chaos/README.md)"
 cargo run -q -p erpc-chaos --bin soak -- --duration 60s
 

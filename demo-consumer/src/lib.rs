@@ -36,6 +36,10 @@ pub struct ConsumerArgs {
     /// Providers started in embedded mode.
     #[arg(long, default_value_t = 2)]
     pub providers: usize,
+    /// Serve /metrics, /health, /ready and /services over HTTP on HOST:PORT while the
+    /// consumer runs.
+    #[arg(long, env = "ERPC_ADMIN", value_name = "HOST:PORT")]
+    pub admin: Option<String>,
 }
 
 /// `Debug` without the credentials a registry URL may hold.
@@ -54,6 +58,7 @@ impl std::fmt::Debug for ConsumerArgs {
             .field("concurrency", &self.concurrency)
             .field("wait_secs", &self.wait_secs)
             .field("providers", &self.providers)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -71,10 +76,17 @@ pub async fn run(args: ConsumerArgs) -> Result<(), erpc::Error> {
             ),
             (None, None) => embedded(args.providers, &config.server).await?,
         };
+    let mut client_config = config.client;
+    if args.admin.is_some() {
+        client_config.admin = args.admin.clone();
+    }
     let client = erpc::Client::builder()
-        .config(config.client)
+        .config(client_config)
         .registry(registry)
         .build()?;
+    if let Some(admin) = client.admin_addr() {
+        println!("admin endpoints on http://{admin}/ (metrics, health, ready, services)");
+    }
     let outcome = exercise(&client, &args).await;
     if !providers.is_empty() {
         println!("shutting down {} providers gracefully", providers.len());
@@ -96,6 +108,8 @@ async fn embedded(
     for _ in 0..count.max(1) {
         let mut config = server.clone();
         config.bind = "127.0.0.1:0".into();
+        // The process's admin listener is the consumer's (`--admin`).
+        config.admin = None;
         let provider = demo_provider::build_server(config, Some(registry.clone())).await?;
         println!("embedded provider listening on {}", provider.local_addr());
         handles.push(provider.spawn());

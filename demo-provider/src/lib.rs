@@ -76,6 +76,9 @@ pub struct ProviderArgs {
     /// Address to register when it differs from the bound one (containers, NAT).
     #[arg(long, env = "ERPC_ADVERTISE")]
     pub advertise: Option<String>,
+    /// Serve /metrics, /health, /ready and /services over HTTP on HOST:PORT.
+    #[arg(long, env = "ERPC_ADMIN", value_name = "HOST:PORT")]
+    pub admin: Option<String>,
 }
 
 /// `Debug` without the credentials a registry URL may hold.
@@ -92,6 +95,7 @@ impl std::fmt::Debug for ProviderArgs {
             .field("port", &self.port)
             .field("host", &self.host)
             .field("advertise", &self.advertise)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -106,6 +110,9 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
     if args.advertise.is_some() {
         server_config.advertise = args.advertise;
     }
+    if args.admin.is_some() {
+        server_config.admin = args.admin;
+    }
     let registry = args
         .registry
         .or(config.registry)
@@ -113,6 +120,9 @@ pub async fn run(args: ProviderArgs) -> Result<(), erpc::Error> {
         .transpose()?;
     let server = build_server(server_config, registry).await?;
     println!("demo-provider listening on {}", server.local_addr());
+    if let Some(admin) = server.admin_addr() {
+        println!("admin endpoints on http://{admin}/ (metrics, health, ready, services)");
+    }
     server.serve().await
 }
 
@@ -130,5 +140,16 @@ mod tests {
         let shown = format!("{args:?}");
         assert!(!shown.contains("S3cret-pw"), "{shown}");
         assert!(shown.contains("127.0.0.1:8848"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn admin_flag_serves_the_admin_endpoints() {
+        let args = ProviderArgs::parse_from(["x", "--port", "0", "--admin", "127.0.0.1:0"]);
+        let mut config = erpc::ServerConfig::default();
+        config.bind = "127.0.0.1:0".into();
+        config.admin = args.admin;
+        let server = build_server(config, None).await.unwrap();
+        assert!(server.admin_addr().is_some());
+        assert!(server.metrics().is_some());
     }
 }

@@ -27,6 +27,18 @@ pub enum Framework {
     /// erpc (MessagePack) over TLS 1.3 (rustls, ring).
     #[value(name = "erpc+tls", alias = "erpc-tls")]
     ErpcTls,
+    /// erpc (MessagePack) with call metrics on at both ends (what `.admin(..)` turns on).
+    #[value(name = "erpc+metrics", alias = "erpc-metrics")]
+    ErpcMetrics,
+    /// erpc (MessagePack) with the built-in `Tracing` filter on both ends and a `fmt`
+    /// subscriber at INFO writing to a sink in both processes.
+    #[value(name = "erpc+tracing", alias = "erpc-tracing")]
+    ErpcTracing,
+    /// erpc (MessagePack) with metrics and the `Tracing` filter at both ends, the
+    /// subscriber of `erpc+tracing`, and the client's admin `/metrics` scraped every
+    /// 100 ms.
+    #[value(name = "erpc+metrics+tracing", alias = "erpc-observed")]
+    ErpcObserved,
     /// tarpc, bincode serde transport over TCP.
     Tarpc,
     /// tonic, unary gRPC over one HTTP/2 channel.
@@ -36,10 +48,13 @@ pub enum Framework {
 }
 
 impl Framework {
-    const ALL: [Framework; 6] = [
+    const ALL: [Framework; 9] = [
         Self::Erpc,
         Self::ErpcPostcard,
         Self::ErpcTls,
+        Self::ErpcMetrics,
+        Self::ErpcTracing,
+        Self::ErpcObserved,
         Self::Tarpc,
         Self::Tonic,
         Self::Raw,
@@ -51,6 +66,9 @@ impl Framework {
             Self::Erpc => "erpc",
             Self::ErpcPostcard => "erpc-postcard",
             Self::ErpcTls => "erpc+tls",
+            Self::ErpcMetrics => "erpc+metrics",
+            Self::ErpcTracing => "erpc+tracing",
+            Self::ErpcObserved => "erpc+metrics+tracing",
             Self::Tarpc => "tarpc",
             Self::Tonic => "tonic",
             Self::Raw => "raw",
@@ -61,6 +79,9 @@ impl Framework {
         match self {
             Self::Erpc | Self::ErpcPostcard => ServerKind::Erpc,
             Self::ErpcTls => ServerKind::ErpcTls,
+            Self::ErpcMetrics => ServerKind::ErpcMetrics,
+            Self::ErpcTracing => ServerKind::ErpcTracing,
+            Self::ErpcObserved => ServerKind::ErpcObserved,
             Self::Tarpc => ServerKind::Tarpc,
             Self::Tonic => ServerKind::Tonic,
             Self::Raw => ServerKind::Raw,
@@ -75,6 +96,12 @@ pub enum ServerKind {
     Erpc,
     /// erpc server accepting only TLS, with the certificate the parent hands it.
     ErpcTls,
+    /// erpc server recording call metrics.
+    ErpcMetrics,
+    /// erpc server with the `Tracing` filter and an INFO subscriber writing to a sink.
+    ErpcTracing,
+    /// erpc server with metrics, the `Tracing` filter and that subscriber.
+    ErpcObserved,
     /// tarpc server.
     Tarpc,
     /// tonic server.
@@ -228,12 +255,29 @@ pub(crate) fn announce_port(port: u16) {
 }
 
 fn run_server(kind: ServerKind, port: u16) -> Result<(), String> {
+    use peers::erpc_echo::{self, Extras};
     stats::raise_nofile_limit();
     runtime().block_on(async move {
         match kind {
-            ServerKind::Erpc => peers::erpc_echo::serve(port, None).await,
+            ServerKind::Erpc => erpc_echo::serve(port, None, Extras::default()).await,
             ServerKind::ErpcTls => {
-                peers::erpc_echo::serve(port, Some(peers::tls::server_config()?)).await
+                erpc_echo::serve(port, Some(peers::tls::server_config()?), Extras::default()).await
+            }
+            ServerKind::ErpcMetrics => {
+                let extras = Extras {
+                    metrics: true,
+                    ..Extras::default()
+                };
+                erpc_echo::serve(port, None, extras).await
+            }
+            ServerKind::ErpcTracing | ServerKind::ErpcObserved => {
+                erpc_echo::install_sink_subscriber();
+                let extras = Extras {
+                    metrics: kind == ServerKind::ErpcObserved,
+                    tracing: true,
+                    scrape: false,
+                };
+                erpc_echo::serve(port, None, extras).await
             }
             ServerKind::Tarpc => peers::tarpc_echo::serve(port).await,
             ServerKind::Tonic => peers::tonic_echo::serve(port).await,
@@ -300,6 +344,15 @@ impl Drop for ServerProcess {
 }
 
 fn run_bench(plan: Plan) -> Result<(), String> {
+    if plan
+        .frameworks
+        .iter()
+        .any(|f| matches!(f, Framework::ErpcTracing | Framework::ErpcObserved))
+    {
+        // Process-wide: the other rows of this run share it (their own events are
+        // below INFO, so they only pay its level check).
+        peers::erpc_echo::install_sink_subscriber();
+    }
     let rt = runtime();
     let mut rows = Vec::new();
     let cells = plan.payloads.len() * plan.concurrency.len() * plan.frameworks.len();

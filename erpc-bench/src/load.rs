@@ -28,19 +28,28 @@ impl Caller {
     /// Connects to the server of `framework` at `addr`.
     pub(crate) async fn connect(framework: Framework, addr: &str) -> Result<Self, String> {
         Ok(match framework {
-            Framework::Erpc => {
-                Self::Erpc(erpc_echo::client(addr, erpc::Serialization::MsgPack, None)?)
+            Framework::Erpc
+            | Framework::ErpcPostcard
+            | Framework::ErpcTls
+            | Framework::ErpcMetrics
+            | Framework::ErpcTracing
+            | Framework::ErpcObserved => {
+                let serialization = match framework {
+                    Framework::ErpcPostcard => erpc::Serialization::Postcard,
+                    _ => erpc::Serialization::MsgPack,
+                };
+                let tls = match framework {
+                    Framework::ErpcTls => Some(tls::client_config()?),
+                    _ => None,
+                };
+                let observed = framework == Framework::ErpcObserved;
+                let extras = erpc_echo::Extras {
+                    metrics: observed || framework == Framework::ErpcMetrics,
+                    tracing: observed || framework == Framework::ErpcTracing,
+                    scrape: observed,
+                };
+                Self::Erpc(erpc_echo::client(addr, serialization, tls, extras)?)
             }
-            Framework::ErpcPostcard => Self::Erpc(erpc_echo::client(
-                addr,
-                erpc::Serialization::Postcard,
-                None,
-            )?),
-            Framework::ErpcTls => Self::Erpc(erpc_echo::client(
-                addr,
-                erpc::Serialization::MsgPack,
-                Some(tls::client_config()?),
-            )?),
             Framework::Tarpc => Self::Tarpc(tarpc_echo::client(addr).await?),
             Framework::Tonic => Self::Tonic(tonic_echo::client(addr).await?),
             Framework::Raw => Self::Raw(Arc::new(RawClient::connect(addr).await?)),

@@ -145,7 +145,12 @@ fn ratios(rows: &[Row]) -> String {
     for r in rows {
         if !matches!(
             r.framework,
-            Framework::Erpc | Framework::ErpcPostcard | Framework::ErpcTls
+            Framework::Erpc
+                | Framework::ErpcPostcard
+                | Framework::ErpcTls
+                | Framework::ErpcMetrics
+                | Framework::ErpcTracing
+                | Framework::ErpcObserved
         ) {
             continue;
         }

@@ -17,6 +17,7 @@
 //! [server]
 //! bind = "0.0.0.0:9000"
 //! max_concurrency = 10000
+//! admin = "0.0.0.0:9100"   # /metrics, /health, /ready, /services (see erpc_core::admin)
 //! ```
 //!
 //! Every field has an environment variable: `ERPC_REGISTRY`, `ERPC_CLIENT_TIMEOUT_MS`,
@@ -118,6 +119,17 @@ pub struct ClientConfig {
     pub breaker_ejection_ms: u64,
     /// Longest ejection time.
     pub breaker_max_ejection_ms: u64,
+    /// Address of the admin HTTP listener (`/metrics`, `/health`, ...); none when absent.
+    pub admin: Option<String>,
+    /// Call metrics; when absent, on exactly when `admin` is set.
+    pub metrics: Option<bool>,
+    /// Built-in filters around every call, outermost first, by name (`auth`,
+    /// `access_log`; see [`crate::filter`]): a list, or in the environment a
+    /// comma-separated string (`ERPC_CLIENT_FILTERS=auth,access_log`).
+    #[serde(deserialize_with = "filter_names")]
+    pub filters: Vec<String>,
+    /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ClientConfig {
@@ -144,6 +156,10 @@ impl Default for ClientConfig {
             breaker_window_ms: millis(BreakerPolicy::default().window),
             breaker_ejection_ms: millis(BreakerPolicy::default().base_ejection),
             breaker_max_ejection_ms: millis(BreakerPolicy::default().max_ejection),
+            admin: None,
+            metrics: None,
+            filters: Vec::new(),
+            auth_token: None,
         }
     }
 }
@@ -191,6 +207,18 @@ pub struct ServerConfig {
     /// Extra registry metadata for every hosted service (`[server.metadata]`), e.g.
     /// Nacos's `preserved.heart.beat.timeout`.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// Address of the admin HTTP listener (`/metrics`, `/health`, `/ready`,
+    /// `/services`); none when absent.
+    pub admin: Option<String>,
+    /// Call metrics; when absent, on exactly when `admin` is set.
+    pub metrics: Option<bool>,
+    /// Built-in filters around every call, outermost first, by name (`auth`,
+    /// `access_log`; see [`crate::filter`]): a list, or in the environment a
+    /// comma-separated string (`ERPC_SERVER_FILTERS=auth,access_log`).
+    #[serde(deserialize_with = "filter_names")]
+    pub filters: Vec<String>,
+    /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -212,6 +240,10 @@ impl Default for ServerConfig {
             goaway_grace_ms: 250,
             limits: Vec::new(),
             metadata: Default::default(),
+            admin: None,
+            metrics: None,
+            filters: Vec::new(),
+            auth_token: None,
         }
     }
 }
@@ -243,6 +275,11 @@ impl ClientConfig {
         self.breaker_max_ejection_ms = millis(policy.max_ejection);
     }
 
+    /// Whether calls are recorded: `metrics` if set, else whether `admin` is.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics.unwrap_or(self.admin.is_some())
+    }
+
     /// Request compression: algorithm and threshold.
     pub fn compression_policy(&self) -> CompressionPolicy {
         CompressionPolicy {
@@ -253,6 +290,11 @@ impl ClientConfig {
 }
 
 impl ServerConfig {
+    /// Whether calls are recorded: `metrics` if set, else whether `admin` is.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics.unwrap_or(self.admin.is_some())
+    }
+
     /// Response compression: algorithm and threshold.
     pub fn compression_policy(&self) -> CompressionPolicy {
         CompressionPolicy {
@@ -320,6 +362,50 @@ pub(crate) fn millis(d: Duration) -> u64 {
 
 /// Serde for settings written by name (`"zstd"`, `"forking:3"`): `Display` out,
 /// `FromStr` in.
+/// A secret setting (a token, a password): `Debug` shows `<redacted>`, never the value.
+///
+/// ```
+/// let secret = erpc_core::config::Secret::new("s3cret");
+/// assert_eq!(secret.expose(), "s3cret");
+/// assert!(!format!("{secret:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the code that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Filter names from a list or a comma-separated string.
+fn filter_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    let names = match Names::deserialize(d)? {
+        Names::List(names) => names,
+        Names::Text(text) => text.split(',').map(|s| s.trim().to_string()).collect(),
+    };
+    Ok(names.into_iter().filter(|n| !n.is_empty()).collect())
+}
+
 mod by_name {
     use std::fmt::Display;
     use std::str::FromStr;
@@ -426,6 +512,14 @@ impl Config {
     /// Checks what types alone cannot (balancer names, limits of at least one).
     pub fn validate(&self) -> Result<(), Error> {
         crate::balance::by_name(&self.client.balancer)?;
+        for (names, token) in [
+            (&self.client.filters, &self.client.auth_token),
+            (&self.server.filters, &self.server.auth_token),
+        ] {
+            for name in names {
+                crate::filter::server_filter(name, token.as_ref().map(Secret::expose))?;
+            }
+        }
         if self.server.max_concurrency == 0 {
             return Err(Error::Config(
                 "server.max_concurrency must be at least 1".into(),
@@ -526,6 +620,9 @@ mod tests {
             "ERPC_SERVER_WRITE_TIMEOUT_MS",
             "ERPC_SERVER_LIMITS",
             "ERPC_SERVER_METADATA",
+            "ERPC_SERVER_ADMIN",
+            "ERPC_CLIENT_ADMIN",
+            "ERPC_SERVER_METRICS",
         ] {
             assert!(vars.iter().any(|v| v == expected), "{expected} missing");
         }
@@ -550,6 +647,10 @@ mod tests {
         changed.server.goaway_grace_ms = 9;
         changed.server.advertise = Some("10.0.0.1:9".into());
         changed.server.metadata.insert("zone".into(), "a".into());
+        changed.server.admin = Some("127.0.0.1:9100".into());
+        changed.server.metrics = Some(false);
+        changed.client.admin = Some("0.0.0.0:9101".into());
+        changed.client.metrics = Some(true);
         let mut rule = LimitRule::service("a::B");
         rule.max_concurrency = Some(3);
         changed.server.limits.push(rule);

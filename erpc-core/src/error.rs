@@ -109,6 +109,11 @@ pub enum Error {
         /// Whether the request or the response was too large.
         direction: FrameDirection,
     },
+    /// The provider refused the caller's credentials (a server filter such as
+    /// [`crate::filter::TokenAuth`]). Not retried elsewhere and not held against the
+    /// provider's health: another provider would refuse the same credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     /// A frame broke the wire protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -146,6 +151,38 @@ impl Error {
                 | Error::NoProvider { .. }
                 | Error::CircuitOpen { .. }
         )
+    }
+
+    /// A stable lowercase name for the variant (`"timeout"`, `"connect"`, ...), used as
+    /// the `kind` label of `erpc_call_errors_total` (see [`crate::admin`]).
+    ///
+    /// ```
+    /// assert_eq!(erpc_core::Error::Cancelled.kind(), "cancelled");
+    /// assert_eq!(erpc_core::Error::Overloaded("busy".into()).kind(), "overloaded");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Timeout { .. } => "timeout",
+            Error::Connect { .. } => "connect",
+            Error::ConnectionLost { .. } => "connection_lost",
+            Error::NoProvider { .. } => "no_provider",
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::ServiceNotFound { .. } => "service_not_found",
+            Error::MethodNotFound { .. } => "method_not_found",
+            Error::Encode(_) => "encode",
+            Error::Decode(_) => "decode",
+            Error::Overloaded(_) => "overloaded",
+            Error::HandlerPanicked(_) => "handler_panicked",
+            Error::Cancelled => "cancelled",
+            Error::GoingAway { .. } => "going_away",
+            Error::Remote { .. } => "remote",
+            Error::FrameTooLarge { .. } => "frame_too_large",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Protocol(_) => "protocol",
+            Error::Registry(_) => "registry",
+            Error::Config(_) => "config",
+            Error::Io { .. } => "io",
+        }
     }
 
     /// Builds an [`Error::Io`] with context.

@@ -501,6 +501,7 @@ pub fn response_frame<T: Serialize + ?Sized>(
         },
         payload: Bytes::new(),
         metadata: Metadata::new(),
+        context: None,
     };
     request.reply(value).map(|reply| reply.0)
 }

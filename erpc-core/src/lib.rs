@@ -6,17 +6,23 @@
 //!   connection per provider, heartbeats, deadlines and cancellation.
 //! - [`Server`]: dispatch to hosted [`Service`]s with a concurrency limit, panic
 //!   isolation, registration and graceful shutdown.
+//! - [`admin`]: call metrics and the admin HTTP listener (`/metrics`, `/health`, ...).
+//! - [`context`] and [`filter`]: the call's context inside handlers (deadline, trace,
+//!   metadata) and the interception seam on both sides.
 //! - [`Config`]: settings from builders, `erpc.toml` and `ERPC_*` variables.
 //!
 //! Users normally depend on the `erpc` facade crate, which re-exports all of this.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
 mod client;
 pub mod compress;
 pub mod config;
+pub mod context;
 mod error;
+pub mod filter;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

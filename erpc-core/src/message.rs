@@ -31,6 +31,22 @@ pub(crate) struct OutboundRequest<'a> {
 impl OutboundRequest<'_> {
     /// Encodes a request frame; the connection sets the request id per attempt.
     pub(crate) fn encode<A: Serialize + ?Sized>(&self, args: &A) -> Result<EncodedRequest, Error> {
+        self.build(|buf| self.serialization.encode(args, buf))
+    }
+
+    /// Encodes a request frame around arguments already serialized (with this
+    /// request's serializer).
+    pub(crate) fn encode_payload(&self, payload: &[u8]) -> Result<EncodedRequest, Error> {
+        self.build(|buf| {
+            buf.extend_from_slice(payload);
+            Ok(())
+        })
+    }
+
+    fn build(
+        &self,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<EncodedRequest, Error> {
         let mut header = FrameHeader::new(MessageType::Request, 0);
         header.serializer = self.serialization.id();
         let mut frame = FrameBuilder::new(header, 128);
@@ -43,7 +59,7 @@ impl OutboundRequest<'_> {
         .encode(frame.buf())
         .map_err(Error::Encode)?;
         frame.end_head();
-        self.serialization.encode(args, frame.buf())?;
+        payload(frame.buf())?;
         compress_payload(&mut frame, self.compression)?;
         let size = frame.body_len();
         if size > self.max_frame as usize {
@@ -78,7 +94,6 @@ impl EncodedRequest {
         OutFrame {
             first: header.freeze(),
             rest: self.body.clone(),
-            charge: None,
         }
     }
 }
@@ -133,6 +148,7 @@ pub(crate) fn open_payload(frame: &Frame, max_len: usize) -> Result<(Serializati
 }
 
 /// Decodes a response frame into the call's result.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_response<R: DeserializeOwned>(
     frame: &Frame,
     key: &ServiceKey,
@@ -140,11 +156,30 @@ pub(crate) fn decode_response<R: DeserializeOwned>(
     addr: &str,
     max_len: usize,
 ) -> Result<R, Error> {
+    check_status(frame, key, method, addr)?;
+    decode_payload(frame, max_len)
+}
+
+/// A response frame's status as the caller's error (`Ok` for status ok).
+pub(crate) fn check_status(
+    frame: &Frame,
+    key: &ServiceKey,
+    method: &str,
+    addr: &str,
+) -> Result<(), Error> {
     let status = Status::from_u8(frame.header.status);
     if status != Status::Ok {
         let message = String::from_utf8_lossy(&frame.payload).into_owned();
         return Err(status_error(status, message, key, method, addr));
     }
+    Ok(())
+}
+
+/// Decodes the payload of a response whose status is ok.
+pub(crate) fn decode_payload<R: DeserializeOwned>(
+    frame: &Frame,
+    max_len: usize,
+) -> Result<R, Error> {
     let (serialization, payload) = open_payload(frame, max_len)?;
     serialization.decode(&payload)
 }
@@ -176,6 +211,7 @@ fn status_error(
         Status::ShuttingDown => Error::GoingAway {
             addr: addr.to_string(),
         },
+        Status::Unauthenticated => Error::Unauthenticated(message),
         Status::FrameTooLarge => {
             let (size, limit) = oversized_figures(&message).unwrap_or_default();
             Error::FrameTooLarge {
@@ -254,6 +290,7 @@ pub(crate) fn decode_request(
             compression: reply_compression,
             payload,
             metadata,
+            context: None,
         },
     })
 }

@@ -3,10 +3,14 @@
 //! The serializer id travels in every frame and the server answers in the caller's
 //! serializer, so clients with different settings can share one provider.
 
+mod depth;
+
 use bytes::{BufMut, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::Error;
+pub use depth::MAX_DEPTH;
+use depth::{decode_error, Limited};
 
 /// A serde-based wire format with a stable one-byte id.
 pub trait Serializer {
@@ -33,7 +37,8 @@ impl Serializer for MsgPack {
         rmp_serde::encode::write_named(&mut writer, value).map_err(|e| Error::Encode(e.to_string()))
     }
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-        rmp_serde::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+        let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+        T::deserialize(Limited::new(&mut deserializer)).map_err(decode_error)
     }
 }
 
@@ -48,7 +53,10 @@ impl Serializer for Json {
         serde_json::to_writer(out.writer(), value).map_err(|e| Error::Encode(e.to_string()))
     }
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        T::deserialize(Limited::new(&mut deserializer))
+            .and_then(|value| deserializer.end().map(|()| value))
+            .map_err(decode_error)
     }
 }
 
@@ -66,7 +74,8 @@ impl Serializer for Postcard {
             .map_err(|e| Error::Encode(e.to_string()))
     }
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-        postcard::from_bytes(bytes).map_err(|e| Error::Decode(e.to_string()))
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        T::deserialize(Limited::new(&mut deserializer)).map_err(decode_error)
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Request {
     pub(crate) compression: CompressionPolicy,
     pub(crate) payload: Bytes,
     pub(crate) metadata: Metadata,
+    /// The call's context; its metadata is the request's when present.
+    pub(crate) context: Option<crate::context::CallContext>,
 }
 
 impl Request {
@@ -62,7 +64,15 @@ impl Request {
 
     /// Metadata sent by the caller.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        match &self.context {
+            Some(context) => context.metadata(),
+            None => &self.metadata,
+        }
+    }
+
+    /// The call's context (what [`crate::context::current`] gives inside the handler).
+    pub fn context(&self) -> Option<&crate::context::CallContext> {
+        self.context.as_ref()
     }
 
     /// The serializer the caller used (and the reply will use).

@@ -90,3 +90,23 @@ fn byte_payloads_travel_as_bin_with_msgpack() {
     let size: usize = row.split('|').nth(3).unwrap().trim().parse().unwrap();
     assert!(size < (1 << 20) + 16, "{row}");
 }
+
+#[test]
+fn context_travels_through_a_provider_and_auth_refuses_an_intruder() {
+    let out = run("context_filters");
+    let trace_of = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {out}"))
+            .to_string()
+    };
+    assert_eq!(
+        trace_of("caller: trace "),
+        trace_of("words: trace "),
+        "{out}"
+    );
+    assert!(out.contains("at most 5s left"), "{out}");
+    assert!(out.contains("Bonjour, erpc!"), "{out}");
+    assert!(out.contains("intruder refused: no token"), "{out}");
+}

@@ -23,18 +23,23 @@ impl Ping for Pong {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_handle_deregisters_and_closes_the_server() {
-    let registry = MemoryRegistry::new();
-    let handle = Server::builder()
+/// A `Ping` server registered in `registry` as `advertised`.
+async fn spawn_advertised(registry: impl Registry, advertised: &str) -> erpc::ServerHandle {
+    Server::builder()
         .bind("127.0.0.1:0")
-        .advertise("127.0.0.1:1")
-        .registry(registry.clone())
+        .advertise(advertised)
+        .registry(registry)
         .add_service(PingServer::new(Pong))
         .build()
         .await
         .expect("server binds")
-        .spawn();
+        .spawn()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_handle_deregisters_and_closes_the_server() {
+    let registry = MemoryRegistry::new();
+    let handle = spawn_advertised(registry.clone(), "127.0.0.1:1").await;
     let addr = handle.local_addr();
     let key = ServiceKey::new(PING_DESCRIPTOR.interface, "", "1.0");
     let mut changes = registry.subscribe(&key).await.unwrap();
@@ -112,15 +117,7 @@ async fn registered_completes_once_the_registry_has_the_provider() {
         inner: MemoryRegistry::new(),
         up: Default::default(),
     };
-    let handle = Server::builder()
-        .bind("127.0.0.1:0")
-        .advertise("127.0.0.1:2")
-        .registry(registry.clone())
-        .add_service(PingServer::new(Pong))
-        .build()
-        .await
-        .expect("server binds")
-        .spawn();
+    let handle = spawn_advertised(registry.clone(), "127.0.0.1:2").await;
     // The registry refuses: the server retries in the background and is not registered.
     let early = tokio::time::timeout(Duration::from_millis(300), handle.registered()).await;
     assert!(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use erpc::filter::Tracing;
 use erpc::{Client, Serialization, Server, TlsClientConfig, TlsServerConfig};
 use serde_bytes::ByteBuf;
 
@@ -22,12 +23,31 @@ impl Echo for EchoImpl {
     }
 }
 
-/// Serves (over TLS only when `tls` is given) until the process is killed; prints the
-/// bound port first.
-pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(), String> {
+/// What an erpc row turns on besides plain calls, at both ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// Call metrics (what `.admin(..)` turns on).
+    pub(crate) metrics: bool,
+    /// The built-in `Tracing` filter.
+    pub(crate) tracing: bool,
+    /// Client side only: an admin listener whose `/metrics` a task scrapes every 100 ms.
+    pub(crate) scrape: bool,
+}
+
+/// Serves (over TLS only when `tls` is given, with `extras`) until the process is
+/// killed; prints the bound port first.
+pub(crate) async fn serve(
+    port: u16,
+    tls: Option<TlsServerConfig>,
+    extras: Extras,
+) -> Result<(), String> {
     let mut builder = Server::builder()
         .bind(format!("127.0.0.1:{port}"))
+        .metrics(extras.metrics)
         .add_service(EchoServer::new(EchoImpl));
+    if extras.tracing {
+        builder = builder.filter(Tracing);
+    }
     if let Some(tls) = tls {
         builder = builder.tls(tls);
     }
@@ -36,21 +56,79 @@ pub(crate) async fn serve(port: u16, tls: Option<TlsServerConfig>) -> Result<(),
     server.serve().await.map_err(|e| e.to_string())
 }
 
-/// A client with one multiplexed connection to `addr` (TLS when `tls` is given).
+/// The process-wide subscriber of the `erpc+tracing` row, chosen by
+/// `ERPC_BENCH_SUBSCRIBER` (inherited by the server child):
+/// - unset or `fmt`: `fmt` at INFO without ANSI colours writing to a sink: every span is
+///   created, its fields formatted and recorded, and nothing is printed;
+/// - `registry`: the bare registry at INFO: spans are created, entered and closed, but
+///   no layer formats them;
+/// - `none`: no subscriber: the spans are disabled and the row measures the filters.
+pub(crate) fn install_sink_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    match std::env::var("ERPC_BENCH_SUBSCRIBER").as_deref() {
+        Ok("none") => {}
+        Ok("registry") => {
+            let _ = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .try_init();
+        }
+        _ => {
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(std::io::sink)
+                .try_init();
+        }
+    }
+}
+
+/// A client with one multiplexed connection to `addr` (TLS when `tls` is given, with
+/// `extras`). With `extras.scrape`, its admin listener's `/metrics` is read every 100 ms
+/// for as long as the client lives, as a Prometheus server would (more often).
 pub(crate) fn client(
     addr: &str,
     serialization: Serialization,
     tls: Option<TlsClientConfig>,
+    extras: Extras,
 ) -> Result<EchoClient, String> {
     let mut builder = Client::builder()
         .direct([addr.to_string()])
+        .metrics(extras.metrics)
         .serialization(serialization)
         .timeout(Duration::from_secs(30));
+    if extras.tracing {
+        builder = builder.filter(Tracing);
+    }
+    if extras.scrape {
+        builder = builder.admin("127.0.0.1:0");
+    }
     if let Some(tls) = tls {
         builder = builder.tls(tls);
     }
     let client = builder.build().map_err(|e| e.to_string())?;
+    if let Some(admin) = client.admin_addr() {
+        tokio::spawn(scrape(format!("http://{admin}/metrics")));
+    }
     Ok(EchoClient::new(client))
+}
+
+/// Reads `url` every 100 ms until it stops answering (the listener closes with the
+/// last handle of its client).
+async fn scrape(url: String) {
+    let http = reqwest::Client::new();
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        let read = match http.get(&url).send().await {
+            Ok(response) => response.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        if !read {
+            return;
+        }
+    }
 }
 
 /// One call; returns the echoed length.

@@ -93,8 +93,9 @@ impl Breaker {
         }
     }
 
-    /// Records the outcome of a call that ended at `now`.
-    pub(crate) fn record(&self, success: bool, now: Instant) {
+    /// Records the outcome of a call that ended at `now`; true when it ejected the
+    /// endpoint.
+    pub(crate) fn record(&self, success: bool, now: Instant) -> bool {
         let mut inner = self.inner.lock();
         if now.duration_since(inner.window_start) > self.policy.window {
             inner.window_start = now;
@@ -111,7 +112,7 @@ impl Breaker {
                 inner.window_failures = 0;
                 self.tripped.store(false, Ordering::Release);
             }
-            return;
+            return false;
         }
         inner.consecutive += 1;
         inner.window_failures += 1;
@@ -140,6 +141,7 @@ impl Breaker {
             inner.window_failures = 0;
             tracing::info!(?ejection, "endpoint ejected");
         }
+        trip
     }
 
     /// Forgets every failure and ejection (the provider reappeared in the registry).

@@ -72,6 +72,22 @@ impl Directory {
         })
     }
 
+    /// Every subscribed service with its current number of usable providers.
+    pub(crate) fn services(&self) -> Vec<(ServiceKey, usize)> {
+        self.entries
+            .read()
+            .iter()
+            .map(|(key, entry)| {
+                let providers = entry
+                    .routes
+                    .borrow()
+                    .as_ref()
+                    .map_or(0, |r| r.providers.len());
+                (key.clone(), providers)
+            })
+            .collect()
+    }
+
     /// The current route of `key`, subscribing on first use.
     pub(crate) async fn route(&self, key: &ServiceKey) -> Result<Arc<Route>, Error> {
         if let Some(entry) = self.entries.read().get(key) {

@@ -15,6 +15,7 @@ mod pool;
 mod route;
 mod stub;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -29,10 +30,13 @@ pub use breaker::BreakerPolicy;
 pub use budget::RetryBudgetPolicy;
 pub use stub::ServiceClient;
 
+use crate::admin::{self, CallMetrics, Side};
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, ClientConfig, Layered};
-use crate::message::{decode_response, EncodedRequest, OutboundRequest};
+use crate::config::{millis, ClientConfig, Layered, Secret};
+use crate::filter::{ClientCall, ClientFilter, ClientNext, ClientTerminal};
+use crate::message::{check_status, decode_payload, EncodedRequest, OutboundRequest};
+use crate::protocol::Frame;
 use crate::protocol::Metadata;
 use crate::registry::{Registry, StaticRegistry};
 use crate::serialize::Serialization;
@@ -88,6 +92,11 @@ struct Inner {
     pool: Arc<Pool>,
     balancer: Arc<dyn LoadBalancer>,
     budget: RetryBudget,
+    metrics: Option<CallMetrics>,
+    /// The admin listener, stopped when the last handle goes.
+    admin: Option<admin::Running>,
+    /// Filters around every call, outermost first (none: calls are sent directly).
+    filters: Box<[Arc<dyn ClientFilter>]>,
 }
 
 impl Inner {
@@ -107,6 +116,52 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// What a logical call is sent as, besides its request.
+struct Sent<'a> {
+    key: &'a ServiceKey,
+    method: &'a str,
+    options: &'a CallOptions,
+    hash_key: Option<u64>,
+    cluster: ClusterMode,
+}
+
+/// The end of the client filter chain: builds the request with the metadata and
+/// timeout the filters left, dispatches it and keeps the answer for the caller.
+struct Dispatch<'a> {
+    client: &'a Client,
+    sent: Sent<'a>,
+    payload: bytes::Bytes,
+    answer: parking_lot::Mutex<Option<Frame>>,
+    /// The provider of the last attempt, for [`ClientCall::peer`].
+    peer: parking_lot::Mutex<Option<String>>,
+}
+
+impl ClientTerminal for Dispatch<'_> {
+    fn run<'b>(
+        &'b self,
+        call: &'b mut ClientCall<'_>,
+    ) -> futures::future::BoxFuture<'b, Result<(), Error>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .outbound(
+                    self.sent.key,
+                    self.sent.method,
+                    call.timeout,
+                    &call.metadata,
+                )
+                .encode_payload(&self.payload)?;
+            let frame = self
+                .client
+                .dispatch(&self.sent, &request, call.timeout, Some(&self.peer))
+                .await;
+            call.peer = self.peer.lock().take();
+            *self.answer.lock() = Some(frame?);
+            Ok(())
+        })
+    }
+}
+
 /// One call in progress: what it goes to and until when.
 struct Call<'a> {
     key: &'a ServiceKey,
@@ -117,6 +172,8 @@ struct Call<'a> {
     hash_key: Option<u64>,
     deadline: Instant,
     timeout: Duration,
+    /// Where to note each attempt's provider (only when client filters run).
+    peer: Option<&'a parking_lot::Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -128,6 +185,16 @@ impl Client {
     /// The settings this client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The client's call metrics, when on.
+    pub fn metrics(&self) -> Option<&CallMetrics> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// The admin listener's bound address, when one was configured.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.admin.as_ref().map(admin::Running::addr)
     }
 
     /// Calls `method` of service `key` with the argument tuple `args`.
@@ -149,7 +216,8 @@ impl Client {
         self.invoke(key, method, args, options, None).await
     }
 
-    /// [`Client::call`] with a per-call hash key overriding the options' one.
+    /// [`Client::call`] with a per-call hash key overriding the options' one; observed
+    /// as one call when metrics are on.
     pub(crate) async fn invoke<A, R>(
         &self,
         key: &ServiceKey,
@@ -162,37 +230,146 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let timeout = options
+        let Some(metrics) = &self.inner.metrics else {
+            return self
+                .invoke_unobserved(key, method, args, options, hash_key)
+                .await;
+        };
+        let observed = metrics.begin(Side::Consumer, key, method);
+        let result = self
+            .invoke_unobserved(key, method, args, options, hash_key)
+            .await;
+        observed.finish(result.as_ref().map(|_| ()).map_err(Error::kind));
+        result
+    }
+
+    async fn invoke_unobserved<A, R>(
+        &self,
+        key: &ServiceKey,
+        method: &str,
+        args: &A,
+        options: &CallOptions,
+        hash_key: Option<u64>,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let mut timeout = options
             .timeout
             .unwrap_or_else(|| self.inner.config.timeout());
-        let request = OutboundRequest {
+        // Inside a handler: its deadline and trace; attached pairs. Borrowed otherwise.
+        let mut metadata = Cow::Borrowed(&options.metadata);
+        crate::context::outgoing(&mut timeout, &mut metadata);
+        let cluster = options.cluster.unwrap_or(self.inner.cluster);
+        let sent = Sent {
+            key,
+            method,
+            options,
+            hash_key,
+            cluster,
+        };
+        // An argument that cannot be encoded is the caller's error, even under failsafe.
+        let result = if self.inner.filters.is_empty() {
+            let request = self
+                .outbound(key, method, timeout, &metadata)
+                .encode(args)?;
+            self.dispatch(&sent, &request, timeout, None).await
+        } else {
+            let mut payload = bytes::BytesMut::new();
+            self.inner.serialization.encode(args, &mut payload)?;
+            self.filtered(sent, payload.freeze(), timeout, metadata)
+                .await
+        };
+        let max_len = self.inner.config.max_frame_bytes as usize;
+        let value = result.and_then(|frame| decode_payload(&frame, max_len));
+        match (value, cluster) {
+            (Err(e), ClusterMode::Failsafe) => failsafe_value(e, key, method),
+            (value, _) => value,
+        }
+    }
+
+    /// Runs the client filters around the dispatch of the encoded arguments `payload`;
+    /// the request is built after the filters changed the metadata and timeout.
+    async fn filtered(
+        &self,
+        sent: Sent<'_>,
+        payload: bytes::Bytes,
+        timeout: Duration,
+        metadata: Cow<'_, Metadata>,
+    ) -> Result<Frame, Error> {
+        let (key, method) = (sent.key, sent.method);
+        let mut call = ClientCall {
+            service: key,
+            method,
+            metadata: metadata.into_owned(),
+            timeout,
+            idempotent: sent.options.idempotent,
+            peer: None,
+        };
+        let terminal = Dispatch {
+            client: self,
+            sent,
+            payload,
+            answer: parking_lot::Mutex::new(None),
+            peer: parking_lot::Mutex::new(None),
+        };
+        let next = ClientNext {
+            rest: &self.inner.filters,
+            terminal: &terminal,
+        };
+        next.run(&mut call).await?;
+        terminal.answer.into_inner().ok_or_else(|| {
+            Error::Config(format!(
+                "a client filter ended {key}.{method} with Ok without running the call \
+                 (a filter may refuse a call only with an error)"
+            ))
+        })
+    }
+
+    fn outbound<'a>(
+        &self,
+        key: &'a ServiceKey,
+        method: &'a str,
+        timeout: Duration,
+        metadata: &'a Metadata,
+    ) -> OutboundRequest<'a> {
+        OutboundRequest {
             key,
             method,
             timeout,
-            metadata: &options.metadata,
+            metadata,
             serialization: self.inner.serialization,
             compression: self.inner.compression,
             max_frame: self.inner.config.max_frame_bytes,
         }
-        .encode(args)?;
+    }
+
+    /// Sends an encoded request under the call's cluster mode; the answer's status is
+    /// checked, its payload not yet decoded.
+    async fn dispatch(
+        &self,
+        sent: &Sent<'_>,
+        request: &EncodedRequest,
+        timeout: Duration,
+        peer: Option<&parking_lot::Mutex<Option<String>>>,
+    ) -> Result<Frame, Error> {
+        let (key, method, options) = (sent.key, sent.method, sent.options);
         let call = Call {
             key,
             method,
-            request: &request,
+            request,
             options,
             idempotent: options.idempotent,
-            hash_key: hash_key.or(options.hash_key),
+            hash_key: sent.hash_key.or(options.hash_key),
             deadline: Instant::now() + timeout,
             timeout,
+            peer,
         };
         self.inner.budget.deposit();
-        match options.cluster.unwrap_or(self.inner.cluster) {
+        match sent.cluster {
             ClusterMode::Failover => self.failover(&call, self.inner.config.retries).await,
-            ClusterMode::Failfast => self.failover(&call, 0).await,
-            ClusterMode::Failsafe => match self.failover(&call, 0).await {
-                Ok(value) => Ok(value),
-                Err(e) => failsafe_value(e, key, method),
-            },
+            ClusterMode::Failfast | ClusterMode::Failsafe => self.failover(&call, 0).await,
             ClusterMode::Forking(_) if !call.idempotent => Err(Error::Config(format!(
                 "forking refused for {key}.{method}: it sends a call to several providers \
                  at once, so it may run more than once; use it only for idempotent methods \
@@ -203,11 +380,7 @@ impl Client {
     }
 
     /// Tries providers one after another while the failure allows another attempt.
-    async fn failover<R: DeserializeOwned>(
-        &self,
-        call: &Call<'_>,
-        retries: u32,
-    ) -> Result<R, Error> {
+    async fn failover(&self, call: &Call<'_>, retries: u32) -> Result<Frame, Error> {
         let route = self.route(call).await?;
         let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
         let mut last_error = None;
@@ -218,6 +391,9 @@ impl Client {
             if attempt > 0 && !self.inner.budget.withdraw() {
                 tracing::debug!(service = %call.key, "retry budget spent; not retrying");
                 break;
+            }
+            if let Some(metrics) = self.inner.metrics.as_ref().filter(|_| attempt > 0) {
+                metrics.retry(call.key, call.method);
             }
             match self.attempt(&route.endpoints[i], tier, call).await {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
@@ -235,7 +411,7 @@ impl Client {
 
     /// Sends to up to `n` providers at once; the first success wins, the rest are
     /// cancelled. Every copy after the first is paid from the retry budget.
-    async fn forking<R: DeserializeOwned>(&self, call: &Call<'_>, n: usize) -> Result<R, Error> {
+    async fn forking(&self, call: &Call<'_>, n: usize) -> Result<Frame, Error> {
         let route = self.route(call).await?;
         let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
         let mut attempts = FuturesUnordered::new();
@@ -247,9 +423,12 @@ impl Client {
                 tracing::debug!(service = %call.key, "retry budget spent; forking fewer copies");
                 break;
             }
+            if let Some(metrics) = self.inner.metrics.as_ref().filter(|_| copy > 0) {
+                metrics.retry(call.key, call.method);
+            }
             chosen.push(i);
             let endpoint = &route.endpoints[i];
-            attempts.push(async move { self.attempt::<R>(endpoint, tier, call).await });
+            attempts.push(async move { self.attempt(endpoint, tier, call).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -271,12 +450,12 @@ impl Client {
     }
 
     /// One attempt on one provider, bounded by the call's deadline.
-    async fn attempt<R: DeserializeOwned>(
+    async fn attempt(
         &self,
         endpoint: &Endpoint,
         tier: Tier,
         call: &Call<'_>,
-    ) -> Result<R, Error> {
+    ) -> Result<Frame, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
         // provider's health (a failed connect is recorded by the endpoint itself).
         let _slot = match endpoint.try_acquire() {
@@ -290,6 +469,9 @@ impl Client {
                 within(call, endpoint.connection(settings, call.deadline)).await?
             }
         };
+        if let Some(peer) = call.peer {
+            *peer.lock() = Some(connection.addr().to_owned());
+        }
         // In panic mode every provider is ejected and the call goes through anyway.
         if !endpoint.begin() && tier != Tier::Panic {
             return Err(Error::CircuitOpen {
@@ -308,28 +490,19 @@ impl Client {
         result
     }
 
-    async fn exchange<R: DeserializeOwned>(
-        &self,
-        connection: &Connection,
-        call: &Call<'_>,
-    ) -> Result<R, Error> {
+    async fn exchange(&self, connection: &Connection, call: &Call<'_>) -> Result<Frame, Error> {
         let frame = connection.call(call.request).await?;
-        decode_response(
-            &frame,
-            call.key,
-            call.method,
-            connection.addr(),
-            self.inner.config.max_frame_bytes as usize,
-        )
-        .map_err(|e| match e {
-            // The provider's copy of the deadline ran out first (it can win the race
-            // with the caller's timer): the same timeout, so the same error.
-            Error::Remote {
-                status: crate::protocol::Status::DeadlineExceeded,
-                ..
-            } => timeout_error(call),
-            other => other,
-        })
+        check_status(&frame, call.key, call.method, connection.addr())
+            .map(|()| frame)
+            .map_err(|e| match e {
+                // The provider's copy of the deadline ran out first (it can win the race
+                // with the caller's timer): the same timeout, so the same error.
+                Error::Remote {
+                    status: crate::protocol::Status::DeadlineExceeded,
+                    ..
+                } => timeout_error(call),
+                other => other,
+            })
     }
 
     /// Chooses a provider of `route` not in `tried`: one that is admitted and not
@@ -360,7 +533,10 @@ impl Client {
                 // Eligibility is not checked again: it may have changed since the
                 // picker looked (another call's connect failed, a breaker tripped).
                 Some(i) if i < candidates.len() && !tried.contains(&i) => {
-                    return Ok(Some((i, tier)))
+                    if let Some(metrics) = &self.inner.metrics {
+                        metrics.pick(call.key, &route.providers[i].addr);
+                    }
+                    return Ok(Some((i, tier)));
                 }
                 Some(i) => {
                     let balancer: &dyn std::fmt::Debug = match &call.options.balancer {
@@ -407,7 +583,10 @@ impl Verdict<'_> {
         self.done = true;
         match result {
             // Refusals say nothing about the provider's health.
-            Err(Error::Overloaded(_) | Error::GoingAway { .. }) => self.endpoint.abandon(),
+            // Nor do refused credentials: every provider would refuse them.
+            Err(Error::Overloaded(_) | Error::GoingAway { .. } | Error::Unauthenticated(_)) => {
+                self.endpoint.abandon()
+            }
             // Nor does running out of a timeout the caller chose tighter than what the
             // provider has been taking.
             Err(Error::Timeout { .. }) if !self.timeout_was_generous() => self.endpoint.abandon(),
@@ -507,6 +686,7 @@ pub struct ClientBuilder {
     balancer: Option<Arc<dyn LoadBalancer>>,
     tls: ClientTls,
     retry_budget: Option<RetryBudgetPolicy>,
+    filters: Vec<Arc<dyn ClientFilter>>,
 }
 
 impl ClientBuilder {
@@ -602,6 +782,13 @@ impl ClientBuilder {
         self.edit(move |c| c.cluster = mode)
     }
 
+    /// Adds a filter around every call (see [`crate::filter`]): the first added is the
+    /// outermost; filters named in the configuration's `filters` come before these.
+    pub fn filter(mut self, filter: impl ClientFilter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
     /// The load balancer (default: see [`crate::balance`]).
     pub fn balancer(mut self, balancer: impl LoadBalancer) -> Self {
         self.balancer = Some(Arc::new(balancer));
@@ -628,9 +815,37 @@ impl ClientBuilder {
         self
     }
 
+    /// Serves `/metrics`, `/health`, `/ready` and `/services` over HTTP on `addr` until
+    /// the last handle of the client is dropped (see [`crate::admin`]); turns metrics
+    /// on unless [`ClientBuilder::metrics`] turned them off. Binding needs a tokio
+    /// runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), erpc_core::Error> {
+    /// let client = erpc_core::Client::builder()
+    ///     .direct(["127.0.0.1:9000"])
+    ///     .admin("127.0.0.1:0")
+    ///     .build()?;
+    /// assert!(client.admin_addr().is_some());
+    /// assert!(client.metrics().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn admin(self, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        self.edit(move |c| c.admin = Some(addr))
+    }
+
+    /// Records call metrics (see [`crate::admin::CallMetrics`]), with or without an
+    /// admin listener; off by default unless an admin address is set.
+    pub fn metrics(self, on: bool) -> Self {
+        self.edit(move |c| c.metrics = Some(on))
+    }
+
     /// Builds the client; connections open lazily on first call.
     ///
-    /// Fails when no registry was given or a setting is invalid.
+    /// Fails when no registry was given, a setting is invalid, or the admin listener
+    /// cannot bind.
     pub fn build(mut self) -> Result<Client, Error> {
         let (config, registry_url) = self.settings.resolve(|c| c.client)?;
         let registry = match (self.registry, registry_url) {
@@ -660,7 +875,18 @@ impl ClientBuilder {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
-        let settings = endpoint_settings(&config, self.tls);
+        let mut filters = config
+            .filters
+            .iter()
+            .map(|name| {
+                crate::filter::client_filter(name, config.auth_token.as_ref().map(Secret::expose))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        filters.append(&mut self.filters);
+        let metrics = config.metrics_enabled().then(CallMetrics::new);
+        let admin = config.admin.as_deref().map(admin::bind).transpose()?;
+        let mut settings = endpoint_settings(&config, self.tls);
+        settings.metrics = metrics.clone();
         let budget = RetryBudget::new(self.retry_budget.unwrap_or(RetryBudgetPolicy {
             ratio: config.retry_budget_ratio,
             ..RetryBudgetPolicy::default()
@@ -674,13 +900,33 @@ impl ClientBuilder {
             })
         };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let admin_view = weak.clone();
             let weak = weak.clone();
             let on_change = Arc::new(move || {
                 if let Some(inner) = weak.upgrade() {
                     inner.prune();
                 }
             });
+            let admin = admin.map(|listener| {
+                let weak = admin_view.clone();
+                listener.start(admin::View {
+                    ready: Box::new(|| true),
+                    services: Box::new(move || {
+                        let services: Vec<_> = weak
+                            .upgrade()
+                            .map(|inner| inner.directory.services())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|(key, providers)| admin::subscribed_service(key, *providers))
+                            .collect();
+                        serde_json::json!({"side": "client", "services": services})
+                    }),
+                    metrics: metrics.clone(),
+                })
+            });
             Inner {
+                metrics,
+                admin,
                 serialization,
                 compression,
                 cluster,
@@ -689,6 +935,7 @@ impl ClientBuilder {
                 balancer,
                 budget,
                 config,
+                filters: filters.into(),
             }
         });
         Ok(Client { inner })
@@ -711,6 +958,7 @@ fn endpoint_settings(config: &ClientConfig, tls: ClientTls) -> EndpointSettings 
         },
         breaker: config.breaker_policy(),
         max_in_flight: config.max_in_flight_per_provider,
+        metrics: None,
     }
 }
 
@@ -731,6 +979,26 @@ mod tests {
             method: "m".into(),
             after: left,
         }));
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_do_not_eject_the_provider() {
+        let pool = Pool::new(endpoint_settings(
+            &ClientConfig::default(),
+            ClientTls::default(),
+        ));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        for _ in 0..10 * BreakerPolicy::default().consecutive_failures {
+            let mut verdict = Verdict {
+                endpoint: &endpoint,
+                started: Instant::now(),
+                timeout: Duration::from_secs(1),
+                done: false,
+            };
+            verdict.finish::<()>(&Err(Error::Unauthenticated("wrong token".into())));
+        }
+        assert!(endpoint.admits(Instant::now()));
+        assert!(!may_retry(&Error::Unauthenticated("x".into()), true));
     }
 
     #[tokio::test]

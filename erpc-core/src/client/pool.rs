@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, BreakerPolicy};
+use crate::admin::CallMetrics;
 use crate::transport::{Connection, ConnectionSettings};
 use crate::Error;
 
@@ -37,6 +38,8 @@ pub(crate) struct EndpointSettings {
     pub(crate) backoff: Backoff,
     pub(crate) breaker: BreakerPolicy,
     pub(crate) max_in_flight: usize,
+    /// Counts ejections, when metrics are on.
+    pub(crate) metrics: Option<CallMetrics>,
 }
 
 /// Longest wait between connect attempts for calls that have no other provider.
@@ -101,6 +104,7 @@ pub(crate) struct Endpoint {
     born: Instant,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
+    metrics: Option<CallMetrics>,
 }
 
 impl Endpoint {
@@ -199,7 +203,7 @@ impl Endpoint {
 
     /// Records the outcome of a call that was sent and ended at `now`.
     pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
-        self.breaker.record(success, now);
+        self.judge(success, now);
         if success {
             let mut latency = self.latency.lock();
             latency.observe(rtt, now);
@@ -209,6 +213,15 @@ impl Endpoint {
             let stamp = now.saturating_duration_since(self.born).as_nanos();
             self.latency_stamp
                 .store(u64::try_from(stamp).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Passes an outcome to the breaker, counting the ejection it may cause.
+    fn judge(&self, success: bool, now: Instant) {
+        if self.breaker.record(success, now) {
+            if let Some(metrics) = &self.metrics {
+                metrics.ejection(&self.addr);
+            }
         }
     }
 
@@ -268,7 +281,7 @@ impl Endpoint {
             Err(e) => {
                 // A refused or timed-out connect is the provider's failure; the calls
                 // refused during the backoff that follows are not counted again.
-                self.breaker.record(false, Instant::now());
+                self.judge(false, Instant::now());
                 link.connection = None;
                 link.failures += 1;
                 let exp = link.failures.saturating_sub(1).min(16);
@@ -322,6 +335,7 @@ impl Pool {
                     born: Instant::now(),
                     permits: Arc::new(Semaphore::new(max)),
                     max_in_flight: max,
+                    metrics: self.settings.metrics.clone(),
                 })
             })
             .clone()

@@ -1,7 +1,6 @@
 //! Frame codec: splits a byte stream into frames, refusing oversized ones unread.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Decoder;
 
 use super::{FrameHeader, MessageType, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION};
@@ -12,19 +11,6 @@ use super::{FrameHeader, MessageType, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERS
 pub(crate) struct OutFrame {
     pub(crate) first: Bytes,
     pub(crate) rest: Bytes,
-    /// Budget held for this frame's bytes until they are written.
-    pub(crate) charge: Option<OwnedSemaphorePermit>,
-}
-
-impl OutFrame {
-    /// A one-part frame holding `charge` until it is written.
-    pub(crate) fn charged(first: Bytes, charge: OwnedSemaphorePermit) -> Self {
-        Self {
-            first,
-            rest: Bytes::new(),
-            charge: Some(charge),
-        }
-    }
 }
 
 impl From<Bytes> for OutFrame {
@@ -32,7 +18,6 @@ impl From<Bytes> for OutFrame {
         Self {
             first,
             rest: Bytes::new(),
-            charge: None,
         }
     }
 }

@@ -57,6 +57,19 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Removes `key`, returning its value.
+    ///
+    /// ```
+    /// let mut metadata = erpc_core::Metadata::new();
+    /// metadata.insert("k", "v");
+    /// assert_eq!(metadata.remove("k").as_deref(), Some("v"));
+    /// assert!(metadata.is_empty());
+    /// ```
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
 }
 
 /// The decoded head of a request frame.

@@ -95,6 +95,8 @@ pub enum Status {
     ShuttingDown = 9,
     /// A frame was larger than the receiver's limit and was discarded unread.
     FrameTooLarge = 10,
+    /// A server filter refused the caller's credentials; not retried elsewhere.
+    Unauthenticated = 11,
     /// Any status byte this build does not know.
     Unknown = 255,
 }
@@ -114,6 +116,7 @@ impl Status {
             8 => Self::EncodeFailed,
             9 => Self::ShuttingDown,
             10 => Self::FrameTooLarge,
+            11 => Self::Unauthenticated,
             _ => Self::Unknown,
         }
     }

@@ -150,6 +150,29 @@ impl ConnectionBudget {
         }
     }
 
+    /// Waits until `bytes` of an answer fit in the byte budget and takes them for the
+    /// writer to give back ([`ConnectionBudget::release`]) once they are on the socket.
+    /// Returns the permits taken.
+    pub(crate) async fn reserve_for_writer(&self, bytes: usize) -> Result<u32, Closed> {
+        let permits = permits(bytes, self.capacity);
+        match self.bytes.try_acquire_many(permits) {
+            Ok(taken) => taken.forget(),
+            Err(TryAcquireError::Closed) => return Err(Closed),
+            Err(TryAcquireError::NoPermits) => self
+                .bytes
+                .acquire_many(permits)
+                .await
+                .map_err(|_| Closed)?
+                .forget(),
+        }
+        Ok(permits)
+    }
+
+    /// Gives back budget taken by [`ConnectionBudget::reserve_for_writer`].
+    pub(crate) fn release(&self, permits: u32) {
+        self.bytes.add_permits(permits as usize);
+    }
+
     /// Waits for this connection's turn to decompress a request body.
     pub(crate) async fn inflate_turn(&self) -> Result<OwnedSemaphorePermit, Closed> {
         self.inflating

@@ -19,16 +19,13 @@
 //! it held (handlers are aborted, queued answers dropped).
 
 use rustc_hash::FxHashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use smallvec::{smallvec, SmallVec};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -40,13 +37,15 @@ use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget, MemoryCharge
 use super::limits::Admission;
 use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
+use crate::admin::{CallMetrics, InFlight, Side};
 use crate::compress::{Compression, CompressionPolicy};
+use crate::filter::{run_handler, HandlerParts, ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
-use crate::service::{Request, Service};
-use crate::transport::writer::{run_writer, OutFrame, QUEUE_FRAMES};
+use crate::service::{Reply, Service, ServiceKey};
+use crate::transport::writer::{run_writer, Charged, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
 
@@ -78,6 +77,11 @@ pub(crate) struct ServerContext {
     pub(crate) draining: Signal,
     /// Cancelled when connections must close.
     pub(crate) closing: Signal,
+    /// Call metrics, when on.
+    pub(crate) metrics: Option<CallMetrics>,
+    /// Filters around every call, outermost first (none: the handler is called
+    /// directly).
+    pub(crate) filters: Box<[Arc<dyn ServerFilter>]>,
 }
 
 type Calls = Arc<Mutex<FxHashMap<u64, AbortHandle>>>;
@@ -104,7 +108,8 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
         let busy = move || !running.lock().is_empty();
         let (broken, budget) = (broken.clone(), budget.clone());
         tokio::spawn(async move {
-            let result = run_writer(write, rx, busy, Some(limits.write_timeout)).await;
+            let release = |permits| budget.release(permits);
+            let result = run_writer(write, rx, busy, Some(limits.write_timeout), release).await;
             broken.cancel();
             budget.close();
             result
@@ -197,7 +202,7 @@ pub(crate) async fn serve_connection(stream: Stream, peer: SocketAddr, ctx: Arc<
 struct Conn {
     peer: SocketAddr,
     ctx: Arc<ServerContext>,
-    queue: mpsc::Sender<OutFrame>,
+    queue: mpsc::Sender<Charged>,
     calls: Calls,
     budget: Arc<ConnectionBudget>,
 }
@@ -205,7 +210,9 @@ struct Conn {
 /// An admitted request: what its task needs, and the permits it holds while it runs.
 struct Admitted {
     service: Arc<dyn Service>,
+    key: Arc<ServiceKey>,
     method: usize,
+    method_name: &'static str,
     deadline: Option<Duration>,
     metadata: Metadata,
     serialization: Serialization,
@@ -241,9 +248,9 @@ impl Conn {
     /// queue is full the caller waits, so a peer that does not read is not read either.
     async fn send_charged(&self, frame: Bytes) -> Result<(), Closed> {
         let send = async {
-            let charge = self.budget.reserve(frame.len()).await?;
+            let permits = self.budget.reserve_for_writer(frame.len()).await?;
             self.queue
-                .send(OutFrame::charged(frame, charge))
+                .send(Charged { frame, permits })
                 .await
                 .map_err(|_| Closed)
         };
@@ -310,14 +317,21 @@ impl Conn {
             .budget
             .reserve(HEADER_LEN + frame.header.body_len as usize)
             .await?;
-        let admitted = match self.admit(&frame, wire) {
+        let mut observed = None;
+        let admitted = match self.admit(&frame, wire, &mut observed) {
             Ok(admitted) => admitted,
-            Err((status, message)) => return self.refuse(id, status, &message).await,
+            Err((status, message)) => {
+                if let Some(call) = observed {
+                    call.finish(Err(status_kind(status)));
+                }
+                return self.refuse(id, status, &message).await;
+            }
         };
         let (abort, registration) = AbortHandle::new_pair();
         self.calls.lock().insert(id, abort);
         let task = CallTask {
             id,
+            peer: self.peer,
             payload: frame.payload,
             admitted,
             ctx: self.ctx.clone(),
@@ -325,6 +339,7 @@ impl Conn {
             calls: self.calls.clone(),
             queue: self.queue.clone(),
             slot: slot.take(),
+            observed,
         };
         // Boxed before spawning: the task then moves a pointer, not a ~1 KiB future, on
         // its way into the runtime and when it completes.
@@ -333,8 +348,14 @@ impl Conn {
     }
 
     /// Every check that needs no work on the body, cheapest first; a refusal carries
-    /// the status to answer with and releases whatever was taken.
-    fn admit(&self, frame: &Frame, wire: Charge) -> Result<Admitted, (Status, String)> {
+    /// the status to answer with and releases whatever was taken. With metrics on, the
+    /// call is observed from the moment its service and method are known.
+    fn admit(
+        &self,
+        frame: &Frame,
+        wire: Charge,
+        observed: &mut Option<InFlight>,
+    ) -> Result<Admitted, (Status, String)> {
         let id = frame.header.request_id;
         let mut envelope = read_request_envelope(frame)?;
         if self.calls.lock().contains_key(&id) {
@@ -344,6 +365,11 @@ impl Conn {
             ));
         }
         let (route, method) = self.ctx.router.resolve(&envelope.head)?;
+        if let Some(metrics) = &self.ctx.metrics {
+            let name = route.service.descriptor().methods.get(method);
+            *observed =
+                Some(metrics.begin(Side::Provider, route.key(), name.map_or("", |m| m.name)));
+        }
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
             return Err((Status::ShuttingDown, "provider is shutting down".into()));
@@ -363,9 +389,17 @@ impl Conn {
             .memory
             .try_reserve(wire.num_permits())
             .map_err(|message| (Status::Overloaded, message))?;
+        let method_name = route
+            .service
+            .descriptor()
+            .methods
+            .get(method)
+            .map_or("", |m| m.name);
         Ok(Admitted {
             service: route.service.clone(),
+            key: route.key.clone(),
             method,
+            method_name,
             deadline: envelope.head.deadline,
             metadata: std::mem::take(&mut envelope.head.metadata),
             serialization: envelope.serialization,
@@ -383,67 +417,108 @@ impl Conn {
 /// One admitted call, from its body to its answer on the queue.
 struct CallTask {
     id: u64,
+    peer: SocketAddr,
     payload: Bytes,
     admitted: Admitted,
     ctx: Arc<ServerContext>,
     budget: Arc<ConnectionBudget>,
     calls: Calls,
-    queue: mpsc::Sender<OutFrame>,
+    queue: mpsc::Sender<Charged>,
     /// The connection's in-flight slot, released once the answer is queued.
     slot: Option<OwnedSemaphorePermit>,
+    /// The call's metrics, when on.
+    observed: Option<InFlight>,
 }
 
 impl CallTask {
-    async fn run(mut self, registration: futures::future::AbortRegistration) {
-        let deadline = self.admitted.deadline;
-        let id = self.id;
-        let payload = std::mem::take(&mut self.payload);
-        let work = async {
-            let admitted = &mut self.admitted;
-            let payload = open_body(&self.ctx, &self.budget, admitted, payload).await?;
-            let request = Request {
-                request_id: id,
-                serialization: admitted.serialization,
-                compression: self.ctx.compression,
-                payload,
-                metadata: std::mem::take(&mut admitted.metadata),
-            };
-            let handler = admitted.service.call(admitted.method, request);
-            let guarded = AssertUnwindSafe(handler).catch_unwind();
-            Ok::<_, Stop>(within_deadline(guarded, deadline).await)
-        };
-        let outcome = Abortable::new(work, registration).await;
-        self.calls.lock().remove(&id);
+    async fn run(self, registration: futures::future::AbortRegistration) {
         let CallTask {
+            id,
+            peer,
+            payload,
             admitted,
+            ctx,
             budget,
+            calls,
             queue,
             slot,
-            ..
+            observed,
         } = self;
+        let Admitted {
+            service,
+            key,
+            method,
+            method_name,
+            deadline,
+            metadata,
+            serialization,
+            compression,
+            mut held,
+        } = admitted;
+        let mut call = ServerCall {
+            request_id: id,
+            peer,
+            service: key,
+            method: method_name,
+            metadata,
+            deadline: deadline.map(|d| Instant::now() + d),
+            context: None,
+            handler: None,
+        };
+        let work = async {
+            let payload = open_body(&ctx, &budget, compression, &mut held, payload).await?;
+            call.handler = Some(HandlerParts {
+                service,
+                method,
+                serialization,
+                compression: ctx.compression,
+                payload,
+                timeout: deadline,
+            });
+            Ok::<_, Stop>(if ctx.filters.is_empty() {
+                run_handler(&mut call).await
+            } else {
+                ServerNext { rest: &ctx.filters }.run(&mut call).await
+            })
+        };
+        let outcome = Abortable::new(work, registration).await;
+        if let Some(observed) = observed {
+            observed.finish(outcome_kind(&outcome));
+        }
+        calls.lock().remove(&id);
         // The handler is done: its permits and request bytes go back before the answer
         // waits for room, so a peer that does not read cannot keep the server's limits.
-        drop(admitted);
+        drop(held);
         let frame = match outcome {
-            Err(_aborted) => return, // cancelled by the caller: nobody waits for an answer
+            Err(_aborted) => {
+                // Cancelled by the caller: nobody waits for an answer.
+                call.cancel();
+                return;
+            }
             Ok(Err(Stop::Gone)) => return,
             Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message),
-            Ok(Ok(None)) => error_response(
-                id,
-                Status::DeadlineExceeded,
-                "deadline passed on the provider",
-            ),
-            Ok(Ok(Some(Err(panic)))) => {
-                error_response(id, Status::HandlerPanicked, &panic_message(&*panic))
+            Ok(Ok(Err(e))) => {
+                if matches!(e, Error::Timeout { .. }) {
+                    call.cancel();
+                }
+                error_response(id, status_for(&e), &error_message(&e))
             }
-            Ok(Ok(Some(Ok(Err(e))))) => error_response(id, status_for(&e), &e.to_string()),
-            Ok(Ok(Some(Ok(Ok(reply))))) => reply.0,
+            Ok(Ok(Ok(reply))) => reply.0,
         };
-        let Ok(charge) = budget.reserve(frame.len()).await else {
+        let Ok(permits) = budget.reserve_for_writer(frame.len()).await else {
             return; // the connection ended
         };
-        let _ = queue.send(OutFrame::charged(frame, charge)).await;
+        let _ = queue.send(Charged { frame, permits }).await;
         drop(slot);
+    }
+}
+
+impl ServerCall {
+    /// Tells the handler's context (if the call got that far) that nobody waits for it.
+    fn cancel(&self) {
+        if let Some(context) = &self.context {
+            context.cancel();
+        }
     }
 }
 
@@ -454,24 +529,25 @@ impl CallTask {
 async fn open_body(
     ctx: &ServerContext,
     budget: &ConnectionBudget,
-    admitted: &mut Admitted,
+    compression: Compression,
+    held: &mut Held,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    if admitted.compression == Compression::None {
+    if compression == Compression::None {
         return Ok(payload);
     }
     // Boxed: the rare compressed path would otherwise make every call's task larger.
-    Box::pin(inflate_body(ctx, budget, admitted, payload)).await
+    Box::pin(inflate_body(ctx, budget, compression, held, payload)).await
 }
 
 /// [`open_body`] for a compressed body.
 async fn inflate_body(
     ctx: &ServerContext,
     budget: &ConnectionBudget,
-    admitted: &mut Admitted,
+    compression: Compression,
+    held: &mut Held,
     payload: Bytes,
 ) -> Result<Bytes, Stop> {
-    let compression = admitted.compression;
     let _turn = budget.inflate_turn().await?;
     let _core = ctx
         .inflating
@@ -488,31 +564,10 @@ async fn inflate_body(
         .memory
         .try_reserve(inflated.len())
         .map_err(|message| Stop::Refuse(Status::Overloaded, message))?;
-    admitted.held._memory.push(memory);
+    held._memory.push(memory);
     let bytes = budget.reserve(inflated.len()).await?;
-    admitted.held._connection_bytes.push(bytes);
+    held._connection_bytes.push(bytes);
     Ok(inflated)
-}
-
-/// Runs `handler` until `deadline` passes (`None` when it did). A handler that finishes
-/// on its first poll, as most do, never arms a timer nor reads the clock.
-async fn within_deadline<F: Future>(handler: F, deadline: Option<Duration>) -> Option<F::Output> {
-    let mut handler = std::pin::pin!(handler);
-    if let Poll::Ready(output) = futures::poll!(handler.as_mut()) {
-        return Some(output);
-    }
-    match deadline {
-        // The timer is boxed: most calls never get here, and a `Sleep` inline would
-        // make every call's task larger.
-        Some(d) => {
-            let expired = Box::pin(tokio::time::sleep(d));
-            match futures::future::select(handler, expired).await {
-                futures::future::Either::Left((output, _)) => Some(output),
-                futures::future::Either::Right(((), _)) => None,
-            }
-        }
-        None => Some(handler.await),
-    }
 }
 
 /// The status a handler's error travels as; refusals keep their meaning (never ran,
@@ -525,17 +580,52 @@ fn status_for(error: &Error) -> Status {
         Error::Cancelled => Status::Cancelled,
         Error::Overloaded(_) => Status::Overloaded,
         Error::GoingAway { .. } => Status::ShuttingDown,
+        Error::HandlerPanicked(_) => Status::HandlerPanicked,
+        Error::Timeout { .. } => Status::DeadlineExceeded,
+        Error::Unauthenticated(_) => Status::Unauthenticated,
         _ => Status::Unknown,
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "handler panicked".to_string()
+/// What a call task's work ends with: aborted by the caller, stopped before the
+/// handler, or the result of the filters and handler.
+type Outcome = Result<Result<Result<Reply, Error>, Stop>, futures::future::Aborted>;
+
+/// A finished call for the metrics: `Err` with the kind of error its caller sees.
+fn outcome_kind(outcome: &Outcome) -> Result<(), &'static str> {
+    match outcome {
+        Err(_aborted) => Err("cancelled"),
+        Ok(Err(Stop::Gone)) => Err("connection_lost"),
+        Ok(Err(Stop::Refuse(status, _))) => Err(status_kind(*status)),
+        Ok(Ok(Err(e))) => Err(e.kind()),
+        Ok(Ok(Ok(_))) => Ok(()),
+    }
+}
+
+/// The [`Error::kind`] a caller's error for a refusal with `status` has.
+fn status_kind(status: Status) -> &'static str {
+    match status {
+        Status::ServiceNotFound => "service_not_found",
+        Status::MethodNotFound => "method_not_found",
+        Status::BadRequest => "decode",
+        Status::Overloaded => "overloaded",
+        Status::HandlerPanicked => "handler_panicked",
+        Status::Cancelled => "cancelled",
+        Status::DeadlineExceeded => "timeout",
+        Status::EncodeFailed => "encode",
+        Status::ShuttingDown => "going_away",
+        Status::FrameTooLarge => "frame_too_large",
+        Status::Unauthenticated => "unauthenticated",
+        Status::Ok | Status::Unknown => "remote",
+    }
+}
+
+/// The message an error travels with: the bare payload where the caller's error adds
+/// its own prefix.
+fn error_message(error: &Error) -> std::borrow::Cow<'_, str> {
+    match error {
+        Error::HandlerPanicked(m) | Error::Unauthenticated(m) => m.as_str().into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -554,5 +644,9 @@ mod tests {
             Status::ShuttingDown
         );
         assert_eq!(status_for(&Error::Config("x".into())), Status::Unknown);
+        assert_eq!(
+            status_for(&Error::Unauthenticated("x".into())),
+            Status::Unauthenticated
+        );
     }
 }

@@ -15,6 +15,7 @@ mod signal;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +25,10 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, CallMetrics};
 use crate::compress::CompressionPolicy;
-use crate::config::{millis, Layered, ServerConfig};
+use crate::config::{millis, Layered, Secret, ServerConfig};
+use crate::filter::ServerFilter;
 use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
 use crate::transport::{self, ServerTls};
@@ -59,6 +62,7 @@ pub struct ServerBuilder {
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
     tls: ServerTls,
+    filters: Vec<Arc<dyn ServerFilter>>,
 }
 
 impl ServerBuilder {
@@ -89,6 +93,13 @@ impl ServerBuilder {
     /// Hosts a service (a generated `XxxServer`).
     pub fn add_service(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Adds a filter around every call (see [`crate::filter`]): the first added is the
+    /// outermost; filters named in the configuration's `filters` come before these.
+    pub fn filter(mut self, filter: impl ServerFilter) -> Self {
+        self.filters.push(Arc::new(filter));
         self
     }
 
@@ -185,6 +196,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves `/metrics`, `/health`, `/ready` and `/services` over HTTP on `addr` while
+    /// the server runs (see [`crate::admin`]); turns metrics on unless
+    /// [`ServerBuilder::metrics`] turned them off.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), erpc_core::Error> {
+    /// let server = erpc_core::Server::builder()
+    ///     .bind("127.0.0.1:0")
+    ///     .admin("127.0.0.1:9100")
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(server.admin_addr().map(|a| a.port()), Some(9100));
+    /// # Ok(()) }
+    /// ```
+    pub fn admin(self, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
+        self.edit(move |c| c.admin = Some(addr))
+    }
+
+    /// Records call metrics (see [`crate::admin::CallMetrics`]), with or without an
+    /// admin listener; off by default unless an admin address is set.
+    pub fn metrics(self, on: bool) -> Self {
+        self.edit(move |c| c.metrics = Some(on))
+    }
+
     /// Binds the listener; the server starts serving with [`Server::serve`].
     pub async fn build(mut self) -> Result<Server, Error> {
         let (config, registry_url) = self.settings.resolve(|c| c.server)?;
@@ -210,6 +246,14 @@ impl ServerBuilder {
                 )));
             }
         }
+        let hosted: Vec<serde_json::Value> = match &config.admin {
+            Some(_) => self
+                .services
+                .iter()
+                .map(|s| admin::hosted_service(s.as_ref()))
+                .collect(),
+            None => Vec::new(),
+        };
         for service in self.services {
             router.add(service, &config.limits)?;
         }
@@ -219,6 +263,10 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
+        let admin = match &config.admin {
+            Some(addr) => Some((admin::bind(addr)?, hosted)),
+            None => None,
+        };
         let mut advertised = match &config.advertise {
             Some(addr) => addr.clone(),
             None => advertise::advertised_addr(local_addr).await,
@@ -230,6 +278,14 @@ impl ServerBuilder {
             }
             metadata.insert(TRANSPORT_KEY.into(), "tls".into());
         }
+        let mut filters = config
+            .filters
+            .iter()
+            .map(|name| {
+                crate::filter::server_filter(name, config.auth_token.as_ref().map(Secret::expose))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        filters.append(&mut self.filters);
         let router = Arc::new(router);
         let registrations = Registrations::new(&router, &advertised, config.weight, &metadata);
         let context = Arc::new(ServerContext {
@@ -250,6 +306,8 @@ impl ServerBuilder {
             )),
             draining: Signal::default(),
             closing: Signal::default(),
+            metrics: config.metrics_enabled().then(CallMetrics::new),
+            filters: filters.into(),
         });
         let registered = watch::Sender::new(registry.is_none());
         Ok(Server {
@@ -263,6 +321,7 @@ impl ServerBuilder {
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             goaway_grace: Duration::from_millis(config.goaway_grace_ms),
             registered,
+            admin,
         })
     }
 
@@ -291,6 +350,8 @@ pub struct Server {
     goaway_grace: Duration,
     /// True once every service is registered (at once when there is no registry).
     registered: watch::Sender<bool>,
+    /// The bound admin listener and the hosted services it lists.
+    admin: Option<(admin::Listener, Vec<serde_json::Value>)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -311,6 +372,16 @@ impl Server {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's bound address, when one was configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(listener, _)| listener.addr())
+    }
+
+    /// The server's call metrics, when on.
+    pub fn metrics(&self) -> Option<&CallMetrics> {
+        self.context.metrics.as_ref()
     }
 
     /// The address registered for consumers (`tls://host:port` for a TLS server).
@@ -336,8 +407,21 @@ impl Server {
             drain_timeout,
             goaway_grace,
             registered,
+            admin,
         } = self;
         let connections = TaskTracker::new();
+        // Ready while registered and until shutdown starts.
+        let serving = Arc::new(AtomicBool::new(true));
+        let admin = admin.map(|(listener, hosted)| {
+            let (serving, registered) = (serving.clone(), registered.subscribe());
+            listener.start(admin::View {
+                ready: Box::new(move || serving.load(Ordering::Acquire) && *registered.borrow()),
+                services: Box::new(
+                    move || serde_json::json!({"side": "server", "services": hosted.clone()}),
+                ),
+                metrics: context.metrics.clone(),
+            })
+        });
         let registering = registry.as_ref().map(|r| {
             let registering = registrations.clone().register_all(r.clone());
             tokio::spawn(async move {
@@ -353,6 +437,7 @@ impl Server {
             }
         };
         accept_until(&listener, &tls, &connections, &context, stop).await;
+        serving.store(false, Ordering::Release);
         if let Some(task) = registering {
             task.abort();
         }
@@ -380,6 +465,7 @@ impl Server {
         context.closing.cancel();
         connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), connections.wait()).await;
+        drop(admin);
         tracing::info!(%local_addr, "server stopped");
         Ok(())
     }
@@ -394,6 +480,7 @@ impl Server {
         let local_addr = self.local_addr;
         let closing = self.context.closing.clone();
         let registered = self.registered.subscribe();
+        let (admin_addr, metrics) = (self.admin_addr(), self.context.metrics.clone());
         let task = tokio::spawn(self.serve_with_shutdown(async {
             let _ = signal.await;
         }));
@@ -403,6 +490,8 @@ impl Server {
             closing,
             registered,
             task,
+            admin_addr,
+            metrics,
         }
     }
 }
@@ -459,12 +548,24 @@ pub struct ServerHandle {
     closing: Signal,
     registered: watch::Receiver<bool>,
     task: JoinHandle<Result<(), Error>>,
+    admin_addr: Option<SocketAddr>,
+    metrics: Option<CallMetrics>,
 }
 
 impl ServerHandle {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's bound address, when one was configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The server's call metrics, when on.
+    pub fn metrics(&self) -> Option<&CallMetrics> {
+        self.metrics.as_ref()
     }
 
     /// Completes once every service is announced in the registry (at once without a

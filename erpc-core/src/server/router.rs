@@ -12,7 +12,8 @@ use crate::Error;
 
 /// One hosted service with its method-name index and overload gates.
 pub(crate) struct Route {
-    key: ServiceKey,
+    /// Shared with every call's context (no copy of the strings per call).
+    pub(crate) key: Arc<ServiceKey>,
     pub(crate) service: Arc<dyn Service>,
     methods: FxHashMap<&'static str, usize>,
     service_gate: Gate,
@@ -20,6 +21,11 @@ pub(crate) struct Route {
 }
 
 impl Route {
+    /// The hosted service's key.
+    pub(crate) fn key(&self) -> &ServiceKey {
+        &self.key
+    }
+
     /// Passes the method's then the service's limits, or says which refused.
     pub(crate) fn admit(&self, method: usize) -> Result<Admission, String> {
         let mut admission = Admission::default();
@@ -53,7 +59,7 @@ impl Router {
     ) -> Result<(), Error> {
         let key = service.key();
         let same_interface = self.services.get(&key.interface);
-        if same_interface.is_some_and(|routes| routes.iter().any(|r| r.key == key)) {
+        if same_interface.is_some_and(|routes| routes.iter().any(|r| *r.key == key)) {
             return Err(Error::Config(format!("service {key} added twice")));
         }
         let descriptor = service.descriptor();
@@ -84,7 +90,7 @@ impl Router {
             .entry(key.interface.clone())
             .or_default()
             .push(Route {
-                key,
+                key: Arc::new(key),
                 service,
                 methods,
                 service_gate,

@@ -113,8 +113,14 @@ impl ReaderStops {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_watcher_raises_drain_then_stop() {
+    /// Fresh draining/closing/broken events and a watcher raising them.
+    fn watched() -> (
+        Signal,
+        Signal,
+        CancellationToken,
+        Arc<ReaderStops>,
+        JoinHandle<()>,
+    ) {
         let (draining, closing, broken) = (
             Signal::default(),
             Signal::default(),
@@ -122,6 +128,12 @@ mod tests {
         );
         let stops = Arc::new(ReaderStops::default());
         let watcher = stops.watch(&draining, &closing, &broken);
+        (draining, closing, broken, stops, watcher)
+    }
+
+    #[tokio::test]
+    async fn the_watcher_raises_drain_then_stop() {
+        let (draining, closing, broken, stops, watcher) = watched();
         let pending = futures::poll!(std::pin::pin!(stops.raised(DRAIN | STOP)));
         assert!(pending.is_pending());
 
@@ -137,13 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_raises_stop_without_drain() {
-        let (draining, closing, broken) = (
-            Signal::default(),
-            Signal::default(),
-            CancellationToken::new(),
-        );
-        let stops = Arc::new(ReaderStops::default());
-        let watcher = stops.watch(&draining, &closing, &broken);
+        let (_draining, closing, _broken, stops, watcher) = watched();
         closing.cancel();
         stops.raised(STOP).await;
         watcher.await.unwrap();

@@ -126,7 +126,7 @@ impl Connection {
         let waiting = shared.clone();
         let busy = move || waiting.pending.lock().waiters.len() > 1;
         tokio::spawn(async move {
-            if let Err(e) = run_writer(write, rx, busy, None).await {
+            if let Err(e) = run_writer(write, rx, busy, None, |_| {}).await {
                 writer_shared.close(format!("write failed: {e}"));
             }
         });
