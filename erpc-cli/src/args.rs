@@ -42,7 +42,7 @@ impl std::fmt::Debug for Cli {
 /// Options every command takes (before or after the command name).
 #[derive(Args)]
 pub(crate) struct Global {
-    /// Registry URL (nacos://h:8848?namespace=..&group=.., static://h:p,..).
+    /// Registry URL (nacos://h:8848?namespace=..&group=.., zookeeper://h:2181,..?root=/dubbo, static://h:p,..).
     #[arg(long, global = true, env = "ERPC_REGISTRY", conflicts_with = "addr")]
     pub(crate) registry: Option<String>,
     /// One provider directly, without a registry (HOST:PORT, like static://HOST:PORT).

@@ -104,6 +104,18 @@ impl From<erpc::nacos::NacosError> for CliError {
     }
 }
 
+impl From<erpc::zookeeper::ZookeeperError> for CliError {
+    fn from(error: erpc::zookeeper::ZookeeperError) -> Self {
+        use erpc::zookeeper::ZookeeperError;
+        let exit = match &error {
+            ZookeeperError::Config { .. } => Exit::Usage,
+            ZookeeperError::Connect { .. } | ZookeeperError::Timeout { .. } => Exit::Unreachable,
+            _ => Exit::Remote,
+        };
+        Self::new(exit, chain(&error))
+    }
+}
+
 /// The closest of `candidates` to `wanted`, when close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(
     wanted: &str,

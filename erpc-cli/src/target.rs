@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use erpc::nacos::NacosRegistry;
 use erpc::registry::{Provider, Registry, StaticRegistry};
+use erpc::zookeeper::ZookeeperRegistry;
 use erpc::ServiceKey;
+use futures::StreamExt;
 
 use crate::args::Global;
 use crate::error::CliError;
@@ -15,12 +17,19 @@ use crate::error::CliError;
 pub(crate) struct Target {
     /// The registry URL (`static://HOST:PORT` for `--addr`).
     url: String,
-    /// Set for `nacos://` registries: the catalogue and typed errors come from it.
-    nacos: Option<NacosRegistry>,
+    /// Set for registries that list their services (`nacos://`, `zookeeper://`): the
+    /// catalogue and typed errors come from it.
+    catalogue: Option<Catalogue>,
     /// `--admin HOST:PORT`.
     admin: Option<String>,
     /// Bound on every request.
     pub(crate) timeout: Duration,
+}
+
+/// A registry that lists the services it knows.
+enum Catalogue {
+    Nacos(NacosRegistry),
+    Zookeeper(ZookeeperRegistry),
 }
 
 /// A method as the registry metadata or the admin listener describes it.
@@ -63,8 +72,10 @@ impl Target {
                 "say where the services are: --registry URL (or ERPC_REGISTRY) or --addr HOST:PORT",
             )),
         };
-        let nacos = if url.starts_with("nacos://") {
-            Some(NacosRegistry::from_url(&url)?)
+        let catalogue = if url.starts_with("nacos://") {
+            Some(Catalogue::Nacos(NacosRegistry::from_url(&url)?))
+        } else if url.starts_with("zookeeper://") {
+            Some(Catalogue::Zookeeper(ZookeeperRegistry::from_url(&url)?))
         } else {
             // Validate now, so that a bad URL is a usage error before anything is sent.
             erpc::registry_from_url(&url)?;
@@ -72,7 +83,7 @@ impl Target {
         };
         Ok(Self {
             url,
-            nacos,
+            catalogue,
             admin: global.admin.clone(),
             timeout: global.timeout,
         })
@@ -80,8 +91,9 @@ impl Target {
 
     /// The registry to build clients and subscriptions on.
     pub(crate) fn registry(&self) -> Result<Arc<dyn Registry>, CliError> {
-        match &self.nacos {
-            Some(nacos) => Ok(Arc::new(nacos.clone())),
+        match &self.catalogue {
+            Some(Catalogue::Nacos(nacos)) => Ok(Arc::new(nacos.clone())),
+            Some(Catalogue::Zookeeper(zookeeper)) => Ok(Arc::new(zookeeper.clone())),
             None => Ok(erpc::registry_from_url(&self.url)?),
         }
     }
@@ -91,16 +103,26 @@ impl Target {
         erpc::registry::redact_url(&self.url, &["namespace", "group"])
     }
 
-    /// True for a registry that lists its services (Nacos).
+    /// True for a registry that lists its services (Nacos, ZooKeeper).
     pub(crate) fn has_catalogue(&self) -> bool {
-        self.nacos.is_some() || self.admin.is_some()
+        self.catalogue.is_some() || self.admin.is_some()
     }
 
     /// The providers the registry lists for `key` now (the static addresses for
     /// `static://` and `--addr`).
     pub(crate) async fn providers(&self, key: &ServiceKey) -> Result<Vec<Provider>, CliError> {
-        match &self.nacos {
-            Some(nacos) => Ok(self.bounded("Nacos", nacos.providers(key)).await??),
+        match &self.catalogue {
+            Some(Catalogue::Nacos(nacos)) => {
+                Ok(self.bounded("Nacos", nacos.providers(key)).await??)
+            }
+            Some(Catalogue::Zookeeper(zookeeper)) => {
+                // The first item of a subscription is the current list.
+                let current = async {
+                    let mut changes = zookeeper.subscribe(key).await?;
+                    Ok::<_, erpc::Error>(changes.next().await.map(|c| c.all).unwrap_or_default())
+                };
+                Ok(self.bounded("ZooKeeper", current).await??)
+            }
             None => Ok(StaticRegistry::from_url(&self.url)?
                 .addrs()
                 .into_iter()
@@ -112,8 +134,16 @@ impl Target {
     /// Every service the registry (or the admin listener) knows; `None` when neither
     /// keeps a catalogue.
     pub(crate) async fn services(&self) -> Result<Option<Vec<ServiceKey>>, CliError> {
-        if let Some(nacos) = &self.nacos {
-            return Ok(Some(self.bounded("Nacos", nacos.services()).await??));
+        match &self.catalogue {
+            Some(Catalogue::Nacos(nacos)) => {
+                return Ok(Some(self.bounded("Nacos", nacos.services()).await??));
+            }
+            Some(Catalogue::Zookeeper(zookeeper)) => {
+                return Ok(Some(
+                    self.bounded("ZooKeeper", zookeeper.services()).await??,
+                ));
+            }
+            None => {}
         }
         Ok(self
             .admin_services()

@@ -23,7 +23,7 @@ pub(crate) async fn run(global: &Global) -> Result<(), CliError> {
     let target = global.target()?;
     let Some(mut keys) = target.services().await? else {
         return Err(CliError::usage(format!(
-            "{} keeps no service catalogue: list needs a nacos:// registry, or the provider's admin listener (--admin HOST:PORT); `erpc describe SERVICE` works on any target",
+            "{} keeps no service catalogue: list needs a nacos:// or zookeeper:// registry, or the provider's admin listener (--admin HOST:PORT); `erpc describe SERVICE` works on any target",
             target.shown()
         )));
     };
