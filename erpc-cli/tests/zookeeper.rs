@@ -7,7 +7,6 @@
 //! the test prints SKIPPED, unless `ERPC_ZOOKEEPER_REQUIRE=1`.
 
 #[path = "../../erpc-zookeeper/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 mod common;
