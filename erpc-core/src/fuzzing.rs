@@ -358,6 +358,7 @@ fn check_response(frame: &Frame, max: usize) {
         match (status, &err) {
             (Status::Overloaded, Error::Overloaded(m))
             | (Status::HandlerPanicked, Error::HandlerPanicked(m))
+            | (Status::Unauthenticated, Error::Unauthenticated(m))
             | (Status::Unknown, Error::Remote { message: m, .. }) => assert_eq!(*m, message),
             (
                 Status::FrameTooLarge,
