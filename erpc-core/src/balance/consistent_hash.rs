@@ -22,14 +22,12 @@
 use std::fmt::Write as _;
 use std::hash::Hasher as _;
 
-use parking_lot::Mutex;
-use rand::rngs::SmallRng;
 use rand::Rng;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 use twox_hash::XxHash64;
 
-use super::random::rng;
+use super::random::{rng, PickRng};
 use super::{provider_weight, Candidates, LoadBalancer, PickContext, Picker};
 use crate::registry::{Provider, DEFAULT_WEIGHT};
 
@@ -152,12 +150,14 @@ impl LoadBalancer for ConsistentHash {
 struct Ring {
     /// (point, index into the provider list), sorted.
     points: Vec<(u64, u32)>,
-    rng: Mutex<SmallRng>,
+    rng: PickRng,
 }
 
 impl Picker for Ring {
     fn pick(&self, candidates: &Candidates<'_>, ctx: &PickContext<'_>) -> Option<usize> {
-        let key = mix(ctx.hash_key.unwrap_or_else(|| self.rng.lock().gen()));
+        let key = mix(ctx
+            .hash_key
+            .unwrap_or_else(|| self.rng.with(|rng| rng.gen())));
         let start = self.points.partition_point(|&(point, _)| point < key);
         // The owner, or the next eligible provider clockwise.
         let (behind, ahead) = self.points.split_at(start);

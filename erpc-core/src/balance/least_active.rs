@@ -5,10 +5,7 @@
 //! measurement. Ties (common when load is light) are broken by weighted random, so
 //! weights still matter and equal providers share evenly.
 
-use parking_lot::Mutex;
-use rand::rngs::SmallRng;
-
-use super::random::{pick_weighted, rng};
+use super::random::{pick_weighted, rng, PickRng};
 use super::{Candidates, LoadBalancer, PickContext, Picker};
 use crate::registry::Provider;
 
@@ -47,7 +44,7 @@ impl LoadBalancer for LeastActive {
 /// Needs no per-list state beyond its RNG: it compares live in-flight counts.
 #[derive(Debug)]
 struct LeastActivePicker {
-    rng: Mutex<SmallRng>,
+    rng: PickRng,
 }
 
 impl Picker for LeastActivePicker {
@@ -68,10 +65,9 @@ impl Picker for LeastActivePicker {
             return first;
         }
         let in_flight = |i: usize| candidates.get(i).map(|c| c.in_flight);
-        pick_weighted(candidates, &mut self.rng.lock(), |i| {
-            in_flight(i) == Some(least)
-        })
-        .or(first)
+        self.rng
+            .with(|rng| pick_weighted(candidates, rng, |i| in_flight(i) == Some(least)))
+            .or(first)
     }
 }
 

@@ -16,11 +16,10 @@
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::random::rng;
+use super::random::{rng, PickRng};
 use super::{eligible_indexes, Candidate, Candidates, LoadBalancer, PickContext, Picker};
 use crate::registry::Provider;
 
@@ -74,7 +73,7 @@ impl LoadBalancer for PowerOfTwoChoices {
 /// Needs no per-list state beyond its RNG: it compares two live candidates.
 #[derive(Debug)]
 struct P2cPicker {
-    rng: Mutex<SmallRng>,
+    rng: PickRng,
     unknown_latency: Option<Duration>,
 }
 
@@ -108,15 +107,13 @@ impl Picker for P2cPicker {
         if n < 2 {
             return (n == 1 && candidates.is_eligible(0)).then_some(0);
         }
-        {
-            let mut rng = self.rng.lock();
-            for _ in 0..DRAWS {
-                let (i, j) = pair(&mut rng, n);
-                if candidates.is_eligible(i) && candidates.is_eligible(j) {
-                    drop(rng);
-                    return self.cheaper(candidates, i, j);
-                }
-            }
+        let drawn = self.rng.with(|rng| {
+            (0..DRAWS)
+                .map(|_| pair(rng, n))
+                .find(|&(i, j)| candidates.is_eligible(i) && candidates.is_eligible(j))
+        });
+        if let Some((i, j)) = drawn {
+            return self.cheaper(candidates, i, j);
         }
         // Most providers may not be called now (tried, ejected): choose among the rest.
         let eligible = eligible_indexes(candidates);
@@ -124,7 +121,7 @@ impl Picker for P2cPicker {
             0 => None,
             1 => Some(eligible[0]),
             m => {
-                let (i, j) = pair(&mut self.rng.lock(), m);
+                let (i, j) = self.rng.with(|rng| pair(rng, m));
                 self.cheaper(candidates, eligible[i], eligible[j])
             }
         }

@@ -36,9 +36,38 @@ impl Default for WeightedRandom {
     }
 }
 
-/// An RNG seeded from `seed`, or from the operating system.
-pub(super) fn rng(seed: Option<u64>) -> Mutex<SmallRng> {
-    Mutex::new(seed.map_or_else(SmallRng::from_entropy, SmallRng::seed_from_u64))
+/// A picker's random numbers: a seeded generator behind a lock (tests want the same
+/// sequence every run), or, unseeded, the calling thread's own generator, so that
+/// concurrent picks of one service share no lock and no cache line.
+#[derive(Debug)]
+pub(super) enum PickRng {
+    /// Deterministic, for tests.
+    Seeded(Mutex<SmallRng>),
+    /// One generator per thread, seeded from the operating system.
+    PerThread,
+}
+
+thread_local! {
+    static THREAD_RNG: std::cell::RefCell<SmallRng> =
+        std::cell::RefCell::new(SmallRng::from_entropy());
+}
+
+impl PickRng {
+    /// Runs `f` with the generator.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut SmallRng) -> R) -> R {
+        match self {
+            PickRng::Seeded(rng) => f(&mut rng.lock()),
+            PickRng::PerThread => THREAD_RNG.with(|rng| f(&mut rng.borrow_mut())),
+        }
+    }
+}
+
+/// A generator seeded from `seed`, or per thread from the operating system.
+pub(super) fn rng(seed: Option<u64>) -> PickRng {
+    match seed {
+        Some(seed) => PickRng::Seeded(Mutex::new(SmallRng::seed_from_u64(seed))),
+        None => PickRng::PerThread,
+    }
 }
 
 impl LoadBalancer for WeightedRandom {
@@ -63,21 +92,22 @@ impl LoadBalancer for WeightedRandom {
 struct RandomPicker {
     /// `ends[i]` is the total weight of providers `0..=i`.
     ends: Vec<u64>,
-    rng: Mutex<SmallRng>,
+    rng: PickRng,
 }
 
 impl Picker for RandomPicker {
     fn pick(&self, candidates: &Candidates<'_>, _: &PickContext<'_>) -> Option<usize> {
         let total = *self.ends.last()?;
-        let mut rng = self.rng.lock();
-        for _ in 0..4 {
-            let point = rng.gen_range(0..total);
-            let i = self.ends.partition_point(|&end| end <= point);
-            if candidates.is_eligible(i) {
-                return Some(i);
+        self.rng.with(|rng| {
+            for _ in 0..4 {
+                let point = rng.gen_range(0..total);
+                let i = self.ends.partition_point(|&end| end <= point);
+                if candidates.is_eligible(i) {
+                    return Some(i);
+                }
             }
-        }
-        pick_weighted(candidates, &mut rng, |_| true)
+            pick_weighted(candidates, rng, |_| true)
+        })
     }
 }
 

@@ -443,7 +443,12 @@ impl Client {
     }
 
     async fn route(&self, call: &Call<'_>) -> Result<Arc<Route>, Error> {
-        match tokio::time::timeout_at(call.deadline, self.inner.directory.route(call.key)).await {
+        let mut lookup = std::pin::pin!(self.inner.directory.route(call.key));
+        // A subscribed service answers at once: no timer for the common case.
+        if let std::task::Poll::Ready(route) = futures::poll!(lookup.as_mut()) {
+            return route;
+        }
+        match tokio::time::timeout_at(call.deadline, lookup).await {
             Ok(result) => result,
             Err(_) => Err(timeout_error(call)),
         }

@@ -59,21 +59,39 @@ impl Route {
         }
     }
 
-    /// The picker of `balancer` for this route (the client's own when `None`).
-    pub(crate) fn picker(&self, balancer: Option<&Arc<dyn LoadBalancer>>) -> Arc<dyn Picker> {
+    /// The picker of `balancer` for this route (the client's own when `None`, borrowed:
+    /// the common case touches no shared reference count).
+    pub(crate) fn picker(&self, balancer: Option<&Arc<dyn LoadBalancer>>) -> RoutePicker<'_> {
         let Some(balancer) = balancer else {
-            return self.picker.clone();
+            return RoutePicker::Own(&*self.picker);
         };
         let mut overrides = self.overrides.lock();
         if let Some((_, picker)) = overrides.iter().find(|(b, _)| Arc::ptr_eq(b, balancer)) {
-            return picker.clone();
+            return RoutePicker::Override(picker.clone());
         }
         let picker: Arc<dyn Picker> = Arc::from(balancer.picker(&self.providers));
         if overrides.len() == MAX_OVERRIDES {
             overrides.remove(0);
         }
         overrides.push((balancer.clone(), picker.clone()));
-        picker
+        RoutePicker::Override(picker)
+    }
+}
+
+/// A route's picker for one call: its own, or a handle-level balancer's.
+pub(crate) enum RoutePicker<'a> {
+    Own(&'a dyn Picker),
+    Override(Arc<dyn Picker>),
+}
+
+impl std::ops::Deref for RoutePicker<'_> {
+    type Target = dyn Picker;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            RoutePicker::Own(picker) => *picker,
+            RoutePicker::Override(picker) => &**picker,
+        }
     }
 }
 
