@@ -2,13 +2,14 @@
 //! the Prometheus text), `/health` and `/ready` across registration and graceful
 //! shutdown, `/services`, the config keys, and metrics that stay off unless asked for.
 
+#[path = "support/down_at_first.rs"]
+mod down_at_first;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use erpc::registry::{MemoryRegistry, Registry};
+use down_at_first::DownAtFirst;
 use erpc::{BreakerPolicy, CallOptions, Client, Config, Server, ServerConfig, ServiceKey};
 
 /// The service the tests call.
@@ -379,44 +380,9 @@ async fn client_metrics_count_retries_picks_and_ejections() {
     }
 }
 
-/// A registry that refuses registrations until it is told it is up.
-#[derive(Clone)]
-struct DownAtFirst {
-    inner: MemoryRegistry,
-    up: Arc<AtomicBool>,
-}
-
-#[erpc::async_trait]
-impl Registry for DownAtFirst {
-    async fn register(
-        &self,
-        registration: &erpc::registry::Registration,
-    ) -> Result<(), erpc::Error> {
-        if !self.up.load(Ordering::SeqCst) {
-            return Err(erpc::Error::Registry("down".into()));
-        }
-        self.inner.register(registration).await
-    }
-    async fn deregister(
-        &self,
-        registration: &erpc::registry::Registration,
-    ) -> Result<(), erpc::Error> {
-        self.inner.deregister(registration).await
-    }
-    async fn subscribe(
-        &self,
-        key: &ServiceKey,
-    ) -> Result<erpc::registry::ChangeStream, erpc::Error> {
-        self.inner.subscribe(key).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_follows_registration_and_graceful_shutdown() {
-    let registry = DownAtFirst {
-        inner: MemoryRegistry::new(),
-        up: Default::default(),
-    };
+    let registry = DownAtFirst::new();
     let server = Server::builder()
         .config(server_config())
         .advertise("127.0.0.1:3")
@@ -436,7 +402,7 @@ async fn ready_follows_registration_and_graceful_shutdown() {
     assert_eq!(status, 503, "ready while the registry refuses: {body}");
     assert_eq!(get(admin, "/nope").await.unwrap().0, 404);
 
-    registry.up.store(true, Ordering::SeqCst);
+    registry.come_up();
     wait_for_status(admin, "/ready", 200).await;
     tokio::time::timeout(WAIT, server.registered())
         .await

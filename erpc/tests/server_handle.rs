@@ -2,8 +2,12 @@
 //! started at once and finished in the background (the handle is `#[must_use]` so that
 //! `server.spawn();` does not do this by accident).
 
+#[path = "support/down_at_first.rs"]
+mod down_at_first;
+
 use std::time::Duration;
 
+use down_at_first::DownAtFirst;
 use erpc::registry::{MemoryRegistry, Registry};
 use erpc::{Server, ServiceKey};
 use futures::StreamExt;
@@ -79,44 +83,9 @@ async fn dropping_the_handle_deregisters_and_closes_the_server() {
     .expect("the port stops accepting after the handle was dropped");
 }
 
-/// A registry that refuses registrations until it is told it is up.
-#[derive(Clone)]
-struct DownAtFirst {
-    inner: MemoryRegistry,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[erpc::async_trait]
-impl Registry for DownAtFirst {
-    async fn register(
-        &self,
-        registration: &erpc::registry::Registration,
-    ) -> Result<(), erpc::Error> {
-        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(erpc::Error::Registry("down".into()));
-        }
-        self.inner.register(registration).await
-    }
-    async fn deregister(
-        &self,
-        registration: &erpc::registry::Registration,
-    ) -> Result<(), erpc::Error> {
-        self.inner.deregister(registration).await
-    }
-    async fn subscribe(
-        &self,
-        key: &ServiceKey,
-    ) -> Result<erpc::registry::ChangeStream, erpc::Error> {
-        self.inner.subscribe(key).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_completes_once_the_registry_has_the_provider() {
-    let registry = DownAtFirst {
-        inner: MemoryRegistry::new(),
-        up: Default::default(),
-    };
+    let registry = DownAtFirst::new();
     let handle = spawn_advertised(registry.clone(), "127.0.0.1:2").await;
     // The registry refuses: the server retries in the background and is not registered.
     let early = tokio::time::timeout(Duration::from_millis(300), handle.registered()).await;
@@ -125,7 +94,7 @@ async fn registered_completes_once_the_registry_has_the_provider() {
         "registered() completed while the registry refused"
     );
 
-    registry.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    registry.come_up();
     tokio::time::timeout(Duration::from_secs(20), handle.registered())
         .await
         .expect("registered once the registry is up");
