@@ -365,10 +365,14 @@ impl Conn {
             ));
         }
         let (route, method) = self.ctx.router.resolve(&envelope.head)?;
+        let method_name = route
+            .service
+            .descriptor()
+            .methods
+            .get(method)
+            .map_or("", |m| m.name);
         if let Some(metrics) = &self.ctx.metrics {
-            let name = route.service.descriptor().methods.get(method);
-            *observed =
-                Some(metrics.begin(Side::Provider, route.key(), name.map_or("", |m| m.name)));
+            *observed = Some(metrics.begin(Side::Provider, route.key(), method_name));
         }
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
@@ -389,12 +393,6 @@ impl Conn {
             .memory
             .try_reserve(wire.num_permits())
             .map_err(|message| (Status::Overloaded, message))?;
-        let method_name = route
-            .service
-            .descriptor()
-            .methods
-            .get(method)
-            .map_or("", |m| m.name);
         Ok(Admitted {
             service: route.service.clone(),
             key: route.key.clone(),
