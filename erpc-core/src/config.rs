@@ -130,6 +130,10 @@ pub struct ClientConfig {
     pub filters: Vec<String>,
     /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
     pub auth_token: Option<Secret>,
+    /// Share of the traces started here that the `tracing` filter records, 0.0 to
+    /// 1.0 (traces continued from a caller follow the caller's decision; see
+    /// [`crate::filter::Tracing::sampled`]).
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for ClientConfig {
@@ -160,6 +164,7 @@ impl Default for ClientConfig {
             metrics: None,
             filters: Vec::new(),
             auth_token: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -219,6 +224,10 @@ pub struct ServerConfig {
     pub filters: Vec<String>,
     /// The shared token of the `auth` filter; a secret, never shown by `Debug`.
     pub auth_token: Option<Secret>,
+    /// Share of the traces started here that the `tracing` filter records, 0.0 to
+    /// 1.0 (traces continued from a caller follow the caller's decision; see
+    /// [`crate::filter::Tracing::sampled`]).
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for ServerConfig {
@@ -244,6 +253,7 @@ impl Default for ServerConfig {
             metrics: None,
             filters: Vec::new(),
             auth_token: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -524,12 +534,24 @@ impl Config {
     /// Checks what types alone cannot (balancer names, limits of at least one).
     pub fn validate(&self) -> Result<(), Error> {
         crate::balance::by_name(&self.client.balancer)?;
-        for (names, token) in [
-            (&self.client.filters, &self.client.auth_token),
-            (&self.server.filters, &self.server.auth_token),
+        for (names, token, ratio) in [
+            (
+                &self.client.filters,
+                &self.client.auth_token,
+                self.client.trace_sample_ratio,
+            ),
+            (
+                &self.server.filters,
+                &self.server.auth_token,
+                self.server.trace_sample_ratio,
+            ),
         ] {
+            let settings = crate::filter::BuiltInSettings {
+                auth_token: token.as_ref().map(Secret::expose),
+                trace_sample_ratio: ratio,
+            };
             for name in names {
-                crate::filter::server_filter(name, token.as_ref().map(Secret::expose))?;
+                crate::filter::server_filter(name, &settings)?;
             }
         }
         if self.server.max_concurrency == 0 {

@@ -77,11 +77,14 @@ impl Pipeline {
 
 async fn hop(next: Option<RelayClient>) -> ServerHandle {
     let service = RelayServer::new(RelayImpl { next });
-    spawn(server().filter(Tracing).add_service(service)).await
+    spawn(server().filter(Tracing::default()).add_service(service)).await
 }
 
 fn client_of(server: &ServerHandle) -> RelayClient {
-    let client = direct(server.local_addr()).filter(Tracing).build().unwrap();
+    let client = direct(server.local_addr())
+        .filter(Tracing::default())
+        .build()
+        .unwrap();
     RelayClient::new(client).with_timeout(Duration::from_secs(20))
 }
 

@@ -142,11 +142,14 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
 
 async fn hop(next: Option<RelayClient>) -> ServerHandle {
     let service = RelayServer::new(RelayImpl { next });
-    spawn(server().filter(Tracing).add_service(service)).await
+    spawn(server().filter(Tracing::default()).add_service(service)).await
 }
 
 fn client_of(server: &ServerHandle) -> RelayClient {
-    let client = direct(server.local_addr()).filter(Tracing).build().unwrap();
+    let client = direct(server.local_addr())
+        .filter(Tracing::default())
+        .build()
+        .unwrap();
     RelayClient::new(client).with_timeout(Duration::from_secs(20))
 }
 
@@ -325,6 +328,108 @@ async fn with_nobody_interested_no_trace_context_is_drawn() {
         let server = hop(None).await;
         let received = client_of(&server).relay().await.unwrap();
         assert_eq!(received, None, "a disabled client span drew a trace");
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+async fn hop_sampled(next: Option<RelayClient>, tracing: Tracing) -> ServerHandle {
+    let service = RelayServer::new(RelayImpl { next });
+    spawn(server().filter(tracing).add_service(service)).await
+}
+
+fn sampled_client_of(server: &ServerHandle, tracing: Tracing) -> RelayClient {
+    let client = direct(server.local_addr()).filter(tracing).build().unwrap();
+    RelayClient::new(client).with_timeout(Duration::from_secs(20))
+}
+
+/// All spans on target `erpc::trace` seen so far, open or closed.
+fn all_spans(captured: &Captured) -> Vec<SpanRecord> {
+    captured.0.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_unsampled_trace_is_followed_by_every_hop() {
+    let (captured, _guard) = capture();
+    bounded(TEST_LIMIT, async {
+        // The next hops record every trace they start, but follow a caller's decision.
+        let last = hop_sampled(None, Tracing::default()).await;
+        let middle = hop_sampled(Some(client_of(&last)), Tracing::default()).await;
+        let consumer = sampled_client_of(&middle, Tracing::sampled(0.0));
+        for _ in 0..5 {
+            let received = consumer
+                .relay()
+                .await
+                .unwrap()
+                .expect("a traceparent arrived");
+            let parsed = context::TraceParent::parse(&received).expect("well-formed");
+            assert!(!parsed.sampled(), "sent as sampled: {received}");
+        }
+        // A span is created before its call is sent or its handler runs: none exist.
+        assert_eq!(all_spans(&captured).len(), 0, "{:#?}", all_spans(&captured));
+        middle.shutdown().await.unwrap();
+        last.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_sampled_share_of_new_traces_is_recorded_on_both_sides() {
+    let (captured, _guard) = capture();
+    bounded(TEST_LIMIT, async {
+        let server = hop_sampled(None, Tracing::default()).await;
+        let consumer = sampled_client_of(&server, Tracing::sampled(0.5));
+        let calls = 200;
+        let mut sampled_sent = 0;
+        for _ in 0..calls {
+            let received = consumer
+                .relay()
+                .await
+                .unwrap()
+                .expect("a traceparent arrived");
+            let parsed = context::TraceParent::parse(&received).expect("well-formed");
+            sampled_sent += usize::from(parsed.sampled());
+        }
+        // Binomial(200, 0.5): 60..140 is over 5 standard deviations either side.
+        assert!(
+            (60..=140).contains(&sampled_sent),
+            "{sampled_sent} of {calls}"
+        );
+        let spans = closed_spans(&captured, 2 * sampled_sent).await;
+        let count = |name: &str| spans.iter().filter(|s| s.name == name).count();
+        assert_eq!(count("erpc.client"), sampled_sent, "{spans:#?}");
+        assert_eq!(count("erpc.server"), sampled_sent, "{spans:#?}");
+        // Every recorded server span continues a recorded client span's trace.
+        for served in spans.iter().filter(|s| s.name == "erpc.server") {
+            assert!(
+                spans.iter().any(|s| s.name == "erpc.client"
+                    && s.field("span_id") == served.field("parent_span_id")
+                    && s.field("trace_id") == served.field("trace_id")),
+                "{served:#?}"
+            );
+        }
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sample_ratio_is_read_from_the_configuration() {
+    let (captured, _guard) = capture();
+    bounded(TEST_LIMIT, async {
+        let server = hop_sampled(None, Tracing::default()).await;
+        let mut config = ClientConfig::default();
+        config.filters = vec!["tracing".into()];
+        config.trace_sample_ratio = 0.0;
+        let client = Client::builder()
+            .config(config)
+            .direct([server.local_addr().to_string()])
+            .build()
+            .unwrap();
+        let received = RelayClient::new(client).relay().await.unwrap();
+        let received = received.expect("the unsampled decision travels");
+        assert!(received.ends_with("-00"), "{received}");
+        assert_eq!(all_spans(&captured).len(), 0, "{:#?}", all_spans(&captured));
         server.shutdown().await.unwrap();
     })
     .await;

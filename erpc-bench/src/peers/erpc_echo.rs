@@ -46,7 +46,7 @@ pub(crate) async fn serve(
         .metrics(extras.metrics)
         .add_service(EchoServer::new(EchoImpl));
     if extras.tracing {
-        builder = builder.filter(Tracing);
+        builder = builder.filter(tracing_filter());
     }
     if let Some(tls) = tls {
         builder = builder.tls(tls);
@@ -54,6 +54,24 @@ pub(crate) async fn serve(
     let server = builder.build().await.map_err(|e| e.to_string())?;
     crate::announce_port(server.local_addr().port());
     server.serve().await.map_err(|e| e.to_string())
+}
+
+/// The `Tracing` filter of the tracing rows: every call recorded, or the share given by
+/// `ERPC_BENCH_TRACE_SAMPLE_RATIO` (e.g. `0.1`, Spring Boot's and so Dubbo's default)
+/// of the traces the client starts; the server follows the client's decision.
+fn tracing_filter() -> Tracing {
+    match std::env::var("ERPC_BENCH_TRACE_SAMPLE_RATIO") {
+        Ok(ratio) => {
+            match ratio.trim().parse() {
+                Ok(ratio) => Tracing::sampled(ratio),
+                Err(_) => {
+                    eprintln!("ERPC_BENCH_TRACE_SAMPLE_RATIO={ratio:?} is not a number; tracing every call");
+                    Tracing::default()
+                }
+            }
+        }
+        Err(_) => Tracing::default(),
+    }
 }
 
 /// The process-wide subscriber of the `erpc+tracing` row, chosen by
@@ -99,7 +117,7 @@ pub(crate) fn client(
         .serialization(serialization)
         .timeout(Duration::from_secs(30));
     if extras.tracing {
-        builder = builder.filter(Tracing);
+        builder = builder.filter(tracing_filter());
     }
     if extras.scrape {
         builder = builder.admin("127.0.0.1:0");

@@ -250,8 +250,14 @@ impl CallMetrics {
     /// Starts observing one call of `method` on `key`: the in-flight gauge goes up
     /// until the returned guard is finished or dropped.
     pub fn begin(&self, side: Side, key: &ServiceKey, method: &str) -> InFlight {
+        self.method(side, key, method).begin()
+    }
+
+    /// The handles of one method, resolved once: a caller that knows its methods up
+    /// front (the server's routing table) keeps these and skips the lookup per call.
+    pub(crate) fn method(&self, side: Side, key: &ServiceKey, method: &str) -> MethodObserver {
         let inner = &self.inner;
-        let method = inner.methods[side as usize].get(key, method, || {
+        MethodObserver(inner.methods[side as usize].get(key, method, || {
             let labels = Self::labels(side, key, method);
             Arc::new(MethodMetrics {
                 calls: inner.calls.get_or_create_owned(&labels),
@@ -260,13 +266,7 @@ impl CallMetrics {
                 errors: inner.errors.clone(),
                 labels,
             })
-        });
-        method.in_flight.inc();
-        InFlight {
-            method,
-            started: Instant::now(),
-            finished: false,
-        }
+        }))
     }
 
     /// Counts an extra attempt (retry or forked copy) of a client call.
@@ -282,14 +282,19 @@ impl CallMetrics {
 
     /// Counts an attempt of a call to `key` sent to `provider` (its address).
     pub fn pick(&self, key: &ServiceKey, provider: &str) {
+        self.pick_counter(key, provider).inc();
+    }
+
+    /// The counter [`CallMetrics::pick`] increments, for a caller that keeps it (the
+    /// client's route holds one per provider).
+    pub(crate) fn pick_counter(&self, key: &ServiceKey, provider: &str) -> Counter {
         let inner = &self.inner;
-        let counter = inner.pick_counters.get(key, provider, || {
+        inner.pick_counters.get(key, provider, || {
             inner.picks.get_or_create_owned(&PickLabels {
                 service: key.to_string(),
                 provider: provider.to_string(),
             })
-        });
-        counter.inc();
+        })
     }
 
     /// Counts a circuit-breaker ejection of `provider`.
@@ -314,6 +319,22 @@ impl CallMetrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         text
+    }
+}
+
+/// The resolved handles of one service method on one side (see [`CallMetrics::method`]).
+#[derive(Clone)]
+pub(crate) struct MethodObserver(Arc<MethodMetrics>);
+
+impl MethodObserver {
+    /// Starts observing one call, as [`CallMetrics::begin`] does.
+    pub(crate) fn begin(&self) -> InFlight {
+        self.0.in_flight.inc();
+        InFlight {
+            method: self.0.clone(),
+            started: Instant::now(),
+            finished: false,
+        }
     }
 }
 

@@ -23,3 +23,4 @@ pub use metrics::{CallMetrics, InFlight, Side, CONTENT_TYPE, DURATION_BUCKETS};
 
 pub(crate) use endpoints::{hosted_service, subscribed_service, View};
 pub(crate) use http::{bind, Listener, Running};
+pub(crate) use metrics::MethodObserver;

@@ -34,7 +34,8 @@ struct Entry {
 pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
 
 /// Builds a service's route from its new provider list and its previous route.
-pub(crate) type BuildRoute = Arc<dyn Fn(Vec<Provider>, Option<&Route>) -> Route + Send + Sync>;
+pub(crate) type BuildRoute =
+    Arc<dyn Fn(&ServiceKey, Vec<Provider>, Option<&Route>) -> Route + Send + Sync>;
 
 /// Routes per service.
 pub(crate) struct Directory {
@@ -185,7 +186,7 @@ async fn follow(
                         "provider list changed"
                     );
                     let drained = usable.len() < listed;
-                    let route = build(usable, previous.as_deref());
+                    let route = build(&key, usable, previous.as_deref());
                     sender.send_replace(Some(Arc::new(route)));
                     if !change.removed.is_empty() || drained {
                         on_change();

@@ -538,9 +538,7 @@ impl Client {
                 // Eligibility is not checked again: it may have changed since the
                 // picker looked (another call's connect failed, a breaker tripped).
                 Some(i) if i < candidates.len() && !tried.contains(&i) => {
-                    if let Some(metrics) = &self.inner.metrics {
-                        metrics.pick(call.key, &route.providers[i].addr);
-                    }
+                    route.count_pick(i);
                     return Ok(Some((i, tier)));
                 }
                 Some(i) => {
@@ -880,12 +878,14 @@ impl ClientBuilder {
             Some(balancer) => balancer,
             None => crate::balance::by_name(&config.balancer)?,
         };
+        let builtin = crate::filter::BuiltInSettings {
+            auth_token: config.auth_token.as_ref().map(Secret::expose),
+            trace_sample_ratio: config.trace_sample_ratio,
+        };
         let mut filters = config
             .filters
             .iter()
-            .map(|name| {
-                crate::filter::client_filter(name, config.auth_token.as_ref().map(Secret::expose))
-            })
+            .map(|name| crate::filter::client_filter(name, &builtin))
             .collect::<Result<Vec<_>, Error>>()?;
         filters.append(&mut self.filters);
         let metrics = config.metrics_enabled().then(CallMetrics::new);
@@ -899,10 +899,13 @@ impl ClientBuilder {
         let first_list_wait = config.timeout().max(Duration::from_secs(1));
         let pool = Arc::new(Pool::new(settings));
         let build_route = {
-            let (pool, balancer) = (pool.clone(), balancer.clone());
-            Arc::new(move |providers, previous: Option<&Route>| {
-                Route::new(providers, &pool, balancer.as_ref(), previous)
-            })
+            let (pool, balancer, metrics) = (pool.clone(), balancer.clone(), metrics.clone());
+            Arc::new(
+                move |key: &ServiceKey, providers, previous: Option<&Route>| {
+                    let metrics = metrics.as_ref();
+                    Route::new(key, providers, &pool, balancer.as_ref(), previous, metrics)
+                },
+            )
         };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let admin_view = weak.clone();

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
 use super::pool::{Endpoint, Pool};
+use crate::admin::CallMetrics;
 use crate::balance::{LiveCandidates, LoadBalancer, Picker};
 use crate::registry::Provider;
+use crate::service::ServiceKey;
 
 /// Pickers kept per route for handles with their own balancer (`with_balancer`).
 const MAX_OVERRIDES: usize = 8;
@@ -28,17 +31,24 @@ pub(crate) struct Route {
     picker: Arc<dyn Picker>,
     /// Pickers of handle-level balancers, keyed by the balancer they came from.
     overrides: Mutex<Vec<Override>>,
+    /// Per-provider pick counters, resolved when the route is built (empty with
+    /// metrics off): counting an attempt takes no lookup.
+    picks: Vec<Counter>,
 }
 
 impl Route {
     /// The route for `providers`. Providers that were not in `previous` start with a
     /// clean slate: a provider that reappears in the registry is tried at once,
     /// whatever its reconnect backoff or ejection were.
+    ///
+    /// With `metrics`, the route resolves the pick counter of each provider of `key`.
     pub(crate) fn new(
+        key: &ServiceKey,
         providers: Vec<Provider>,
         pool: &Pool,
         balancer: &dyn LoadBalancer,
         previous: Option<&Route>,
+        metrics: Option<&CallMetrics>,
     ) -> Self {
         let endpoints = providers
             .iter()
@@ -51,11 +61,26 @@ impl Route {
                 endpoint
             })
             .collect();
+        let picks = match metrics {
+            Some(metrics) => providers
+                .iter()
+                .map(|p| metrics.pick_counter(key, &p.addr))
+                .collect(),
+            None => Vec::new(),
+        };
         Self {
             picker: Arc::from(balancer.picker(&providers)),
             providers,
             endpoints,
             overrides: Mutex::default(),
+            picks,
+        }
+    }
+
+    /// Counts an attempt sent to provider `i`, when metrics are on.
+    pub(crate) fn count_pick(&self, i: usize) {
+        if let Some(counter) = self.picks.get(i) {
+            counter.inc();
         }
     }
 

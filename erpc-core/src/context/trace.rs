@@ -31,6 +31,9 @@ pub struct TraceParent {
 
 const LEN: usize = 55;
 
+/// The `sampled` bit of the trace flags.
+const SAMPLED: u8 = 0x01;
+
 impl TraceParent {
     /// Parses a version-00 `traceparent`; `None` for anything malformed.
     pub fn parse(value: &str) -> Option<Self> {
@@ -59,7 +62,7 @@ impl TraceParent {
         Self {
             trace_id: nonzero(rand::random),
             span_id: nonzero(rand::random),
-            flags: 0x01,
+            flags: SAMPLED,
         }
     }
 
@@ -85,6 +88,30 @@ impl TraceParent {
     /// The trace flags (bit 0: sampled).
     pub fn flags(&self) -> u8 {
         self.flags
+    }
+
+    /// Whether the caller recorded its span (the W3C `sampled` flag, bit 0): the next
+    /// hops of a sampled trace record theirs too.
+    pub fn sampled(&self) -> bool {
+        self.flags & SAMPLED != 0
+    }
+
+    /// The same ids with the `sampled` flag set to `sampled`.
+    ///
+    /// ```
+    /// use erpc_core::context::TraceParent;
+    ///
+    /// let unsampled = TraceParent::random().with_sampled(false);
+    /// assert!(!unsampled.sampled());
+    /// assert!(unsampled.to_string().ends_with("-00"));
+    /// assert!(unsampled.child().with_sampled(true).sampled());
+    /// ```
+    pub fn with_sampled(self, sampled: bool) -> Self {
+        let flags = match sampled {
+            true => self.flags | SAMPLED,
+            false => self.flags & !SAMPLED,
+        };
+        Self { flags, ..self }
     }
 }
 

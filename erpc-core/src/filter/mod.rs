@@ -313,30 +313,79 @@ impl std::fmt::Debug for ClientNext<'_> {
     }
 }
 
-/// The built-in server filter called `name` ([`BUILT_IN`]); `auth` needs `token`.
+/// What the built-in filters take from configuration ([`server_filter`],
+/// [`client_filter`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BuiltInSettings<'a> {
+    /// The shared token of `auth` (required by it).
+    pub auth_token: Option<&'a str>,
+    /// The share of traces `tracing` records where they start ([`Tracing::sampled`]).
+    pub trace_sample_ratio: f64,
+}
+
+impl Default for BuiltInSettings<'_> {
+    /// No token; every trace recorded.
+    fn default() -> Self {
+        Self {
+            auth_token: None,
+            trace_sample_ratio: 1.0,
+        }
+    }
+}
+
+impl<'a> BuiltInSettings<'a> {
+    /// These settings with `token` for `auth`.
+    pub fn with_auth_token(mut self, token: &'a str) -> Self {
+        self.auth_token = Some(token);
+        self
+    }
+
+    /// These settings with `ratio` for `tracing`.
+    pub fn with_trace_sample_ratio(mut self, ratio: f64) -> Self {
+        self.trace_sample_ratio = ratio;
+        self
+    }
+}
+
+/// The built-in server filter called `name` ([`BUILT_IN`]); `auth` needs a token.
 ///
 /// ```
-/// use erpc_core::filter::server_filter;
-/// assert!(server_filter("access_log", None).is_ok());
-/// assert!(server_filter("auth", None).is_err()); // no token configured
-/// let Err(unknown) = server_filter("nope", None) else { panic!("accepted") };
+/// use erpc_core::filter::{server_filter, BuiltInSettings};
+/// let settings = BuiltInSettings::default();
+/// assert!(server_filter("access_log", &settings).is_ok());
+/// assert!(server_filter("auth", &settings).is_err()); // no token configured
+/// assert!(server_filter("auth", &settings.with_auth_token("t0ken")).is_ok());
+/// let Err(unknown) = server_filter("nope", &settings) else { panic!("accepted") };
 /// assert!(unknown.to_string().contains("access_log"));
 /// ```
-pub fn server_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ServerFilter>, Error> {
+pub fn server_filter(
+    name: &str,
+    settings: &BuiltInSettings<'_>,
+) -> Result<Arc<dyn ServerFilter>, Error> {
     match name {
-        "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "server")?))),
+        "auth" => Ok(Arc::new(TokenAuth::new(required_token(
+            settings.auth_token,
+            "server",
+        )?))),
         "access_log" => Ok(Arc::new(AccessLog)),
-        "tracing" => Ok(Arc::new(Tracing)),
+        "tracing" => Ok(Arc::new(Tracing::sampled(settings.trace_sample_ratio))),
         other => Err(unknown(other)),
     }
 }
 
-/// The built-in client filter called `name` ([`BUILT_IN`]); `auth` needs `token`.
-pub fn client_filter(name: &str, token: Option<&str>) -> Result<Arc<dyn ClientFilter>, Error> {
+/// The built-in client filter called `name` ([`BUILT_IN`]); `auth` needs a token.
+pub fn client_filter(
+    name: &str,
+    settings: &BuiltInSettings<'_>,
+) -> Result<Arc<dyn ClientFilter>, Error> {
     match name {
-        "auth" => Ok(Arc::new(TokenAuth::new(required_token(token, "client")?))),
+        "auth" => Ok(Arc::new(TokenAuth::new(required_token(
+            settings.auth_token,
+            "client",
+        )?))),
         "access_log" => Ok(Arc::new(AccessLog)),
-        "tracing" => Ok(Arc::new(Tracing)),
+        "tracing" => Ok(Arc::new(Tracing::sampled(settings.trace_sample_ratio))),
         other => Err(unknown(other)),
     }
 }

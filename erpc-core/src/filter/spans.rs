@@ -71,20 +71,77 @@ use crate::Error;
 /// [kind](crate::Error::kind)), `error` (its message) and `latency_us`. `otel.kind`
 /// and, on failure, `otel.status_code` are set for `tracing-opentelemetry`.
 ///
+/// # Sampling
+///
+/// [`Tracing::default`] records every call. [`Tracing::sampled`] records a share of
+/// the traces, decided once where a trace starts and followed by every hop after it,
+/// as OpenTelemetry's `ParentBased(TraceIdRatioBased)` sampler and Spring Boot's
+/// `management.tracing.sampling.probability` (which Dubbo's observability uses; 0.1
+/// by default there) do:
+///
+/// - a call that continues a trace (its `traceparent` came from the caller) is recorded
+///   exactly when the caller's was: the W3C `sampled` flag says so, and the next hop
+///   gets the same flag;
+/// - a call that starts a trace is recorded when its trace id falls in the sampled
+///   share, and sends that decision on in its `traceparent`.
+///
+/// An unsampled call still carries its trace id to the next hop (logs can join on it),
+/// but creates no span: it costs the filter a few comparisons. Configured by name,
+/// `trace_sample_ratio` in `erpc.toml` (`ERPC_CLIENT_TRACE_SAMPLE_RATIO`,
+/// `ERPC_SERVER_TRACE_SAMPLE_RATIO`) sets the share.
+///
 /// ```no_run
 /// # async fn run() -> Result<(), erpc_core::Error> {
 /// use erpc_core::{filter::Tracing, Client, Server};
 ///
 /// tracing_subscriber::fmt().with_env_filter("erpc::trace=info").init();
-/// let server = Server::builder().bind("127.0.0.1:0").filter(Tracing).build().await?;
+/// let server = Server::builder().bind("127.0.0.1:0").filter(Tracing::default()).build().await?;
 /// let client = Client::builder()
 ///     .direct([server.local_addr().to_string()])
-///     .filter(Tracing)
+///     .filter(Tracing::sampled(0.1)) // one trace in ten starts recorded
 ///     .build()?;
 /// # let _ = client; Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tracing;
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tracing {
+    /// Traces whose id's low 64 bits are below this start recorded; `None`: all.
+    threshold: Option<u64>,
+}
+
+impl Default for Tracing {
+    /// Every call recorded.
+    fn default() -> Self {
+        Self { threshold: None }
+    }
+}
+
+impl Tracing {
+    /// Records the share `ratio` (0.0 to 1.0; clamped, NaN counts as 0) of the traces
+    /// that start here, and every call of a trace a caller recorded (see the type's
+    /// doc).
+    ///
+    /// ```
+    /// use erpc_core::filter::Tracing;
+    /// assert_eq!(Tracing::sampled(1.0), Tracing::default());
+    /// assert_eq!(Tracing::sampled(7.0), Tracing::default());
+    /// assert_ne!(Tracing::sampled(0.1), Tracing::default());
+    /// ```
+    pub fn sampled(ratio: f64) -> Self {
+        if ratio >= 1.0 {
+            return Self::default();
+        }
+        let ratio = if ratio.is_nan() { 0.0 } else { ratio.max(0.0) };
+        // `as` saturates: exact enough for a share (2^-53 off at worst).
+        Self {
+            threshold: Some((ratio * u64::MAX as f64) as u64),
+        }
+    }
+
+    /// Whether a trace that starts with `trace_id` is recorded.
+    fn starts_recorded(&self, trace_id: u128) -> bool {
+        self.threshold.is_none_or(|t| (trace_id as u64) < t)
+    }
+}
 
 #[cfg(feature = "otel")]
 /// 32 lowercase hex digits, as in `traceparent`.
@@ -105,6 +162,39 @@ struct SpanId(u64);
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Tracing {
+    /// Whether the span of a served call is recorded: as its caller decided when the
+    /// call continues a trace, by this filter's share for one that starts here.
+    fn records_served(&self, incoming: Option<&str>) -> bool {
+        match incoming.and_then(TraceParent::parse) {
+            Some(parent) => parent.sampled(),
+            None => self.threshold.is_none() || self.starts_recorded(rand::random()),
+        }
+    }
+
+    /// Whether the span of a call sent is recorded. Spans that no subscriber wants
+    /// are never recorded and nothing is drawn or written for them. Otherwise a call
+    /// outside any trace starts one here, and its `traceparent` carries the decision
+    /// (the ids then become the span's fields, or OpenTelemetry replaces them).
+    fn records_sent(&self, call: &mut ClientCall<'_>) -> bool {
+        if !tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO) {
+            return false;
+        }
+        if let Some(parent) = call
+            .metadata()
+            .get(TRACEPARENT)
+            .and_then(TraceParent::parse)
+        {
+            return parent.sampled();
+        }
+        let fresh = TraceParent::random();
+        let recorded = self.starts_recorded(fresh.trace_id());
+        let sent = fresh.with_sampled(recorded);
+        call.metadata_mut().insert(TRACEPARENT, sent.to_string());
+        recorded
     }
 }
 
@@ -131,6 +221,9 @@ impl ServerFilter for Tracing {
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
         // Field values are evaluated only when the span is enabled.
         let incoming = call.metadata().get(TRACEPARENT);
+        if !self.records_served(incoming) {
+            return next.run(call).await;
+        }
         let span = tracing::info_span!(
             target: "erpc::trace",
             "erpc.server",
@@ -163,12 +256,8 @@ impl ClientFilter for Tracing {
         // Without OpenTelemetry the ids sent are known before the span exists, so they
         // are fields from the start: a call outside any trace starts one, but only when
         // its span is recorded.
-        if !cfg!(feature = "otel")
-            && tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO)
-            && w3c_ids(call.metadata().get(TRACEPARENT)).is_none()
-        {
-            let fresh = TraceParent::random().to_string();
-            call.metadata_mut().insert(TRACEPARENT, fresh);
+        if !self.records_sent(call) {
+            return next.run(call).await;
         }
         let sent = match cfg!(feature = "otel") {
             true => None,
@@ -349,5 +438,44 @@ mod otel {
                 (7, 9, 1)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trace ids spread evenly over the low 64 bits.
+    fn spread(n: u64) -> impl Iterator<Item = u128> {
+        (0..n).map(move |i| u128::from(i * (u64::MAX / n)) | (1 << 100))
+    }
+
+    #[test]
+    fn the_sampled_share_of_new_traces_is_the_ratio() {
+        let recorded = |tracing: Tracing| {
+            spread(1000)
+                .filter(|&id| tracing.starts_recorded(id))
+                .count()
+        };
+        assert_eq!(recorded(Tracing::default()), 1000);
+        assert_eq!(recorded(Tracing::sampled(1.0)), 1000);
+        assert_eq!(recorded(Tracing::sampled(0.0)), 0);
+        assert_eq!(recorded(Tracing::sampled(f64::NAN)), 0);
+        assert_eq!(recorded(Tracing::sampled(-3.0)), 0);
+        assert!((99..=101).contains(&recorded(Tracing::sampled(0.1))));
+        assert!((499..=501).contains(&recorded(Tracing::sampled(0.5))));
+    }
+
+    #[test]
+    fn a_served_call_follows_its_callers_decision() {
+        let never = Tracing::sampled(0.0);
+        let sampled = TraceParent::random();
+        let unsampled = sampled.with_sampled(false).to_string();
+        assert!(never.records_served(Some(&sampled.to_string())));
+        assert!(!Tracing::default().records_served(Some(&unsampled)));
+        // No (or a malformed) traceparent: the trace starts here, by this filter's share.
+        assert!(!never.records_served(None));
+        assert!(!never.records_served(Some("00-garbage")));
+        assert!(Tracing::default().records_served(None));
     }
 }

@@ -37,7 +37,7 @@ use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget, MemoryCharge
 use super::limits::Admission;
 use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
-use crate::admin::{CallMetrics, InFlight, Side};
+use crate::admin::{CallMetrics, InFlight};
 use crate::compress::{Compression, CompressionPolicy};
 use crate::filter::{run_handler, HandlerParts, ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
@@ -371,9 +371,7 @@ impl Conn {
             .methods
             .get(method)
             .map_or("", |m| m.name);
-        if let Some(metrics) = &self.ctx.metrics {
-            *observed = Some(metrics.begin(Side::Provider, route.key(), method_name));
-        }
+        *observed = route.observe(method);
         if self.ctx.draining.is_cancelled() {
             // Goaway is out: the caller will retry elsewhere; this call never ran.
             return Err((Status::ShuttingDown, "provider is shutting down".into()));

@@ -254,8 +254,9 @@ impl ServerBuilder {
                 .collect(),
             None => Vec::new(),
         };
+        let metrics = config.metrics_enabled().then(CallMetrics::new);
         for service in self.services {
-            router.add(service, &config.limits)?;
+            router.add(service, &config.limits, metrics.as_ref())?;
         }
         let listener = TcpListener::bind(&config.bind)
             .await
@@ -278,12 +279,14 @@ impl ServerBuilder {
             }
             metadata.insert(TRANSPORT_KEY.into(), "tls".into());
         }
+        let builtin = crate::filter::BuiltInSettings {
+            auth_token: config.auth_token.as_ref().map(Secret::expose),
+            trace_sample_ratio: config.trace_sample_ratio,
+        };
         let mut filters = config
             .filters
             .iter()
-            .map(|name| {
-                crate::filter::server_filter(name, config.auth_token.as_ref().map(Secret::expose))
-            })
+            .map(|name| crate::filter::server_filter(name, &builtin))
             .collect::<Result<Vec<_>, Error>>()?;
         filters.append(&mut self.filters);
         let router = Arc::new(router);
@@ -306,7 +309,7 @@ impl ServerBuilder {
             )),
             draining: Signal::default(),
             closing: Signal::default(),
-            metrics: config.metrics_enabled().then(CallMetrics::new),
+            metrics,
             filters: filters.into(),
         });
         let registered = watch::Sender::new(registry.is_none());

@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::limits::{Admission, Gate, LimitRule};
+use crate::admin::{CallMetrics, InFlight, MethodObserver, Side};
 use crate::protocol::{RequestHeadRef, Status};
 use crate::service::{Service, ServiceKey};
 use crate::Error;
@@ -18,12 +19,15 @@ pub(crate) struct Route {
     methods: FxHashMap<&'static str, usize>,
     service_gate: Gate,
     method_gates: Vec<Gate>,
+    /// Metric handles by method index, resolved when the route is built (empty with
+    /// metrics off): observing a call takes no lookup.
+    observers: Vec<MethodObserver>,
 }
 
 impl Route {
-    /// The hosted service's key.
-    pub(crate) fn key(&self) -> &ServiceKey {
-        &self.key
+    /// Starts observing a call of `method` when metrics are on.
+    pub(crate) fn observe(&self, method: usize) -> Option<InFlight> {
+        self.observers.get(method).map(MethodObserver::begin)
     }
 
     /// Passes the method's then the service's limits, or says which refused.
@@ -50,12 +54,14 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// Adds a service with the limit rules naming its interface; two services with the
-    /// same key, or a rule naming an unknown method, are configuration errors.
+    /// Adds a service with the limit rules naming its interface, observed by `metrics`
+    /// when given; two services with the same key, or a rule naming an unknown method,
+    /// are configuration errors.
     pub(crate) fn add(
         &mut self,
         service: Arc<dyn Service>,
         rules: &[LimitRule],
+        metrics: Option<&CallMetrics>,
     ) -> Result<(), Error> {
         let key = service.key();
         let same_interface = self.services.get(&key.interface);
@@ -86,6 +92,14 @@ impl Router {
                 }
             }
         }
+        let observers = match metrics {
+            Some(metrics) => descriptor
+                .methods
+                .iter()
+                .map(|m| metrics.method(Side::Provider, &key, m.name))
+                .collect(),
+            None => Vec::new(),
+        };
         self.services
             .entry(key.interface.clone())
             .or_default()
@@ -95,6 +109,7 @@ impl Router {
                 methods,
                 service_gate,
                 method_gates,
+                observers,
             });
         Ok(())
     }
