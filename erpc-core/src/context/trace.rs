@@ -35,25 +35,29 @@ const LEN: usize = 55;
 const SAMPLED: u8 = 0x01;
 
 impl TraceParent {
-    /// Parses a version-00 `traceparent`; `None` for anything malformed.
+    /// Parses a version-00 `traceparent`; `None` for anything malformed (including
+    /// uppercase hex, which the W3C format does not allow).
     pub fn parse(value: &str) -> Option<Self> {
         let b = value.as_bytes();
-        // ASCII only: the slices below then cut at character boundaries.
         if b.len() != LEN
-            || !value.is_ascii()
             || &b[..3] != b"00-"
             || b[35] != b'-'
             || b[52] != b'-'
+            || b.iter().any(u8::is_ascii_uppercase)
         {
             return None;
         }
-        let trace_id = u128::from_str_radix(hex(&value[3..35])?, 16).ok()?;
-        let span_id = u64::from_str_radix(hex(&value[36..52])?, 16).ok()?;
-        let flags = u8::from_str_radix(hex(&value[53..55])?, 16).ok()?;
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        let mut flags = [0u8; 1];
+        hex::decode_to_slice(&b[3..35], &mut trace_id).ok()?;
+        hex::decode_to_slice(&b[36..52], &mut span_id).ok()?;
+        hex::decode_to_slice(&b[53..55], &mut flags).ok()?;
+        let (trace_id, span_id) = (u128::from_be_bytes(trace_id), u64::from_be_bytes(span_id));
         (trace_id != 0 && span_id != 0).then_some(Self {
             trace_id,
             span_id,
-            flags,
+            flags: flags[0],
         })
     }
 
@@ -115,21 +119,24 @@ impl TraceParent {
     }
 }
 
-impl fmt::Display for TraceParent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        )
+impl TraceParent {
+    /// The header's bytes: `00-<trace id>-<span id>-<flags>` in lowercase hex.
+    fn encode(&self) -> Result<[u8; LEN], hex::FromHexError> {
+        let mut out = [b'-'; LEN];
+        out[..2].copy_from_slice(b"00");
+        hex::encode_to_slice(self.trace_id.to_be_bytes(), &mut out[3..35])?;
+        hex::encode_to_slice(self.span_id.to_be_bytes(), &mut out[36..52])?;
+        hex::encode_to_slice([self.flags], &mut out[53..55])?;
+        Ok(out)
     }
 }
 
-/// `s` if it is lowercase hex only (`from_str_radix` alone takes `+` and uppercase).
-fn hex(s: &str) -> Option<&str> {
-    s.bytes()
-        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        .then_some(s)
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The slices above have exactly the lengths the ids need; hex is ASCII.
+        let bytes = self.encode().map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
+    }
 }
 
 fn nonzero<T: Default + PartialEq>(mut draw: impl FnMut() -> T) -> T {
