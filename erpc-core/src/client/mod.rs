@@ -276,7 +276,8 @@ impl Client {
                 .encode(args)?;
             self.dispatch(&sent, &request, timeout, None).await
         } else {
-            let mut payload = bytes::BytesMut::new();
+            // Sized for small arguments, so most encode without growing the buffer.
+            let mut payload = bytes::BytesMut::with_capacity(256);
             self.inner.serialization.encode(args, &mut payload)?;
             self.filtered(sent, payload.freeze(), timeout, metadata)
                 .await
