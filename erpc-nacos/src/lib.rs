@@ -154,6 +154,23 @@ impl NacosRegistry {
         Ok(())
     }
 
+    /// Governance: sets the weight (`registration.provider.weight`, 0 drains it) and
+    /// the enabled flag of a registered instance, keeping the metadata given. Consumers
+    /// follow within their polling interval: a disabled instance is no longer listed, one
+    /// with weight 0 gets no new calls. The heartbeat of the provider keeps both.
+    ///
+    /// Sent over the v1 API (rnacos, Nacos 1.x/2.x, and 3.x in compatibility mode).
+    pub async fn update_instance(
+        &self,
+        registration: &Registration,
+        enabled: bool,
+    ) -> Result<(), NacosError> {
+        let spec = self.spec(registration)?;
+        self.naming.update(&spec, enabled).await?;
+        tracing::info!(service = %spec.service, ip = %spec.ip, port = spec.port, weight = spec.weight, enabled, "instance updated in Nacos");
+        Ok(())
+    }
+
     fn spec(&self, registration: &Registration) -> Result<InstanceSpec, NacosError> {
         let (ip, port) = naming::split_addr(&registration.provider.addr)?;
         // Consumers skip instances of other protocols: say that this one speaks erpc.

@@ -145,6 +145,22 @@ impl Naming {
         }
     }
 
+    /// Sets an instance's weight, enabled flag and metadata (v1 `PUT /v1/ns/instance`,
+    /// which Nacos 3.x serves in compatibility mode too).
+    pub(crate) async fn update(
+        &self,
+        spec: &InstanceSpec,
+        enabled: bool,
+    ) -> Result<(), NacosError> {
+        let mut params = self.instance_params(spec);
+        params.extend([
+            ("weight", spec.weight.to_string()),
+            ("enabled", enabled.to_string()),
+            ("metadata", spec.metadata.clone()),
+        ]);
+        self.v1_ok(Method::PUT, "/v1/ns/instance", &params).await
+    }
+
     pub(crate) async fn deregister(&self, spec: &InstanceSpec) -> Result<(), NacosError> {
         let params = self.instance_params(spec);
         match self.api().await? {
