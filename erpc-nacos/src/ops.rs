@@ -152,9 +152,17 @@ impl Naming {
         spec: &InstanceSpec,
         enabled: bool,
     ) -> Result<(), NacosError> {
+        // rnacos 0.8 takes an update's weight of exactly 1.0 (its default) for "weight
+        // not sent" and keeps the old one, so that setting weight 100 back after a drain
+        // would do nothing; a hair above 1.0 reads back as erpc weight 100 everywhere.
+        let weight = if spec.weight == 1.0 {
+            1.000_001
+        } else {
+            spec.weight
+        };
         let mut params = self.instance_params(spec);
         params.extend([
-            ("weight", spec.weight.to_string()),
+            ("weight", weight.to_string()),
             ("enabled", enabled.to_string()),
             ("metadata", spec.metadata.clone()),
         ]);
