@@ -12,12 +12,12 @@ mod support;
 
 mod common;
 
-use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::monitor::Monitor;
 use common::Provider;
 use demo_api::CalculatorClient;
 use erpc::nacos::NacosRegistry;
@@ -31,75 +31,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 const CALC: &str = "demo_api::Calculator";
 const CALC_KEY: &str = "demo_api::Calculator:1.0";
-
-/// A running `erpc monitor`, killed on drop.
-struct Monitor {
-    child: Child,
-    /// `http://127.0.0.1:port/`.
-    url: String,
-}
-
-impl Monitor {
-    fn start(registry_url: &str, token: Option<&str>) -> Monitor {
-        let mut args = vec![
-            "--registry",
-            registry_url,
-            "monitor",
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "500ms",
-        ];
-        if let Some(token) = token {
-            args.extend(["--token", token]);
-        }
-        let mut child = common::command(&args)
-            .env_remove("ERPC_MONITOR_TOKEN")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("erpc monitor starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let first = std::io::BufReader::new(stdout)
-            .lines()
-            .next()
-            .expect("a first line")
-            .expect("utf-8");
-        let url = first
-            .strip_prefix("erpc monitor on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_string();
-        Monitor { child, url }
-    }
-
-    async fn state(&self) -> Value {
-        reqwest::get(format!("{}api/state", self.url))
-            .await
-            .expect("the monitor answers")
-            .json()
-            .await
-            .expect("JSON state")
-    }
-
-    /// Posts `action`; returns the status and the JSON answer.
-    async fn act(&self, token: Option<&str>, action: Value) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}api/governance", self.url))
-            .json(&action);
-        if let Some(token) = token {
-            request = request.header("x-erpc-token", token);
-        }
-        let response = request.send().await.expect("the monitor answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The provider `addr` of the Calculator in a monitor state, if listed.
 fn provider<'a>(state: &'a Value, addr: &str) -> Option<&'a Value> {
@@ -173,11 +104,15 @@ async fn calls_stop_reaching(calc: &CalculatorClient, stopped: &Provider, still:
 
 /// Waits until the consumer's calls reach `provider` again.
 async fn calls_reach(calc: &CalculatorClient, provider: &Provider) {
-    eventually(SETTLE, "the consumer to call the provider again", || async {
-        let before = served(&provider.admin).await;
-        assert_eq!(burst(calc, 40).await, 40, "every call succeeds");
-        (served(&provider.admin).await > before).then_some(())
-    })
+    eventually(
+        SETTLE,
+        "the consumer to call the provider again",
+        || async {
+            let before = served(&provider.admin).await;
+            assert_eq!(burst(calc, 40).await, 40, "every call succeeds");
+            (served(&provider.admin).await > before).then_some(())
+        },
+    )
     .await;
 }
 
@@ -193,7 +128,10 @@ fn rnacos(test: &str) -> Option<Server> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_api_against_providers_in_rnacos() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let Some(nacos) = rnacos("erpc monitor API") else {
         return;
     };
@@ -607,4 +545,20 @@ async fn monitor_page_in_headless_chromium() {
     drop(monitor);
     a.stop().await;
     b.stop().await;
+}
+
+#[test]
+fn monitor_needs_a_registry_that_answers() {
+    common::erpc(&[
+        "--addr",
+        "127.0.0.1:1",
+        "monitor",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .fails(2, "monitor needs a nacos:// or zookeeper:// registry");
+    let dead = format!("nacos://127.0.0.1:{}", support::dead_port());
+    let run = common::erpc(&["--registry", &dead, "--timeout", "2s", "monitor"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
 }
