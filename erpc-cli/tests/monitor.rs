@@ -418,7 +418,7 @@ async fn monitor_page_in_headless_chromium() {
         "args": [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--window-size=1400,1000",
+            "--disable-dev-shm-usage", "--window-size=1400,720",
             format!("--user-data-dir={}", profile.path().display()),
         ],
     });
@@ -506,6 +506,8 @@ async fn monitor_page_in_headless_chromium() {
         (enabled == "false" && status.contains("disabled")).then_some(())
     })
     .await;
+    let message = text_of(&browser, "#message").await.unwrap_or_default();
+    assert_eq!(message, format!("{} disabled", b.addr));
     eventually(SETTLE, "calls to stop reaching b", || async {
         let before = served(&b.admin).await;
         let a_before = served(&a.admin).await;
