@@ -322,6 +322,12 @@ impl Monitor {
         }
         let keys: Vec<String> = services.iter().map(|s| s.key.clone()).collect();
         state.history.retain(|k, _| keys.contains(k));
+        // Providers gone from the registry leave no counters behind.
+        state.previous.retain(|(key, addr), _| {
+            services
+                .iter()
+                .any(|s| s.key == *key && s.providers.iter().any(|p| p.addr == *addr))
+        });
         state.snapshot.services = services;
         state.snapshot.error = None;
         state.snapshot.updated_ms = unix_ms();
