@@ -224,6 +224,17 @@ async fn monitor_api_against_providers_in_rnacos() {
         "a refused action changed nothing"
     );
 
+    // Not JSON (a cross-site form post): refused, even with the token.
+    let form = reqwest::Client::new()
+        .post(format!("{}api/governance", monitor.url))
+        .header("x-erpc-token", token)
+        .header("content-type", "text/plain")
+        .body(drain_a.to_string())
+        .send()
+        .await
+        .expect("the monitor answers");
+    assert_eq!(form.status().as_u16(), 415);
+
     // Unknown provider, nothing to change: refused with the reason.
     let (status, _) = monitor
         .act(
@@ -459,7 +470,12 @@ async fn monitor_page_in_headless_chromium() {
                 .and_then(|t| t.trim().parse::<f64>().ok())
         }
     };
-    assert_eq!(rate_of(a.addr.clone()).await, Some(0.0));
+    eventually(
+        SETTLE,
+        "a zero call rate on the page before any call",
+        || async { rate_of(a.addr.clone()).await.filter(|r| *r == 0.0) },
+    )
+    .await;
     // Calls keep flowing in the background from here on.
     let calc = consumer(registry.clone()).await;
     let calling = Arc::new(AtomicBool::new(true));
@@ -506,8 +522,11 @@ async fn monitor_page_in_headless_chromium() {
         (enabled == "false" && status.contains("disabled")).then_some(())
     })
     .await;
-    let message = text_of(&browser, "#message").await.unwrap_or_default();
-    assert_eq!(message, format!("{} disabled", b.addr));
+    let said = format!("{} disabled", b.addr);
+    eventually(SETTLE, "the page to confirm the action", || async {
+        text_of(&browser, "#message").await.filter(|m| *m == said)
+    })
+    .await;
     eventually(SETTLE, "calls to stop reaching b", || async {
         let before = served(&b.admin).await;
         let a_before = served(&a.admin).await;

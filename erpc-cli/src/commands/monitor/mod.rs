@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /` | the page (one HTML file with its script; no external resources) |
 //! | `GET /api/state` | JSON: services, providers, figures, history ([`state::Snapshot`]) |
-//! | `POST /api/governance` | JSON [`state::Action`]; needs the header `x-erpc-token` when `--token` is set (else `401`) |
+//! | `POST /api/governance` | JSON [`state::Action`] (`application/json`, else `415`); needs the header `x-erpc-token` when `--token` is set (else `401`) |
 //!
 //! Governance works on Nacos (instance weight and `enabled`); on ZooKeeper it answers
 //! `501` with the reason, and the page says so.
@@ -117,6 +117,19 @@ async fn respond(
                         &format!("a valid operator token ({TOKEN_HEADER}) is required"),
                     );
                 }
+            }
+            // JSON only: a cross-site form cannot send it without a CORS preflight,
+            // which this server never grants.
+            let json = request
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if !json {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the action as application/json",
+                );
             }
             let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
