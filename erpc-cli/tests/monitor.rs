@@ -421,7 +421,8 @@ async fn monitor_page_in_headless_chromium() {
     let registry: Arc<dyn Registry> = Arc::new(NacosRegistry::from_url(&url).expect("nacos URL"));
     let a = Provider::start(Some(registry.clone())).await;
     let b = Provider::start(Some(registry.clone())).await;
-    let monitor = Monitor::start(&url, None);
+    let token = "page-s3cret";
+    let monitor = Monitor::start(&url, Some(token));
 
     let driver = start_driver(&driver_path).await;
     let profile = tempfile::tempdir().expect("a profile directory");
@@ -498,18 +499,51 @@ async fn monitor_page_in_headless_chromium() {
         .await;
     }
 
-    // Press "disable" on b: the page shows it disabled, and the consumer's calls stop
-    // reaching it (counted by b itself).
+    // The page re-renders every second: find and click in one go, again if the button
+    // was replaced in between.
+    let disable_b = format!(r#"{} button[data-action="disable"]"#, row(&b.addr));
+    let click_disable_b = || async {
+        eventually(SETTLE, "a click on b's disable button", || async {
+            let button = browser
+                .find(fantoccini::Locator::Css(&disable_b))
+                .await
+                .ok()?;
+            button.click().await.ok()
+        })
+        .await
+    };
+
+    // Without the operator token the page is refused (401) and b stays enabled.
+    click_disable_b().await;
+    eventually(SETTLE, "the page to show the refusal", || async {
+        text_of(&browser, "#message")
+            .await
+            .filter(|m| m.starts_with("refused (401)"))
+    })
+    .await;
+    let still = browser
+        .find(fantoccini::Locator::Css(&row(&b.addr)))
+        .await
+        .expect("b's row")
+        .attr("data-enabled")
+        .await
+        .expect("an attribute");
+    assert_eq!(
+        still.as_deref(),
+        Some("true"),
+        "a refused action changed nothing"
+    );
+
+    // With the token typed in: press "disable" on b; the page shows it disabled, and
+    // the consumer's calls stop reaching it (counted by b itself).
     browser
-        .find(fantoccini::Locator::Css(&format!(
-            r#"{} button[data-action="disable"]"#,
-            row(&b.addr)
-        )))
+        .find(fantoccini::Locator::Css("#token"))
         .await
-        .expect("a disable button")
-        .click()
+        .expect("the token field (shown when --token is set)")
+        .send_keys(token)
         .await
-        .expect("clicks");
+        .expect("types the token");
+    click_disable_b().await;
     eventually(SETTLE, "b disabled on the page", || async {
         let enabled = browser
             .find(fantoccini::Locator::Css(&row(&b.addr)))
