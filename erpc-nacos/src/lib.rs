@@ -155,9 +155,11 @@ impl NacosRegistry {
     }
 
     /// Governance: sets the weight (`registration.provider.weight`, 0 drains it) and
-    /// the enabled flag of a registered instance, keeping the metadata given. Consumers
-    /// follow within their polling interval: a disabled instance is no longer listed, one
-    /// with weight 0 gets no new calls. The heartbeat of the provider keeps both.
+    /// the enabled flag of a registered instance, with the metadata given (pass the
+    /// listed one to keep it). Consumers follow within their polling interval: a
+    /// disabled instance is no longer listed, one with weight 0 gets no new calls. The
+    /// provider's heartbeats keep both (rnacos at once; Nacos 2.x applies an update
+    /// within a second or two, and keeps it across the provider's re-registrations).
     ///
     /// Sent over the v1 API (rnacos, Nacos 1.x/2.x, and 3.x in compatibility mode).
     pub async fn update_instance(
