@@ -161,7 +161,8 @@ impl NacosRegistry {
     /// provider's heartbeats keep both (rnacos at once; Nacos 2.x applies an update
     /// within a second or two, and keeps it across the provider's re-registrations).
     ///
-    /// Sent over the v1 API (rnacos, Nacos 1.x/2.x, and 3.x in compatibility mode).
+    /// Sent over the v1 API (rnacos, Nacos 1.x/2.x), or the admin API on Nacos 3.x
+    /// (`/v3/admin/ns/instance`: with auth on, the user needs admin rights).
     pub async fn update_instance(
         &self,
         registration: &Registration,

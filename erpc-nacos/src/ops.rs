@@ -145,8 +145,8 @@ impl Naming {
         }
     }
 
-    /// Sets an instance's weight, enabled flag and metadata (v1 `PUT /v1/ns/instance`,
-    /// which Nacos 3.x serves in compatibility mode too).
+    /// Sets an instance's weight, enabled flag and metadata: v1 `PUT /v1/ns/instance`,
+    /// or on 3.x (where that answers 410) the admin API's `PUT /v3/admin/ns/instance`.
     pub(crate) async fn update(
         &self,
         spec: &InstanceSpec,
@@ -166,7 +166,10 @@ impl Naming {
             ("enabled", enabled.to_string()),
             ("metadata", spec.metadata.clone()),
         ]);
-        self.v1_ok(Method::PUT, "/v1/ns/instance", &params).await
+        match self.api().await? {
+            ApiVersion::V3 => self.v3(Method::PUT, "update", &params).await.map(drop),
+            _ => self.v1_ok(Method::PUT, "/v1/ns/instance", &params).await,
+        }
     }
 
     pub(crate) async fn deregister(&self, spec: &InstanceSpec) -> Result<(), NacosError> {
@@ -304,10 +307,11 @@ impl Naming {
         operation: &'static str,
         params: &Params,
     ) -> Result<serde_json::Value, NacosError> {
-        let path = if operation == "list" {
-            "/v3/client/ns/instance/list"
-        } else {
-            "/v3/client/ns/instance"
+        let path = match operation {
+            "list" => "/v3/client/ns/instance/list",
+            // The client API cannot change an instance: the admin API can.
+            "update" => "/v3/admin/ns/instance",
+            _ => "/v3/client/ns/instance",
         };
         let body = match self.client.call(method, path, params).await {
             Ok(body) => body,
