@@ -44,6 +44,18 @@ else
   echo "WARNING: ZooKeeper could not be installed; its tests will report SKIPPED" >&2
 fi
 
+step "headless Chromium for the erpc monitor page test"
+# Where the packages install, the browser test is required (ERPC_CHROMIUM_REQUIRE);
+# where they cannot, it says SKIPPED.
+if chromium_bins=$(bash scripts/install-chromium.sh); then
+  export ERPC_CHROMIUM="$(sed -n 1p <<<"$chromium_bins")"
+  export ERPC_CHROMEDRIVER="$(sed -n 2p <<<"$chromium_bins")"
+  export ERPC_CHROMIUM_REQUIRE=1
+  echo "Chromium: $ERPC_CHROMIUM, chromedriver: $ERPC_CHROMEDRIVER"
+else
+  echo "SKIPPED: Chromium and chromium-driver could not be installed; the monitor page test will report SKIPPED" >&2
+fi
+
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 

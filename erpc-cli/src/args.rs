@@ -140,6 +140,10 @@ pub(crate) enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Serves a live monitor page: services, providers, call rates, error rates,
+    /// in-flight calls and p99 from each provider's admin `/metrics`, with governance
+    /// (weight, disable/enable through the registry).
+    Monitor(MonitorArgs),
     /// Prints a shell completion script (e.g. `erpc completions bash > /etc/bash_completion.d/erpc`).
     Completions {
         /// The shell.
@@ -172,6 +176,32 @@ pub(crate) struct BenchArgs {
     /// How long to run (e.g. 10s, 1m).
     #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) duration: Duration,
+}
+
+/// `erpc monitor --listen HOST:PORT [--token T]`.
+#[derive(Args)]
+pub(crate) struct MonitorArgs {
+    /// Where the page is served (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:9090", value_name = "HOST:PORT")]
+    pub(crate) listen: String,
+    /// Operator token that governance actions must carry (header `x-erpc-token`); without
+    /// it anyone who reaches the page can change weights.
+    #[arg(long, env = "ERPC_MONITOR_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// How often the registry and the providers' metrics are read.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+}
+
+/// `Debug` without the token.
+impl std::fmt::Debug for MonitorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorArgs")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 /// `3s`, `500ms`, `1m`: humantime's syntax, and not zero.
@@ -208,6 +238,14 @@ mod tests {
         assert_eq!(args.global.addr.as_deref(), Some("h:1"));
         assert_eq!(args.global.key("S").group, "g");
         assert_eq!(args.global.output, Format::Json);
+    }
+
+    #[test]
+    fn debug_hides_the_operator_token() {
+        let args = Cli::parse_from(["x", "monitor", "--token", "T0ken-s3cret"]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("T0ken-s3cret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:9090"), "{shown}");
     }
 
     #[test]

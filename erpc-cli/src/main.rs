@@ -8,6 +8,7 @@
 //!      '[{"message": "hi", "description": "from the CLI"}]'
 //! erpc --addr 127.0.0.1:9000 bench demo_api::Calculator add '[2, 3]' -c 64 -d 10s
 //! erpc --registry nacos://127.0.0.1:8848 watch demo_api::Calculator
+//! erpc --registry nacos://127.0.0.1:8848 monitor --listen 127.0.0.1:9090 --token "$TOKEN"
 //! erpc completions bash
 //! ```
 //!

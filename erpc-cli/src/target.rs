@@ -98,6 +98,14 @@ impl Target {
         }
     }
 
+    /// The Nacos registry, when the target is one (governance goes through it).
+    pub(crate) fn nacos(&self) -> Option<&NacosRegistry> {
+        match &self.catalogue {
+            Some(Catalogue::Nacos(nacos)) => Some(nacos),
+            _ => None,
+        }
+    }
+
     /// The registry URL without credentials, for messages.
     pub(crate) fn shown(&self) -> String {
         erpc::registry::redact_url(&self.url, &["namespace", "group"])

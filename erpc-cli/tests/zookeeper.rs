@@ -70,3 +70,51 @@ fn describe_lists_add(run: &Run) -> bool {
     let out = run.ok();
     out.contains("add(..)") && out.contains("methods from registry metadata")
 }
+
+/// `erpc monitor` on ZooKeeper: the page lists the provider with its admin listener, and
+/// governance answers "not supported by this registry" (501), which the page shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_on_zookeeper_lists_providers_without_governance() {
+    let Some(zookeeper) = support::ZooKeeper::start("erpc-cli zookeeper monitor") else {
+        return;
+    };
+    let url = zookeeper.url(4_000);
+    let registry: Arc<dyn erpc::registry::Registry> =
+        Arc::new(erpc::zookeeper::ZookeeperRegistry::from_url(&url).expect("zookeeper URL"));
+    let provider = Provider::start(Some(registry)).await;
+    let monitor = common::monitor::Monitor::start(&url, None);
+    let state = support::eventually(
+        Duration::from_secs(60),
+        "the provider on the monitor",
+        || async {
+            let state = monitor.state().await;
+            let listed = state["services"]
+                .as_array()?
+                .iter()
+                .filter(|s| s["interface"] == "demo_api::Calculator")
+                .flat_map(|s| s["providers"].as_array().into_iter().flatten())
+                .any(|p| {
+                    p["addr"] == provider.addr.as_str() && p["admin"] == provider.admin.as_str()
+                });
+            listed.then_some(state)
+        },
+    )
+    .await;
+    let note = state["governance_unsupported"].as_str().unwrap_or_default();
+    assert!(note.contains("not supported by this registry"), "{state}");
+    let (status, answer) = monitor
+        .act(
+            None,
+            serde_json::json!({"interface": "demo_api::Calculator", "version": "1.0", "addr": provider.addr, "enabled": false}),
+        )
+        .await;
+    assert_eq!(status, 501, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not supported by this registry")),
+        "{answer}"
+    );
+    drop(monitor);
+    provider.stop().await;
+}

@@ -154,6 +154,26 @@ impl NacosRegistry {
         Ok(())
     }
 
+    /// Governance: sets the weight (`registration.provider.weight`, 0 drains it) and
+    /// the enabled flag of a registered instance, with the metadata given (pass the
+    /// listed one to keep it). Consumers follow within their polling interval: a
+    /// disabled instance is no longer listed, one with weight 0 gets no new calls. The
+    /// provider's heartbeats keep both (rnacos at once; Nacos 2.x applies an update
+    /// within a second or two, and keeps it across the provider's re-registrations).
+    ///
+    /// Sent over the v1 API (rnacos, Nacos 1.x/2.x), or the admin API on Nacos 3.x
+    /// (`/v3/admin/ns/instance`: with auth on, the user needs admin rights).
+    pub async fn update_instance(
+        &self,
+        registration: &Registration,
+        enabled: bool,
+    ) -> Result<(), NacosError> {
+        let spec = self.spec(registration)?;
+        self.naming.update(&spec, enabled).await?;
+        tracing::info!(service = %spec.service, ip = %spec.ip, port = spec.port, weight = spec.weight, enabled, "instance updated in Nacos");
+        Ok(())
+    }
+
     fn spec(&self, registration: &Registration) -> Result<InstanceSpec, NacosError> {
         let (ip, port) = naming::split_addr(&registration.provider.addr)?;
         // Consumers skip instances of other protocols: say that this one speaks erpc.

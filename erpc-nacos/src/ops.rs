@@ -145,6 +145,33 @@ impl Naming {
         }
     }
 
+    /// Sets an instance's weight, enabled flag and metadata: v1 `PUT /v1/ns/instance`,
+    /// or on 3.x (where that answers 410) the admin API's `PUT /v3/admin/ns/instance`.
+    pub(crate) async fn update(
+        &self,
+        spec: &InstanceSpec,
+        enabled: bool,
+    ) -> Result<(), NacosError> {
+        // rnacos 0.8 takes an update's weight of exactly 1.0 (its default) for "weight
+        // not sent" and keeps the old one, so that setting weight 100 back after a drain
+        // would do nothing; a hair above 1.0 reads back as erpc weight 100 everywhere.
+        let weight = if spec.weight == 1.0 {
+            1.000_001
+        } else {
+            spec.weight
+        };
+        let mut params = self.instance_params(spec);
+        params.extend([
+            ("weight", weight.to_string()),
+            ("enabled", enabled.to_string()),
+            ("metadata", spec.metadata.clone()),
+        ]);
+        match self.api().await? {
+            ApiVersion::V3 => self.v3(Method::PUT, "update", &params).await.map(drop),
+            _ => self.v1_ok(Method::PUT, "/v1/ns/instance", &params).await,
+        }
+    }
+
     pub(crate) async fn deregister(&self, spec: &InstanceSpec) -> Result<(), NacosError> {
         let params = self.instance_params(spec);
         match self.api().await? {
@@ -280,10 +307,11 @@ impl Naming {
         operation: &'static str,
         params: &Params,
     ) -> Result<serde_json::Value, NacosError> {
-        let path = if operation == "list" {
-            "/v3/client/ns/instance/list"
-        } else {
-            "/v3/client/ns/instance"
+        let path = match operation {
+            "list" => "/v3/client/ns/instance/list",
+            // The client API cannot change an instance: the admin API can.
+            "update" => "/v3/admin/ns/instance",
+            _ => "/v3/client/ns/instance",
         };
         let body = match self.client.call(method, path, params).await {
             Ok(body) => body,

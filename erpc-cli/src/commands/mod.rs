@@ -4,6 +4,7 @@ mod bench;
 mod call;
 mod describe;
 mod list;
+mod monitor;
 mod providers;
 mod watch;
 
@@ -24,6 +25,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Providers { service } => providers::run(global, service).await,
         Command::Call(args) => call::run(global, args).await,
         Command::Bench(args) => bench::run(global, args).await,
+        Command::Monitor(args) => monitor::run(global, args).await,
         Command::Watch { service, count } => watch::run(global, service, *count).await,
     }
 }

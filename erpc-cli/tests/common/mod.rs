@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod monitor;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 

@@ -12,6 +12,9 @@
 //! | `/ready` | server: `200` once every service is registered and until graceful shutdown starts, else `503`; client: `200` once built |
 //! | `/services` | JSON: a server's hosted services (key, methods, descriptor); a client's subscribed services and their provider count |
 //!
+//! A server registers the listener's address (as others reach it) in its registry
+//! metadata under `erpc.admin`, where monitors such as `erpc monitor` find it.
+//!
 //! Any other path is `404`. The listener stops with its server, or when the last
 //! handle of its client is dropped.
 

@@ -273,6 +273,12 @@ impl ServerBuilder {
             None => advertise::advertised_addr(local_addr).await,
         };
         let mut metadata = config.metadata.clone();
+        if let Some((listener, _)) = &admin {
+            // Monitors (`erpc monitor`) find each provider's `/metrics` here.
+            metadata
+                .entry(registration::ADMIN_KEY.into())
+                .or_insert_with(|| registration::admin_advertised(listener.addr(), &advertised));
+        }
         if self.tls.is_some() {
             if !advertised.starts_with(TLS_PREFIX) {
                 advertised = format!("{TLS_PREFIX}{advertised}");

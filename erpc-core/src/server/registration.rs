@@ -10,6 +10,24 @@ use crate::serialize::Serialization;
 /// This build's erpc version, registered so operators can see what runs where.
 const ERPC_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Registry metadata key of the provider's admin listener (`host:port`), when it runs one.
+pub(crate) const ADMIN_KEY: &str = "erpc.admin";
+
+/// The admin listener's address as others reach it: its bound address, or, when bound
+/// to every interface (`0.0.0.0`, `[::]`), the advertised host with the admin port.
+pub(crate) fn admin_advertised(admin: std::net::SocketAddr, advertised: &str) -> String {
+    if !admin.ip().is_unspecified() {
+        return admin.to_string();
+    }
+    let advertised = advertised
+        .strip_prefix(crate::registry::TLS_PREFIX)
+        .unwrap_or(advertised);
+    match advertised.rsplit_once(':') {
+        Some((host, _)) => format!("{host}:{}", admin.port()),
+        None => admin.to_string(),
+    }
+}
+
 /// The registrations of every hosted service at one address.
 #[derive(Debug, Clone)]
 pub(crate) struct Registrations(Arc<Vec<Registration>>);
@@ -89,5 +107,27 @@ impl Registrations {
                 Err(_) => tracing::warn!(service = %registration.key, "deregistration timed out"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_address_as_others_reach_it() {
+        let bound = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            admin_advertised(bound("127.0.0.1:9100"), "10.0.0.5:9000"),
+            "127.0.0.1:9100"
+        );
+        assert_eq!(
+            admin_advertised(bound("0.0.0.0:9100"), "tls://10.0.0.5:9000"),
+            "10.0.0.5:9100"
+        );
+        assert_eq!(
+            admin_advertised(bound("[::]:9100"), "[fe80::1]:9000"),
+            "[fe80::1]:9100"
+        );
     }
 }

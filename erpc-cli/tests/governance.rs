@@ -1,0 +1,92 @@
+//! Governance through the registry, on every Nacos line available (rnacos always; the
+//! official Nacos 2.x / 3.x when `ERPC_NACOS2_LIB` / `ERPC_NACOS3_LIB` are set):
+//! `NacosRegistry::update_instance`, which `erpc monitor` uses, drains (weight 0),
+//! disables and restores a registered instance, keeping its metadata.
+
+#[path = "../../erpc-nacos/tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use erpc::nacos::NacosRegistry;
+use erpc::registry::{Provider, Registration};
+use erpc::ServiceKey;
+use support::{eventually, Options};
+
+/// Generous: Nacos 2.x/3.x apply an update asynchronously, on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_and_enabled_on_every_nacos_line() {
+    for server in support::servers("governance", Options::default()) {
+        let kind = server.kind;
+        let registry =
+            NacosRegistry::from_url(&format!("nacos://{}", server.addr())).expect("nacos URL");
+        let key = ServiceKey::new("governance.Test", "", "1.0");
+        let mut provider = Provider::new(format!("127.0.0.1:{}", support::dead_port()));
+        provider
+            .metadata
+            .insert("erpc.admin".into(), "127.0.0.1:9100".into());
+        let mut registration = Registration {
+            key: key.clone(),
+            provider,
+        };
+        registry
+            .register_instance(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: registers: {e}"));
+        let addr = registration.provider.addr.clone();
+        // The listed weight (None: not listed) and admin metadata, once as `expected`.
+        let listed = |expected: Option<u32>| {
+            let (registry, key, addr) = (registry.clone(), key.clone(), addr.clone());
+            async move {
+                eventually(
+                    SETTLE,
+                    &format!("{kind:?}: weight {expected:?}"),
+                    || async {
+                        let list = registry.providers(&key).await.ok()?;
+                        let found = list.iter().find(|p| p.addr == addr);
+                        (found.map(|p| p.weight) == expected).then(|| found.cloned())
+                    },
+                )
+                .await
+            }
+        };
+        listed(Some(100)).await;
+
+        registration.provider.weight = 0;
+        registry
+            .update_instance(&registration, true)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: drains: {e}"));
+        let drained = listed(Some(0)).await.expect("listed");
+        assert_eq!(
+            drained.metadata.get("erpc.admin").map(String::as_str),
+            Some("127.0.0.1:9100"),
+            "{kind:?}: metadata kept"
+        );
+
+        registry
+            .update_instance(&registration, false)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: disables: {e}"));
+        listed(None).await;
+
+        // Back to weight 100 (exactly Nacos weight 1.0, which rnacos ignores as such).
+        registration.provider.weight = 100;
+        registry
+            .update_instance(&registration, true)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: enables: {e}"));
+        let restored = listed(Some(100)).await.expect("listed");
+        assert_eq!(
+            restored.metadata.get("erpc.admin").map(String::as_str),
+            Some("127.0.0.1:9100"),
+            "{kind:?}: metadata kept"
+        );
+        registry
+            .deregister_instance(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: deregisters: {e}"));
+    }
+}
