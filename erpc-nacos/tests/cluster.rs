@@ -5,7 +5,7 @@
 //!
 //! 1. node 2, the consumer's, is killed: no call fails, the consumer's subscription
 //!    fails over (a provider registered afterwards is found and called), and the
-//!    providers stay listed by nodes 1 and 3 past the instance expiry time;
+//!    providers stay listed by nodes 1 and 3;
 //! 2. node 2 is started again and serves every instance;
 //! 3. node 1, the providers' (and now the consumer's), is killed: the providers' beats
 //!    and a new registration move to node 2, the consumer moves to node 3, no call
@@ -70,8 +70,28 @@ async fn listed(node: &str) -> Option<BTreeSet<String>> {
     }
 }
 
-/// Checks every second for `window` that each of `nodes` lists all of `expected`.
+/// Waits until each of `nodes` lists all of `expected` (the nodes sync with each other
+/// in the background), then checks every second for `window` that they still do.
 async fn stay_listed(nodes: &[String], expected: &[&String], window: Duration, what: &str) {
+    let synced = Instant::now();
+    eventually(
+        Duration::from_secs(30),
+        &format!("{what}: nodes {nodes:?} to list {expected:?}"),
+        || async {
+            for node in nodes {
+                let seen = listed(node).await?;
+                if !expected.iter().all(|addr| seen.contains(*addr)) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "{what}: every node lists every provider after {:?}",
+        synced.elapsed()
+    );
     let end = Instant::now() + window;
     let mut checks = 0;
     while Instant::now() < end {
@@ -158,7 +178,8 @@ async fn scenario(cluster: &mut Cluster) {
     let [n1, n2, n3] = [1, 2, 3].map(|id| cluster.addr(id));
     let providers_nodes = [n1.clone(), n2.clone(), n3.clone()];
     let consumer_nodes = [n2.clone(), n1.clone(), n3.clone()];
-    // Past this an instance nobody beats for is gone (30 s), plus a beat and a margin.
+    // Past this an instance nobody beats for is gone (rnacos's default 30 s), plus a
+    // beat and a margin.
     let expiry = Duration::from_secs(30 + 5 + 2);
 
     let (_a, a) = provider(&providers_nodes).await;
@@ -203,11 +224,16 @@ async fn scenario(cluster: &mut Cluster) {
         || async { log.served_since(killed, &c).then_some(()) },
     )
     .await;
-    eprintln!("new provider found {:?} after node 2 died", killed.elapsed());
+    eprintln!(
+        "new provider found {:?} after node 2 died",
+        killed.elapsed()
+    );
+    // The providers beat through node 1, which owns their instances: here they only
+    // have to stay listed by both live nodes (the owner dying is step 3).
     stay_listed(
         &[n1.clone(), n3.clone()],
         &[&a, &b, &c],
-        expiry,
+        Duration::from_secs(10),
         "node 2 down",
     )
     .await;
@@ -240,7 +266,10 @@ async fn scenario(cluster: &mut Cluster) {
         || async { log.served_since(killed, &d).then_some(()) },
     )
     .await;
-    eprintln!("new provider found {:?} after node 1 died", killed.elapsed());
+    eprintln!(
+        "new provider found {:?} after node 1 died",
+        killed.elapsed()
+    );
     stay_listed(
         &[n2.clone(), n3.clone()],
         &[&a, &b, &c, &d],

@@ -503,7 +503,10 @@ impl Node {
             .env_remove("RNACOS_DATA_DIR")
             .env("RNACOS_CONFIG_DB_DIR", self.data.path().join("db"))
             .env("RNACOS_RAFT_NODE_ID", self.id.to_string())
-            .env("RNACOS_RAFT_NODE_ADDR", format!("127.0.0.1:{}", self.grpc_port))
+            .env(
+                "RNACOS_RAFT_NODE_ADDR",
+                format!("127.0.0.1:{}", self.grpc_port),
+            )
             .env("RNACOS_HTTP_WORKERS", "2")
             // rnacos's (and Nacos's) defaults, 15 s to unhealthy and 30 s to removal, not
             // the single server's shorter ones: a cluster needs 15-18 s to notice a dead
@@ -615,11 +618,17 @@ impl Cluster {
             if let Some(why) = self.nodes[0].failed() {
                 return Err(why);
             }
-            if self.nodes[0].raft().is_some_and(|(leader, _)| leader == Some(1)) {
+            if self.nodes[0]
+                .raft()
+                .is_some_and(|(leader, _)| leader == Some(1))
+            {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("node 1 did not become leader; log:\n{}", tail(&self.nodes[0].log())));
+                return Err(format!(
+                    "node 1 did not become leader; log:\n{}",
+                    tail(&self.nodes[0].log())
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -633,7 +642,10 @@ impl Cluster {
                 if let Some(why) = self.nodes[index].failed() {
                     return Err(why);
                 }
-                if self.nodes[0].raft().is_some_and(|(_, members)| members.contains(&id)) {
+                if self.nodes[0]
+                    .raft()
+                    .is_some_and(|(_, members)| members.contains(&id))
+                {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -654,7 +666,10 @@ impl Cluster {
     fn wait_formed(&mut self, deadline: Instant) -> Result<(), String> {
         let size = self.nodes.len() as u64;
         let all: Vec<u64> = (1..=size).collect();
-        let probe = format!("127.0.0.{}", 2 + self.nodes.iter().map(|n| n.starts).sum::<u32>());
+        let probe = format!(
+            "127.0.0.{}",
+            2 + self.nodes.iter().map(|n| n.starts).sum::<u32>()
+        );
         let mut registered = false;
         loop {
             for node in self.nodes.iter_mut().filter(|n| n.is_running()) {
@@ -666,7 +681,9 @@ impl Cluster {
             let views: Vec<_> = running.iter().map(|n| n.raft()).collect();
             let agreed = views.iter().all(|view| {
                 view.as_ref().is_some_and(|(leader, members)| {
-                    leader.is_some() && leader == &views[0].as_ref().and_then(|v| v.0) && members == &all
+                    leader.is_some()
+                        && leader == &views[0].as_ref().and_then(|v| v.0)
+                        && members == &all
                 })
             });
             if agreed && !registered {
@@ -686,7 +703,9 @@ impl Cluster {
                         "/nacos/v1/ns/instance/list?serviceName=erpc.cluster.ready",
                         "",
                     )
-                    .is_some_and(|(status, body)| status == 200 && body.contains(&format!("\"{probe}\"")))
+                    .is_some_and(|(status, body)| {
+                        status == 200 && body.contains(&format!("\"{probe}\""))
+                    })
                 });
                 if served {
                     return Ok(());
@@ -732,9 +751,13 @@ impl Cluster {
             match self.wait_formed(Instant::now() + Self::FORM_TIMEOUT) {
                 Ok(()) => return,
                 Err(why) if attempt < ATTEMPTS => {
-                    eprintln!("rnacos node {id} failed to rejoin (attempt {attempt}), retrying: {why}");
+                    eprintln!(
+                        "rnacos node {id} failed to rejoin (attempt {attempt}), retrying: {why}"
+                    );
                 }
-                Err(why) => panic!("rnacos node {id} failed to rejoin {ATTEMPTS} times; last: {why}"),
+                Err(why) => {
+                    panic!("rnacos node {id} failed to rejoin {ATTEMPTS} times; last: {why}")
+                }
             }
         }
     }
