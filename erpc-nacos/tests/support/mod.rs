@@ -621,8 +621,10 @@ impl Cluster {
     fn form(&mut self) -> Result<(), String> {
         let bin = self.bin.clone();
         self.nodes[0].spawn(&bin, None);
-        let deadline = Instant::now() + Self::FORM_TIMEOUT;
-        // Node 1 first answers as a one-node cluster; the others join it then.
+        // Node 1 first answers as a one-node cluster; the others join it then. It does
+        // so in a second or two: one that takes 20 s is one of rnacos's starts that never
+        // answer, so start over.
+        let leader_deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(why) = self.nodes[0].failed() {
                 return Err(why);
@@ -633,7 +635,7 @@ impl Cluster {
             {
                 break;
             }
-            if Instant::now() > deadline {
+            if Instant::now() > leader_deadline {
                 return Err(format!(
                     "node 1 did not become leader; log:\n{}",
                     tail(&self.nodes[0].log())
@@ -641,6 +643,7 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let deadline = Instant::now() + Self::FORM_TIMEOUT;
         // One at a time: two nodes joining at once can lose one of the joins (each
         // membership change is computed from the membership before the other).
         let join = self.nodes[0].grpc_port;
