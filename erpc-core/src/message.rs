@@ -15,6 +15,10 @@ use crate::protocol::{
 use crate::serialize::Serialization;
 use crate::{Error, FrameDirection};
 
+/// Bytes reserved for arguments encoded straight into a request frame: most are
+/// small, larger ones grow the buffer as they are written.
+const SMALL_ARGUMENTS: usize = 128;
+
 /// Everything needed to encode a request except the request id (set per connection).
 pub(crate) struct OutboundRequest<'a> {
     pub(crate) key: &'a ServiceKey,
@@ -31,13 +35,13 @@ pub(crate) struct OutboundRequest<'a> {
 impl OutboundRequest<'_> {
     /// Encodes a request frame; the connection sets the request id per attempt.
     pub(crate) fn encode<A: Serialize + ?Sized>(&self, args: &A) -> Result<EncodedRequest, Error> {
-        self.build(|buf| self.serialization.encode(args, buf))
+        self.build(SMALL_ARGUMENTS, |buf| self.serialization.encode(args, buf))
     }
 
     /// Encodes a request frame around arguments already serialized (with this
     /// request's serializer).
     pub(crate) fn encode_payload(&self, payload: &[u8]) -> Result<EncodedRequest, Error> {
-        self.build(|buf| {
+        self.build(payload.len(), |buf| {
             buf.extend_from_slice(payload);
             Ok(())
         })
@@ -45,19 +49,20 @@ impl OutboundRequest<'_> {
 
     fn build(
         &self,
+        payload_hint: usize,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<EncodedRequest, Error> {
         let mut header = FrameHeader::new(MessageType::Request, 0);
         header.serializer = self.serialization.id();
-        let mut frame = FrameBuilder::new(header, 128);
-        HeadRef {
+        let head = HeadRef {
             deadline: Some(self.timeout),
             service: self.key,
             method: self.method,
             metadata: self.metadata,
-        }
-        .encode(frame.buf())
-        .map_err(Error::Encode)?;
+        };
+        // Allocated once for small payloads.
+        let mut frame = FrameBuilder::new(header, head.encoded_len() + payload_hint);
+        head.encode(frame.buf()).map_err(Error::Encode)?;
         frame.end_head();
         payload(frame.buf())?;
         compress_payload(&mut frame, self.compression)?;

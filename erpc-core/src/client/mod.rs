@@ -133,7 +133,7 @@ struct Dispatch<'a> {
     payload: bytes::Bytes,
     answer: parking_lot::Mutex<Option<Frame>>,
     /// The provider of the last attempt, for [`ClientCall::peer`].
-    peer: parking_lot::Mutex<Option<String>>,
+    peer: parking_lot::Mutex<Option<Arc<str>>>,
 }
 
 impl ClientTerminal for Dispatch<'_> {
@@ -173,7 +173,7 @@ struct Call<'a> {
     deadline: Instant,
     timeout: Duration,
     /// Where to note each attempt's provider (only when client filters run).
-    peer: Option<&'a parking_lot::Mutex<Option<String>>>,
+    peer: Option<&'a parking_lot::Mutex<Option<Arc<str>>>>,
 }
 
 impl Client {
@@ -353,7 +353,7 @@ impl Client {
         sent: &Sent<'_>,
         request: &EncodedRequest,
         timeout: Duration,
-        peer: Option<&parking_lot::Mutex<Option<String>>>,
+        peer: Option<&parking_lot::Mutex<Option<Arc<str>>>>,
     ) -> Result<Frame, Error> {
         let (key, method, options) = (sent.key, sent.method, sent.options);
         let call = Call {
@@ -476,7 +476,7 @@ impl Client {
             }
         };
         if let Some(peer) = call.peer {
-            *peer.lock() = Some(connection.addr().to_owned());
+            *peer.lock() = Some(connection.shared_addr());
         }
         // In panic mode every provider is ejected and the call goes through anyway.
         if !endpoint.begin() && tier != Tier::Panic {

@@ -231,7 +231,7 @@ pub struct ClientCall<'a> {
     pub(crate) timeout: Duration,
     pub(crate) idempotent: bool,
     /// Set by the call once it reached a provider.
-    pub(crate) peer: Option<String>,
+    pub(crate) peer: Option<Arc<str>>,
 }
 
 impl ClientCall<'_> {

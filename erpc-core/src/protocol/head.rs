@@ -95,6 +95,22 @@ pub(crate) struct HeadRef<'a> {
 
 impl HeadRef<'_> {
     /// Appends the encoded head to `out`; fails when a string is longer than 65535 bytes.
+    /// The bytes [`HeadRef::encode`] writes: the deadline, four strings, the pair count
+    /// and the pairs, each string after its 2-byte length.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let key = self.service;
+        let strings = [&key.interface, &key.group, &key.version, self.method]
+            .iter()
+            .map(|s| STRING_PREFIX + s.len())
+            .sum::<usize>();
+        let pairs = self
+            .metadata
+            .iter()
+            .map(|(k, v)| 2 * STRING_PREFIX + k.len() + v.len())
+            .sum::<usize>();
+        DEADLINE_LEN + strings + PAIR_COUNT_LEN + pairs
+    }
+
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), String> {
         let millis = self
             .deadline
@@ -200,6 +216,13 @@ impl<'a> RequestHeadRef<'a> {
     }
 }
 
+/// Bytes of the deadline (milliseconds, `u32`).
+const DEADLINE_LEN: usize = 4;
+/// Bytes of the metadata pair count (`u16`).
+const PAIR_COUNT_LEN: usize = 2;
+/// Bytes of a string's length prefix (`u16`).
+const STRING_PREFIX: usize = 2;
+
 fn put_str(out: &mut BytesMut, s: &str) -> Result<(), String> {
     let len =
         u16::try_from(s.len()).map_err(|_| format!("string of {} bytes exceeds 65535", s.len()))?;
@@ -246,6 +269,27 @@ mod tests {
         let mut out = BytesMut::new();
         head.encode(&mut out).unwrap();
         assert_eq!(RequestHead::decode(&out).unwrap(), head);
+    }
+
+    #[test]
+    fn the_encoded_length_is_known_before_encoding() {
+        for head in [
+            sample(),
+            RequestHead {
+                metadata: Metadata::new(),
+                ..sample()
+            },
+        ] {
+            let mut out = BytesMut::new();
+            head.encode(&mut out).unwrap();
+            let by_ref = HeadRef {
+                deadline: head.deadline,
+                service: &head.service,
+                method: &head.method,
+                metadata: &head.metadata,
+            };
+            assert_eq!(by_ref.encoded_len(), out.len());
+        }
     }
 
     #[test]

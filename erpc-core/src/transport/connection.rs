@@ -49,7 +49,8 @@ struct Pending {
 }
 
 struct Shared {
-    addr: String,
+    /// Shared with every call that notes where it went (no copy per call).
+    addr: Arc<str>,
     pending: Mutex<Pending>,
     going_away: AtomicBool,
     closed: AtomicBool,
@@ -71,7 +72,7 @@ impl Shared {
         }
         for (_, waiter) in waiters {
             let _ = waiter.send(Err(Error::ConnectionLost {
-                addr: self.addr.clone(),
+                addr: self.addr.to_string(),
                 reason: reason.clone(),
             }));
         }
@@ -116,7 +117,7 @@ impl Connection {
         let (read, write) = stream.into_split();
         let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
         let shared = Arc::new(Shared {
-            addr: addr.to_string(),
+            addr: Arc::from(addr),
             pending: Mutex::new(Pending::default()),
             going_away: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -149,6 +150,11 @@ impl Connection {
         &self.shared.addr
     }
 
+    /// Provider address, shared.
+    pub(crate) fn shared_addr(&self) -> Arc<str> {
+        self.shared.addr.clone()
+    }
+
     /// False once the connection closed or the provider said goaway.
     pub(crate) fn is_usable(&self) -> bool {
         !self.shared.going_away.load(Ordering::Acquire) && !self.shared.is_closed()
@@ -171,7 +177,7 @@ impl Connection {
     pub(crate) async fn call(&self, request: &EncodedRequest) -> Result<Frame, Error> {
         if self.is_going_away() {
             return Err(Error::GoingAway {
-                addr: self.shared.addr.clone(),
+                addr: self.shared.addr.to_string(),
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -181,7 +187,7 @@ impl Connection {
             let mut pending = self.shared.pending.lock();
             if let Some(reason) = &pending.closed {
                 return Err(Error::Connect {
-                    addr: self.shared.addr.clone(),
+                    addr: self.shared.addr.to_string(),
                     reason: format!("connection already closed: {reason}"),
                 });
             }
@@ -209,7 +215,7 @@ impl Connection {
 
     fn lost(&self, reason: &str) -> Error {
         Error::ConnectionLost {
-            addr: self.shared.addr.clone(),
+            addr: self.shared.addr.to_string(),
             reason: reason.to_string(),
         }
     }

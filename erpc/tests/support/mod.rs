@@ -251,9 +251,15 @@ pub(crate) async fn start(lab: LabImpl) -> ServerHandle {
     spawn(server().add_service(LabServer::new(lab))).await
 }
 
-/// Builds and spawns `builder`.
+/// Builds and spawns `builder`; returns once its services are in its registry (at
+/// once without one). Registration runs in the background: a client looking the
+/// service up before then could see only some of the providers.
 pub(crate) async fn spawn(builder: ServerBuilder) -> ServerHandle {
-    builder.build().await.expect("server binds").spawn()
+    let handle = builder.build().await.expect("server binds").spawn();
+    tokio::time::timeout(TEST_LIMIT, handle.registered())
+        .await
+        .expect("the server registers in time");
+    handle
 }
 
 /// A client builder for the fixed address `addr`.
