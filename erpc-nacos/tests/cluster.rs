@@ -20,22 +20,8 @@ use std::time::{Duration, Instant};
 
 use erpc::registry::Registry;
 use erpc_nacos::{NacosConfig, NacosRegistry};
+use support::whoami::{self, load, Log, Named, WhoamiClient, WhoamiServer};
 use support::{eventually, Cluster, Kind};
-
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.cluster.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-struct Named(String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
 
 /// A registry on `servers`, in that order.
 fn nacos(servers: &[String]) -> Arc<dyn Registry> {
@@ -62,7 +48,7 @@ async fn provider(servers: &[String]) -> (erpc::ServerHandle, String) {
 /// subscription, so nothing fails over); `None` when the node does not answer.
 async fn listed(node: &str) -> Option<BTreeSet<String>> {
     use futures::StreamExt;
-    let key = erpc::ServiceKey::new("erpc.cluster.Whoami", "", "1.0");
+    let key = whoami::key();
     let mut changes = nacos(&[node.to_string()]).subscribe(&key).await.ok()?;
     match tokio::time::timeout(Duration::from_secs(5), changes.next()).await {
         Ok(Some(change)) => Some(change.all.into_iter().map(|p| p.addr).collect()),
@@ -111,12 +97,6 @@ async fn stay_listed(nodes: &[String], expected: &[&String], window: Duration, w
     }
 }
 
-/// Calls made by the load generator: when each started and what it got.
-#[derive(Default)]
-struct Log {
-    calls: parking_lot::Mutex<Vec<(Instant, Result<String, String>)>>,
-}
-
 impl Log {
     fn served_since(&self, since: Instant, addr: &str) -> bool {
         self.calls
@@ -136,28 +116,6 @@ impl Log {
             })
             .collect()
     }
-}
-
-/// `tasks` callers in a loop until `stop` is set.
-fn load(
-    client: &WhoamiClient,
-    tasks: usize,
-    log: &Arc<Log>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks)
-        .map(|_| {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    let result = client.whoami().await.map_err(|e| e.to_string());
-                    log.calls.lock().push((start, result));
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

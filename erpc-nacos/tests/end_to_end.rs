@@ -13,22 +13,8 @@ use std::time::{Duration, Instant};
 
 use erpc::registry::Registry;
 use erpc_nacos::{NacosConfig, NacosRegistry};
+use support::whoami::{self, load, Log, Named, WhoamiClient, WhoamiServer};
 use support::{eventually, Options, Server};
-
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.e2e.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-struct Named(String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
 
 fn nacos(server: &Server) -> Arc<dyn Registry> {
     let config = NacosConfig::new([server.addr()]);
@@ -61,7 +47,7 @@ async fn weighted_provider(server: &Server, weight: u32) -> (erpc::ServerHandle,
 /// Addresses Nacos lists as healthy for the service, read with a fresh subscription.
 async fn listed(server: &Server) -> Vec<String> {
     use futures::StreamExt;
-    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let key = whoami::key();
     let Ok(mut changes) = nacos(server).subscribe(&key).await else {
         return Vec::new();
     };
@@ -69,12 +55,6 @@ async fn listed(server: &Server) -> Vec<String> {
         Ok(Some(change)) => change.all.into_iter().map(|p| p.addr).collect(),
         _ => Vec::new(),
     }
-}
-
-/// Calls made by the load generator: when each started and what it got.
-#[derive(Default)]
-struct Log {
-    calls: parking_lot::Mutex<Vec<(Instant, Result<String, String>)>>,
 }
 
 impl Log {
@@ -96,28 +76,6 @@ impl Log {
             .filter_map(|(_, r)| r.as_ref().err().cloned())
             .collect()
     }
-}
-
-/// `tasks` callers in a loop until `stop` is set.
-fn load(
-    client: &WhoamiClient,
-    tasks: usize,
-    log: &Arc<Log>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks)
-        .map(|_| {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    let result = client.whoami().await.map_err(|e| e.to_string());
-                    log.calls.lock().push((start, result));
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +236,7 @@ async fn scenario(server: &mut Server) {
 /// Nacos open API, as an operator does in the console.
 fn update_instance(server: &Server, addr: &str, fields: &str) {
     let (ip, port) = addr.rsplit_once(':').expect("host:port");
-    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let key = whoami::key();
     let name = erpc_nacos::service_name(&key).expect("valid name");
     let path = format!(
         "/nacos/v1/ns/instance?serviceName={name}&groupName=DEFAULT_GROUP&ip={ip}&port={port}&ephemeral=true&{fields}"
@@ -405,7 +363,7 @@ async fn providers_register_protocol_erpc_whatever_their_metadata() {
         .await
         .expect("provider binds")
         .spawn();
-    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
+    let key = whoami::key();
     let mut changes = registry.subscribe(&key).await.expect("memory registry");
     let listed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod whoami;
+
 /// A server line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
