@@ -141,16 +141,11 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
 }
 
 async fn hop(next: Option<RelayClient>) -> ServerHandle {
-    let service = RelayServer::new(RelayImpl { next });
-    spawn(server().filter(Tracing::default()).add_service(service)).await
+    hop_sampled(next, Tracing::default()).await
 }
 
 fn client_of(server: &ServerHandle) -> RelayClient {
-    let client = direct(server.local_addr())
-        .filter(Tracing::default())
-        .build()
-        .unwrap();
-    RelayClient::new(client).with_timeout(Duration::from_secs(20))
+    sampled_client_of(server, Tracing::default())
 }
 
 fn is_hex(value: &str, len: usize) -> bool {
