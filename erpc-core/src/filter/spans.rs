@@ -33,18 +33,18 @@
 //! field is formatted, no id drawn, no clock read.
 //!
 //! Recorded spans cost what the subscriber makes of them. `erpc-bench`'s
-//! `erpc+tracing` row (this filter on both ends), 64 B × 64 in flight, best of 3 × 2 s,
-//! one run on a shared, loaded 2-core machine where client and server compete for the
-//! cores, QPS against plain `erpc` in the same run:
+//! `erpc+tracing` row (this filter on both ends), 64 B × 64 in flight, best of 3 × 2 s on
+//! a quiet 2-core VM where client and server share the cores, QPS against plain `erpc`
+//! in the same run:
 //!
 //! | subscriber (both processes) | erpc | erpc+tracing | ratio |
 //! |---|---:|---:|---:|
-//! | none (spans disabled) | 193,593 | 161,894 | 0.84 |
-//! | bare `registry()` at INFO (spans created, never formatted) | 199,569 | 129,652 | 0.65 |
-//! | `fmt()` at INFO, no ANSI, to `io::sink` | 165,570 | 94,121 | 0.57 |
+//! | none (spans disabled) | 229,159 | 193,625 | 0.84 |
+//! | `fmt()` at INFO, no ANSI, to `io::sink`, every call traced | 237,273 | 134,414 | 0.57 |
+//! | the same, [`Tracing::sampled`]`(0.1)` | 241,190 | 166,920 | 0.69 |
 //!
-//! With the spans disabled this filter's own frames are about 1% of the profile; the
-//! rest of the gap is the filtered call path itself (boxed futures) and run-to-run noise.
+//! With the spans disabled the gap is the filtered call path (boxed futures, the
+//! arguments encoded apart from the frame) and the `traceparent` written and parsed.
 
 #[cfg(feature = "otel")]
 use std::fmt;
