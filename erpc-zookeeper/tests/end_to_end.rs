@@ -12,67 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erpc::registry::Registry;
-use erpc_zookeeper::ZookeeperRegistry;
-use futures::StreamExt;
+use support::whoami::{listed, load, provider, registry, Log, WhoamiClient};
 use support::{eventually, ZooKeeper};
-
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.e2e.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-struct Named(String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
 
 /// Session timeout of the test registries: short, so expiry is testable in seconds, yet
 /// safe on a loaded machine (the client pings every third of it).
 const SESSION_MS: u64 = 3000;
 
-fn registry(zk: &ZooKeeper) -> Arc<dyn Registry> {
-    Arc::new(ZookeeperRegistry::from_url(&zk.url(SESSION_MS)).expect("valid URL"))
-}
-
-/// A provider on a free port, registered in `zk`.
-async fn provider(zk: &ZooKeeper) -> (erpc::ServerHandle, String) {
-    let addr = format!("127.0.0.1:{}", support::free_port());
-    let bound = erpc::Server::builder()
-        .bind(addr.clone())
-        .registry(registry(zk))
-        .add_service(WhoamiServer::new(Named(addr.clone())))
-        .build()
-        .await
-        .expect("provider binds");
-    (bound.spawn(), addr)
-}
-
-/// Addresses ZooKeeper lists for the service, read with a fresh registry.
-async fn listed(zk: &ZooKeeper) -> Vec<String> {
-    let key = erpc::ServiceKey::new("erpc.e2e.Whoami", "", "1.0");
-    let registry = registry(zk);
-    let Ok(Ok(mut changes)) =
-        tokio::time::timeout(Duration::from_secs(3), registry.subscribe(&key)).await
-    else {
-        return Vec::new();
-    };
-    match tokio::time::timeout(Duration::from_secs(3), changes.next()).await {
-        Ok(Some(change)) => change.all.into_iter().map(|p| p.addr).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Calls made by the load generator: when each started and what it got.
-#[derive(Default)]
-struct Log {
-    calls: parking_lot::Mutex<Vec<(Instant, Result<String, String>)>>,
-}
+/// How long a fresh registry gets to subscribe, and then to read the list.
+const LIST_WAIT: Duration = Duration::from_secs(3);
 
 impl Log {
     /// Providers that served calls started after `since`.
@@ -95,28 +43,6 @@ impl Log {
     }
 }
 
-/// `tasks` callers in a loop until `stop` is set.
-fn load(
-    client: &WhoamiClient,
-    tasks: usize,
-    log: &Arc<Log>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks)
-        .map(|_| {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    let result = client.whoami().await.map_err(|e| e.to_string());
-                    log.calls.lock().push((start, result));
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn providers_come_and_go_through_zookeeper_without_failed_calls() {
     let test = "providers_come_and_go_through_zookeeper_without_failed_calls";
@@ -129,9 +55,11 @@ async fn providers_come_and_go_through_zookeeper_without_failed_calls() {
 }
 
 async fn scenario(zk: &mut ZooKeeper) {
-    let ((first, first_addr), (second, second_addr)) = tokio::join!(provider(zk), provider(zk));
+    // The server keeps its port across restarts: one URL for the whole scenario.
+    let url = zk.url(SESSION_MS);
+    let ((first, first_addr), (second, second_addr)) = tokio::join!(provider(&url), provider(&url));
     let client = erpc::Client::builder()
-        .registry(registry(zk))
+        .registry(registry(&url))
         .timeout(Duration::from_secs(2))
         .heartbeat(Duration::from_millis(300), Duration::from_millis(300))
         .build()
@@ -172,7 +100,7 @@ async fn scenario(zk: &mut ZooKeeper) {
     eventually(
         Duration::from_secs(1),
         "ZooKeeper to drop the stopped provider",
-        || async { (!listed(zk).await.contains(&first_addr)).then_some(()) },
+        || async { (!listed(&url, LIST_WAIT).await.contains(&first_addr)).then_some(()) },
     )
     .await;
     eventually(
@@ -226,7 +154,12 @@ async fn scenario(zk: &mut ZooKeeper) {
     eventually(
         Duration::from_secs(30),
         "the provider listed after the restart",
-        || async { listed(zk).await.contains(&second_addr).then_some(()) },
+        || async {
+            listed(&url, LIST_WAIT)
+                .await
+                .contains(&second_addr)
+                .then_some(())
+        },
     )
     .await;
 
@@ -238,7 +171,12 @@ async fn scenario(zk: &mut ZooKeeper) {
     eventually(
         Duration::from_secs(30),
         "the provider to register again",
-        || async { listed(zk).await.contains(&second_addr).then_some(()) },
+        || async {
+            listed(&url, LIST_WAIT)
+                .await
+                .contains(&second_addr)
+                .then_some(())
+        },
     )
     .await;
     eprintln!(
@@ -247,7 +185,7 @@ async fn scenario(zk: &mut ZooKeeper) {
     );
 
     // The consumer's watch works on its new session: a new provider gets calls.
-    let (third, third_addr) = provider(zk).await;
+    let (third, third_addr) = provider(&url).await;
     eventually(
         Duration::from_secs(30),
         "the consumer to use the new provider",

@@ -9,58 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erpc::registry::Registry;
-use erpc_zookeeper::ZookeeperRegistry;
-use futures::StreamExt;
+use support::whoami::{listed, provider, registry, WhoamiClient};
 use support::{eventually, Ensemble};
-
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.ensemble.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-struct Named(String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
 
 /// Longer than an election on a loaded machine: sessions move to a surviving server.
 const SESSION_MS: u64 = 8000;
 
-fn registry(url: &str) -> Arc<dyn Registry> {
-    Arc::new(ZookeeperRegistry::from_url(url).expect("valid URL"))
-}
-
-async fn provider(url: &str) -> (erpc::ServerHandle, String) {
-    let addr = format!("127.0.0.1:{}", support::free_port());
-    let bound = erpc::Server::builder()
-        .bind(addr.clone())
-        .registry(registry(url))
-        .add_service(WhoamiServer::new(Named(addr.clone())))
-        .build()
-        .await
-        .expect("provider binds");
-    (bound.spawn(), addr)
-}
-
-async fn listed(url: &str) -> Vec<String> {
-    let key = erpc::ServiceKey::new("erpc.ensemble.Whoami", "", "1.0");
-    let registry = registry(url);
-    let Ok(Ok(mut changes)) =
-        tokio::time::timeout(Duration::from_secs(5), registry.subscribe(&key)).await
-    else {
-        return Vec::new();
-    };
-    match tokio::time::timeout(Duration::from_secs(5), changes.next()).await {
-        Ok(Some(change)) => change.all.into_iter().map(|p| p.addr).collect(),
-        _ => Vec::new(),
-    }
-}
+/// How long a fresh registry gets to subscribe, and then to read the list.
+const LIST_WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_dies_and_discovery_goes_on() {
@@ -83,7 +39,7 @@ async fn scenario(ensemble: &mut Ensemble) {
         .expect("client builds");
     let whoami = WhoamiClient::new(client);
     eventually(Duration::from_secs(30), "both providers listed", || async {
-        let all = listed(&url).await;
+        let all = listed(&url, LIST_WAIT).await;
         (all.contains(&first_addr) && all.contains(&second_addr)).then_some(())
     })
     .await;
@@ -140,7 +96,7 @@ async fn scenario(ensemble: &mut Ensemble) {
         Duration::from_secs(60),
         "all three providers listed",
         || async {
-            let all = listed(&url).await;
+            let all = listed(&url, LIST_WAIT).await;
             [&first_addr, &second_addr, &third_addr]
                 .iter()
                 .all(|a| all.contains(a))

@@ -15,22 +15,8 @@ use std::time::{Duration, Instant};
 use erpc::registry::{ChangeStream, Registry};
 use erpc_zookeeper::ZookeeperRegistry;
 use futures::StreamExt;
+use support::whoami::{Named, WhoamiClient, WhoamiServer};
 use support::ZooKeeper;
-
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.sessions.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-struct Named(String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
 
 /// Session timeout of the provider processes.
 const SESSION_MS: u64 = 3000;
@@ -150,7 +136,7 @@ async fn until(
 
 async fn consumer(zk: &ZooKeeper) -> ChangeStream {
     let registry = ZookeeperRegistry::from_url(&zk.url(10_000)).expect("valid URL");
-    let key = erpc::ServiceKey::new("erpc.sessions.Whoami", "", "1.0");
+    let key = erpc::ServiceKey::new("erpc.test.Whoami", "", "1.0");
     registry.subscribe(&key).await.expect("subscribe")
 }
 
