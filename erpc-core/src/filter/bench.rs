@@ -119,14 +119,7 @@ pub async fn run_without_context(call: &mut ServerCall) -> Result<Reply, Error> 
 
 /// Builds and drops one call context (what [`run`] adds per call, without the scope).
 pub fn context_only(call: &mut ServerCall) -> usize {
-    let context = crate::context::CallContext::new(crate::context::CallFacts {
-        request_id: call.request_id,
-        peer: call.peer,
-        service: call.service.clone(),
-        method: call.method,
-        metadata: std::mem::take(&mut call.metadata),
-        deadline: call.deadline,
-    });
+    let context = crate::context::CallContext::new(call.take_facts());
     let a = context.clone();
     let b = context.clone();
     std::hint::black_box(&a);

@@ -28,6 +28,20 @@ pub(crate) struct HandlerParts {
     pub(crate) timeout: Option<Duration>,
 }
 
+impl ServerCall {
+    /// What the handler's [`CallContext`] is built from; the metadata moves into it.
+    pub(crate) fn take_facts(&mut self) -> CallFacts {
+        CallFacts {
+            request_id: self.request_id,
+            peer: self.peer,
+            service: self.service.clone(),
+            method: self.method,
+            metadata: std::mem::take(&mut self.metadata),
+            deadline: self.deadline,
+        }
+    }
+}
+
 /// The end of the server chain: runs the handler inside its [`CallContext`], isolating
 /// a panic and bounding it by the call's deadline.
 pub(crate) async fn run_handler(call: &mut ServerCall) -> Result<Reply, Error> {
@@ -36,14 +50,7 @@ pub(crate) async fn run_handler(call: &mut ServerCall) -> Result<Reply, Error> {
             "the handler of this call already ran (a server filter reused its call)".into(),
         ));
     };
-    let context = CallContext::new(CallFacts {
-        request_id: call.request_id,
-        peer: call.peer,
-        service: call.service.clone(),
-        method: call.method,
-        metadata: std::mem::take(&mut call.metadata),
-        deadline: call.deadline,
-    });
+    let context = CallContext::new(call.take_facts());
     call.context = Some(context.clone());
     let request = Request {
         request_id: call.request_id,
