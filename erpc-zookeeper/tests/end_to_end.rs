@@ -6,14 +6,16 @@
 //! provider back by itself (its session expired) and the consumer sees a new provider.
 
 mod support;
+#[path = "support/whoami.rs"]
+mod whoami;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::whoami::{listed, load, provider, registry, Log, WhoamiClient};
 use support::{eventually, ZooKeeper};
+use whoami::{listed, load, provider, registry, Log, WhoamiClient};
 
 /// Session timeout of the test registries: short, so expiry is testable in seconds, yet
 /// safe on a loaded machine (the client pings every third of it).

@@ -4,13 +4,15 @@
 //! two servers have a leader again.
 
 mod support;
+#[path = "support/whoami.rs"]
+mod whoami;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::whoami::{listed, provider, registry, WhoamiClient};
 use support::{eventually, Ensemble};
+use whoami::{listed, provider, registry, WhoamiClient};
 
 /// Longer than an election on a loaded machine: sessions move to a surviving server.
 const SESSION_MS: u64 = 8000;

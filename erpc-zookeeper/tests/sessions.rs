@@ -5,6 +5,8 @@
 //! notices the expiry and registers again by itself.
 
 mod support;
+#[path = "support/whoami.rs"]
+mod whoami;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 use erpc::registry::{ChangeStream, Registry};
 use erpc_zookeeper::ZookeeperRegistry;
 use futures::StreamExt;
-use support::whoami::{Named, WhoamiClient, WhoamiServer};
 use support::ZooKeeper;
+use whoami::{Named, WhoamiClient, WhoamiServer};
 
 /// Session timeout of the provider processes.
 const SESSION_MS: u64 = 3000;

@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod whoami;
-
 /// A running ZooKeeper; killed on drop.
 pub struct ZooKeeper {
     pub port: u16,

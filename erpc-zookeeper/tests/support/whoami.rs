@@ -1,5 +1,11 @@
 //! A provider that answers with its own address, registered in ZooKeeper, and what the
 //! discovery tests read back: the addresses listed, and callers that log every call.
+//!
+//! Declared by the tests that use it (`#[path = "support/whoami.rs"] mod whoami;`), not by
+//! `support`: erpc-cli's tests include `support` without depending on erpc-zookeeper.
+
+// Each test binary uses only some of these helpers.
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +38,7 @@ pub fn registry(url: &str) -> Arc<dyn Registry> {
 
 /// A provider on a free port, registered through `url`; its handle and address.
 pub async fn provider(url: &str) -> (erpc::ServerHandle, String) {
-    let addr = format!("127.0.0.1:{}", super::free_port());
+    let addr = format!("127.0.0.1:{}", crate::support::free_port());
     let bound = erpc::Server::builder()
         .bind(addr.clone())
         .registry(registry(url))
