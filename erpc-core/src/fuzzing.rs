@@ -320,7 +320,7 @@ where
         return;
     };
     let sent = encoded.with_id(resend.id);
-    let again = frames(&[sent.first, sent.rest].concat(), u32::MAX);
+    let again = frames(&sent.to_bytes(), u32::MAX);
     assert_eq!(again.len(), 1, "a request is one frame");
     let decoded = decode_request(&again[0], CompressionPolicy::default(), usize::MAX)
         .expect("a re-encoded request decodes");
@@ -483,7 +483,7 @@ pub fn request_frame<A: Serialize + ?Sized>(
         max_frame: u32::MAX,
     };
     let frame = out.encode(args)?.with_id(request_id);
-    Ok([frame.first, frame.rest].concat().into())
+    Ok(frame.to_bytes())
 }
 
 /// A successful response frame carrying `value`, as a provider sends it.
@@ -504,5 +504,5 @@ pub fn response_frame<T: Serialize + ?Sized>(
         metadata: Metadata::new(),
         context: None,
     };
-    request.reply(value).map(|reply| reply.0)
+    request.reply(value).map(|reply| reply.0.freeze())
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::compress::{Compression, CompressionPolicy};
@@ -74,31 +74,33 @@ impl OutboundRequest<'_> {
                 direction: FrameDirection::Request,
             });
         }
-        let mut body = frame.finish().map_err(Error::Encode)?;
-        let header = body.split_to(HEADER_LEN).freeze();
+        let mut frame = frame.finish().map_err(Error::Encode)?;
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&frame[..HEADER_LEN]);
+        frame.advance(HEADER_LEN);
         Ok(EncodedRequest {
             header,
-            body: body.freeze(),
+            body: frame.freeze(),
         })
     }
 }
 
-/// An encoded request: its header (request id still 0) and its body, kept apart so a
-/// retry on another connection copies 24 bytes, not the payload.
+/// An encoded request: its header (request id still 0) and its body, kept apart so each
+/// attempt sends the shared body after a header of its own.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedRequest {
-    header: Bytes,
+    header: [u8; HEADER_LEN],
     body: Bytes,
 }
 
 impl EncodedRequest {
     /// The frame to send with request id `id`.
     pub(crate) fn with_id(&self, id: u64) -> OutFrame {
-        let mut header = BytesMut::from(&self.header[..]);
+        let mut header = self.header;
         FrameHeader::set_request_id(&mut header, id);
         OutFrame {
-            first: header.freeze(),
-            rest: self.body.clone(),
+            header: Some(header),
+            body: self.body.clone(),
         }
     }
 }
@@ -343,7 +345,7 @@ mod tests {
                     max_frame: crate::protocol::DEFAULT_MAX_FRAME,
                 };
                 let out = out.encode(&(2i64, "x".repeat(50))).unwrap().with_id(42);
-                let frame = parse(&[out.first, out.rest].concat());
+                let frame = parse(&out.to_bytes());
                 assert_eq!(frame.header.compression, algorithm.id());
                 let inbound = decode_request(&frame, policy, 1 << 20).unwrap();
                 assert_eq!(inbound.head.method, "add");

@@ -1,7 +1,7 @@
 //! What `#[erpc::service]` generates code against: service identity, descriptors and the
 //! server-side dispatch trait.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -89,16 +89,13 @@ impl Request {
         frame.end_head();
         self.serialization.encode(value, frame.buf())?;
         crate::message::compress_payload(&mut frame, self.compression)?;
-        frame
-            .finish()
-            .map(|b| Reply(b.freeze()))
-            .map_err(Error::Encode)
+        frame.finish().map(Reply).map_err(Error::Encode)
     }
 }
 
 /// An encoded response frame produced by [`Request::reply`].
 #[derive(Debug, Clone)]
-pub struct Reply(pub(crate) Bytes);
+pub struct Reply(pub(crate) BytesMut);
 
 /// Server-side dispatch: implemented by the generated `XxxServer<T>`.
 ///

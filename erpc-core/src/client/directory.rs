@@ -91,12 +91,8 @@ impl Directory {
 
     /// The current route of `key`, subscribing on first use.
     pub(crate) async fn route(&self, key: &ServiceKey) -> Result<Arc<Route>, Error> {
-        if let Some(entry) = self.entries.read().get(key) {
-            if let Some(route) = entry.routes.borrow().as_ref() {
-                if !entry.task.is_finished() {
-                    return Ok(route.clone());
-                }
-            }
+        if let Some(route) = self.cached(key) {
+            return Ok(route);
         }
         let mut receiver = self.receiver(key);
         if let Some(route) = receiver.borrow().clone() {
@@ -113,6 +109,15 @@ impl Directory {
                 ),
             }),
         }
+    }
+
+    /// The route of a service followed by a live task, without waiting: what
+    /// [`Directory::route`] answers at once for every call but a service's first.
+    pub(crate) fn cached(&self, key: &ServiceKey) -> Option<Arc<Route>> {
+        let entries = self.entries.read();
+        let entry = entries.get(key)?;
+        let route = entry.routes.borrow().clone()?;
+        (!entry.task.is_finished()).then_some(route)
     }
 
     fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Arc<Route>>> {

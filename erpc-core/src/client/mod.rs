@@ -20,6 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 use smallvec::SmallVec;
 use tokio::time::Instant;
@@ -34,7 +35,7 @@ use crate::admin::{self, CallMetrics, Side};
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ClientConfig, Layered, Secret};
-use crate::filter::{ClientCall, ClientFilter, ClientNext, ClientTerminal};
+use crate::filter::{ClientCall, ClientFilter, ClientNext};
 use crate::message::{check_status, decode_payload, EncodedRequest, OutboundRequest};
 use crate::protocol::Frame;
 use crate::protocol::Metadata;
@@ -127,38 +128,33 @@ struct Sent<'a> {
 
 /// The end of the client filter chain: builds the request with the metadata and
 /// timeout the filters left, dispatches it and keeps the answer for the caller.
-struct Dispatch<'a> {
+pub(crate) struct Dispatch<'a> {
     client: &'a Client,
     sent: Sent<'a>,
     payload: bytes::Bytes,
-    answer: parking_lot::Mutex<Option<Frame>>,
     /// The provider of the last attempt, for [`ClientCall::peer`].
     peer: parking_lot::Mutex<Option<Arc<str>>>,
 }
 
-impl ClientTerminal for Dispatch<'_> {
-    fn run<'b>(
-        &'b self,
-        call: &'b mut ClientCall<'_>,
-    ) -> futures::future::BoxFuture<'b, Result<(), Error>> {
-        Box::pin(async move {
-            let request = self
-                .client
-                .outbound(
-                    self.sent.key,
-                    self.sent.method,
-                    call.timeout,
-                    &call.metadata,
-                )
-                .encode_payload(&self.payload)?;
-            let frame = self
-                .client
-                .dispatch(&self.sent, &request, call.timeout, Some(&self.peer))
-                .await;
-            call.peer = self.peer.lock().take();
-            *self.answer.lock() = Some(frame?);
-            Ok(())
-        })
+impl Dispatch<'_> {
+    /// Sends the call; its answer goes to `call.answer`.
+    pub(crate) async fn run(&self, call: &mut ClientCall<'_>) -> Result<(), Error> {
+        let request = self
+            .client
+            .outbound(
+                self.sent.key,
+                self.sent.method,
+                call.timeout,
+                &call.metadata,
+            )
+            .encode_payload(&self.payload)?;
+        let frame = self
+            .client
+            .dispatch(&self.sent, &request, call.timeout, Some(&self.peer))
+            .await;
+        call.peer = self.peer.lock().take();
+        call.answer = Some(frame?);
+        Ok(())
     }
 }
 
@@ -307,12 +303,12 @@ impl Client {
             timeout,
             idempotent: sent.options.idempotent,
             peer: None,
+            answer: None,
         };
         let terminal = Dispatch {
             client: self,
             sent,
             payload,
-            answer: parking_lot::Mutex::new(None),
             peer: parking_lot::Mutex::new(None),
         };
         let next = ClientNext {
@@ -320,7 +316,7 @@ impl Client {
             terminal: &terminal,
         };
         next.run(&mut call).await?;
-        terminal.answer.into_inner().ok_or_else(|| {
+        call.answer.ok_or_else(|| {
             Error::Config(format!(
                 "a client filter ended {key}.{method} with Ok without running the call \
                  (a filter may refuse a call only with an error)"
@@ -444,12 +440,13 @@ impl Client {
     }
 
     async fn route(&self, call: &Call<'_>) -> Result<Arc<Route>, Error> {
-        let mut lookup = std::pin::pin!(self.inner.directory.route(call.key));
-        // A subscribed service answers at once: no timer for the common case.
-        if let std::task::Poll::Ready(route) = futures::poll!(lookup.as_mut()) {
-            return route;
+        // A subscribed service answers at once: no timer, and no directory future in
+        // the call's (boxed below: only a service's first calls wait for its list).
+        if let Some(route) = self.inner.directory.cached(call.key) {
+            return Ok(route);
         }
-        match tokio::time::timeout_at(call.deadline, lookup).await {
+        let lookup = self.inner.directory.route(call.key);
+        match Box::pin(tokio::time::timeout_at(call.deadline, lookup)).await {
             Ok(result) => result,
             Err(_) => Err(timeout_error(call)),
         }
@@ -464,15 +461,17 @@ impl Client {
     ) -> Result<Frame, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
         // provider's health (a failed connect is recorded by the endpoint itself).
+        // The waits are boxed: most attempts need neither, and a connect future inline
+        // would make every call's future (moved on each await) several times larger.
         let _slot = match endpoint.try_acquire() {
             Some(slot) => slot,
-            None => within(call, endpoint.acquire()).await?,
+            None => Box::pin(within(call, endpoint.acquire())).await?,
         };
         let connection = match endpoint.usable() {
             Some(connection) => connection,
             None => {
                 let settings = &self.inner.pool.settings;
-                within(call, endpoint.connection(settings, call.deadline)).await?
+                Box::pin(within(call, endpoint.connection(settings, call.deadline))).await?
             }
         };
         if let Some(peer) = call.peer {
@@ -642,13 +641,15 @@ fn may_retry(error: &Error, idempotent: bool) -> bool {
 }
 
 /// Runs `step` until the call's deadline; past it the call has timed out.
-async fn within<T>(
-    call: &Call<'_>,
-    step: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+///
+/// A combinator rather than an `async fn`: an `async fn` would keep `step` twice in its
+/// state (as its argument and inside the timeout), and call futures are moved whole.
+fn within<'c, T>(
+    call: &'c Call<'_>,
+    step: impl std::future::Future<Output = Result<T, Error>> + 'c,
+) -> impl std::future::Future<Output = Result<T, Error>> + 'c {
     tokio::time::timeout_at(call.deadline, step)
-        .await
-        .unwrap_or_else(|_| Err(timeout_error(call)))
+        .map(move |finished| finished.unwrap_or_else(|_| Err(timeout_error(call))))
 }
 
 fn timeout_error(call: &Call<'_>) -> Error {

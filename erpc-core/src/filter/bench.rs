@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use std::panic::AssertUnwindSafe;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
@@ -29,7 +29,7 @@ static DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 };
 
 /// Answers every call at once with the same (empty) reply.
-struct Instant(Bytes);
+struct Instant(BytesMut);
 
 impl Service for Instant {
     fn descriptor(&self) -> &'static ServiceDescriptor {
@@ -56,7 +56,7 @@ pub struct Calls {
 impl Default for Calls {
     fn default() -> Self {
         Self {
-            service: Arc::new(Instant(Bytes::from_static(b"reply"))),
+            service: Arc::new(Instant(BytesMut::from(&b"reply"[..]))),
             key: Arc::new(ServiceKey::new("bench::Echo", "", "1.0")),
         }
     }

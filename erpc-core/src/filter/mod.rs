@@ -59,7 +59,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::context::CallContext;
@@ -232,6 +231,8 @@ pub struct ClientCall<'a> {
     pub(crate) idempotent: bool,
     /// Set by the call once it reached a provider.
     pub(crate) peer: Option<Arc<str>>,
+    /// The provider's answer, once the call succeeded.
+    pub(crate) answer: Option<crate::protocol::Frame>,
 }
 
 impl ClientCall<'_> {
@@ -278,15 +279,10 @@ impl ClientCall<'_> {
     }
 }
 
-/// What the client chain ends in: sending the call (`crate::Client`'s dispatch).
-pub(crate) trait ClientTerminal: Send + Sync {
-    fn run<'b>(&'b self, call: &'b mut ClientCall<'_>) -> BoxFuture<'b, Result<(), Error>>;
-}
-
 /// The rest of the client chain: the filters after this one, then the call itself.
 pub struct ClientNext<'a> {
     pub(crate) rest: &'a [Arc<dyn ClientFilter>],
-    pub(crate) terminal: &'a dyn ClientTerminal,
+    pub(crate) terminal: &'a crate::client::Dispatch<'a>,
 }
 
 impl ClientNext<'_> {
@@ -300,6 +296,8 @@ impl ClientNext<'_> {
                 };
                 first.call(call, next).await
             }
+            // The dispatch's future is part of this one: the last filter's boxed
+            // future holds it, and no other allocation is made for it.
             None => self.terminal.run(call).await,
         }
     }

@@ -166,8 +166,9 @@ impl fmt::Display for SpanId {
 }
 
 impl Tracing {
-    /// Whether the span of a served call is recorded: as its caller decided when the
-    /// call continues a trace, by this filter's share for one that starts here.
+    /// Whether the span of a served call is recorded (when a subscriber wants it): as
+    /// its caller decided when the call continues a trace, by this filter's share for
+    /// one that starts here.
     fn records_served(&self, incoming: Option<&str>) -> bool {
         match incoming.and_then(TraceParent::parse) {
             Some(parent) => parent.sampled(),
@@ -221,7 +222,8 @@ impl ServerFilter for Tracing {
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
         // Field values are evaluated only when the span is enabled.
         let incoming = call.metadata().get(TRACEPARENT);
-        if !self.records_served(incoming) {
+        let wanted = tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO);
+        if !wanted || !self.records_served(incoming) {
             return next.run(call).await;
         }
         let span = tracing::info_span!(

@@ -5,19 +5,32 @@ use tokio_util::codec::Decoder;
 
 use super::{FrameHeader, MessageType, DEFAULT_MAX_FRAME, HEADER_LEN, MAGIC, VERSION};
 
-/// A frame queued for sending, in up to two parts so that a request's shared body can be
-/// sent after a per-attempt header without copying it.
+/// A frame queued on a client connection: a whole frame, or a request's shared body
+/// after a header of its own, so that each attempt of a request (another id, maybe
+/// another connection) sends the encoded body without copying it.
 #[derive(Debug)]
 pub(crate) struct OutFrame {
-    pub(crate) first: Bytes,
-    pub(crate) rest: Bytes,
+    /// The header for `body`, when `body` is not a whole frame itself.
+    pub(crate) header: Option<[u8; HEADER_LEN]>,
+    pub(crate) body: Bytes,
+}
+
+impl OutFrame {
+    /// The whole frame in one buffer (for tests and fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        match &self.header {
+            Some(header) => [&header[..], &self.body].concat().into(),
+            None => self.body.clone(),
+        }
+    }
 }
 
 impl From<Bytes> for OutFrame {
-    fn from(first: Bytes) -> Self {
+    fn from(frame: Bytes) -> Self {
         Self {
-            first,
-            rest: Bytes::new(),
+            header: None,
+            body: frame,
         }
     }
 }
@@ -228,9 +241,7 @@ impl FrameBuilder {
         let body = self.buf.len() - HEADER_LEN;
         self.header.body_len =
             u32::try_from(body).map_err(|_| format!("frame body of {body} bytes exceeds 4 GiB"))?;
-        let mut header = BytesMut::with_capacity(HEADER_LEN);
-        self.header.write_to(&mut header);
-        self.buf[..HEADER_LEN].copy_from_slice(&header);
+        self.buf[..HEADER_LEN].copy_from_slice(&self.header.to_bytes());
         Ok(self.buf)
     }
 }

@@ -168,17 +168,23 @@ impl FrameHeader {
 
     /// Writes the 24 header bytes.
     pub fn write_to(&self, out: &mut bytes::BytesMut) {
-        use bytes::BufMut;
-        out.put_u32(MAGIC);
-        out.put_u8(self.version);
-        out.put_u8(self.kind);
-        out.put_u8(self.serializer);
-        out.put_u8(self.compression);
-        out.put_u8(self.status);
-        out.put_u8(self.flags);
-        out.put_u16(self.head_len);
-        out.put_u64(self.request_id);
-        out.put_u32(self.body_len);
+        out.extend_from_slice(&self.to_bytes());
+    }
+
+    /// The 24 header bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..4].copy_from_slice(&MAGIC.to_be_bytes());
+        out[4] = self.version;
+        out[5] = self.kind;
+        out[6] = self.serializer;
+        out[7] = self.compression;
+        out[8] = self.status;
+        out[9] = self.flags;
+        out[10..12].copy_from_slice(&self.head_len.to_be_bytes());
+        out[REQUEST_ID_AT..REQUEST_ID_AT + 8].copy_from_slice(&self.request_id.to_be_bytes());
+        out[20..24].copy_from_slice(&self.body_len.to_be_bytes());
+        out
     }
 
     /// Overwrites the request id of an encoded header (`header` holds at least its

@@ -45,7 +45,7 @@ use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
 use crate::service::{Reply, Service, ServiceKey};
-use crate::transport::writer::{run_writer, Charged, QUEUE_FRAMES};
+use crate::transport::writer::{run_writer, Charged, Part, QUEUE_FRAMES};
 use crate::transport::Stream;
 use crate::Error;
 
@@ -246,7 +246,8 @@ impl From<Closed> for Stop {
 impl Conn {
     /// Queues a frame charged to the connection's byte budget. When the budget or the
     /// queue is full the caller waits, so a peer that does not read is not read either.
-    async fn send_charged(&self, frame: Bytes) -> Result<(), Closed> {
+    async fn send_charged(&self, frame: impl Into<Part>) -> Result<(), Closed> {
+        let frame = frame.into();
         let send = async {
             let permits = self.budget.reserve_for_writer(frame.len()).await?;
             self.queue
@@ -492,14 +493,14 @@ impl CallTask {
                 return;
             }
             Ok(Err(Stop::Gone)) => return,
-            Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message),
+            Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message).into(),
             Ok(Ok(Err(e))) => {
                 if matches!(e, Error::Timeout { .. }) {
                     call.cancel();
                 }
-                error_response(id, status_for(&e), &error_message(&e))
+                error_response(id, status_for(&e), &error_message(&e)).into()
             }
-            Ok(Ok(Ok(reply))) => reply.0,
+            Ok(Ok(Ok(reply))) => Part::from(reply.0),
         };
         let Ok(permits) = budget.reserve_for_writer(frame.len()).await else {
             return; // the connection ended

@@ -198,7 +198,16 @@ impl Connection {
             id,
             finished: false,
         };
-        if self.queue.send(frame).await.is_err() {
+        // The queue has room almost always; the waiting send is boxed so that its
+        // future (a few hundred bytes) is not part of every call's.
+        let queued = match self.queue.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                Box::pin(self.queue.send(frame)).await.map_err(drop)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        if queued.is_err() {
             guard.finished = true;
             self.shared.pending.lock().waiters.remove(&id);
             // The writer task is gone (its runtime ended): this connection is dead.

@@ -23,7 +23,9 @@ use std::io::IoSlice;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::protocol::HEADER_LEN;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -32,31 +34,83 @@ pub(crate) use crate::protocol::OutFrame;
 /// What a connection's queue carries: a frame's bytes, and the byte budget it holds.
 pub(crate) trait Outgoing: Send + 'static {
     /// Appends the frame's parts to `parts` and says how much budget it holds.
-    fn into_parts(self, parts: &mut Vec<Bytes>) -> u32;
+    fn into_parts(self, parts: &mut Vec<Part>) -> u32;
 }
 
 impl Outgoing for OutFrame {
-    fn into_parts(self, parts: &mut Vec<Bytes>) -> u32 {
-        parts.push(self.first);
-        if !self.rest.is_empty() {
-            parts.push(self.rest);
+    fn into_parts(self, parts: &mut Vec<Part>) -> u32 {
+        if let Some(header) = self.header {
+            parts.push(Part::Header(header, 0));
         }
+        parts.push(Part::Shared(self.body));
         0
     }
 }
 
-/// A one-part frame holding `permits` of its connection's byte budget until written
-/// (40 bytes in the queue, where a frame with a semaphore permit took 80).
+/// A one-part frame holding `permits` of its connection's byte budget until written.
 #[derive(Debug)]
 pub(crate) struct Charged {
-    pub(crate) frame: Bytes,
+    pub(crate) frame: Part,
     pub(crate) permits: u32,
 }
 
 impl Outgoing for Charged {
-    fn into_parts(self, parts: &mut Vec<Bytes>) -> u32 {
+    fn into_parts(self, parts: &mut Vec<Part>) -> u32 {
         parts.push(self.frame);
         self.permits
+    }
+}
+
+/// Bytes on their way to the socket, in whichever form they were built: turning a
+/// `BytesMut` into `Bytes` allocates when the buffer has room to spare, so a frame built
+/// in place stays a `BytesMut`, and a request's per-attempt header stays inline.
+#[derive(Debug)]
+pub(crate) enum Part {
+    /// Shared bytes (a request body sent by several attempts, a control frame).
+    Shared(Bytes),
+    /// A frame built in place (a reply).
+    Owned(BytesMut),
+    /// A frame header, and how many of its bytes were already written.
+    Header([u8; HEADER_LEN], usize),
+}
+
+impl Part {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Shared(b) => b,
+            Part::Owned(b) => b,
+            Part::Header(h, written) => &h[*written..],
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Part::Shared(b) => b.advance(n),
+            Part::Owned(b) => b.advance(n),
+            Part::Header(_, written) => *written += n,
+        }
+    }
+
+    /// Bytes still to write.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether every byte was written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+}
+
+impl From<Bytes> for Part {
+    fn from(bytes: Bytes) -> Self {
+        Part::Shared(bytes)
+    }
+}
+
+impl From<BytesMut> for Part {
+    fn from(bytes: BytesMut) -> Self {
+        Part::Owned(bytes)
     }
 }
 
@@ -86,7 +140,7 @@ where
     F: Outgoing,
 {
     let mut batch: Vec<F> = Vec::new();
-    let mut parts: Vec<Bytes> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     while queue.recv_many(&mut batch, BATCH_FRAMES).await > 0 {
         if batch.len() < BATCH_FRAMES && busy() {
             tokio::task::yield_now().await;
@@ -115,7 +169,7 @@ where
 /// Writes every byte of `frames`, consuming them from the front.
 async fn write_all_vectored<W>(
     socket: &mut W,
-    frames: &mut [Bytes],
+    frames: &mut [Part],
     write_timeout: Option<Duration>,
 ) -> std::io::Result<()>
 where
@@ -131,7 +185,7 @@ where
             let slices: Vec<IoSlice<'_>> = frames[first..]
                 .iter()
                 .take(MAX_IOV)
-                .map(|f| IoSlice::new(f))
+                .map(|f| IoSlice::new(f.bytes()))
                 .collect();
             within(write_timeout, socket.write_vectored(&slices)).await?
         };
@@ -191,15 +245,14 @@ mod tests {
         });
         let mut expected = Vec::new();
         for i in 0..50u8 {
-            let frame = Bytes::from(vec![i; usize::from(i % 5)]);
-            expected.extend_from_slice(&frame);
-            let (a, b) = frame.split_at(frame.len() / 2);
-            tx.send(OutFrame {
-                first: Bytes::copy_from_slice(a),
-                rest: Bytes::copy_from_slice(b),
-            })
-            .await
-            .unwrap();
+            // Whole frames, and bodies after a header of their own (every third frame).
+            let body = Bytes::from(vec![i; usize::from(i % 5)]);
+            let header = (i % 3 == 0).then(|| [i.wrapping_add(100); HEADER_LEN]);
+            if let Some(header) = &header {
+                expected.extend_from_slice(header);
+            }
+            expected.extend_from_slice(&body);
+            tx.send(OutFrame { header, body }).await.unwrap();
         }
         drop(tx);
         let got = reader.await.unwrap().unwrap();
@@ -226,7 +279,7 @@ mod tests {
         };
         let load = |n| std::sync::atomic::AtomicU32::load(&released, n);
         let frame = |len: usize, permits| Charged {
-            frame: Bytes::from(vec![1u8; len]),
+            frame: Part::from(Bytes::from(vec![1u8; len])),
             permits,
         };
         tx.send(frame(8, 8)).await.unwrap();
