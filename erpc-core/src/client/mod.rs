@@ -131,7 +131,8 @@ struct Sent<'a> {
 pub(crate) struct Dispatch<'a> {
     client: &'a Client,
     sent: Sent<'a>,
-    payload: bytes::Bytes,
+    /// The encoded arguments (not frozen: that would allocate).
+    payload: bytes::BytesMut,
     /// The provider of the last attempt, for [`ClientCall::peer`].
     peer: parking_lot::Mutex<Option<Arc<str>>>,
 }
@@ -275,7 +276,7 @@ impl Client {
             // Sized for small arguments, so most encode without growing the buffer.
             let mut payload = bytes::BytesMut::with_capacity(256);
             self.inner.serialization.encode(args, &mut payload)?;
-            self.filtered(sent, payload.freeze(), timeout, metadata)
+            self.filtered(sent, payload, timeout, metadata)
                 .await
         };
         let max_len = self.inner.config.max_frame_bytes as usize;
@@ -291,7 +292,7 @@ impl Client {
     async fn filtered(
         &self,
         sent: Sent<'_>,
-        payload: bytes::Bytes,
+        payload: bytes::BytesMut,
         timeout: Duration,
         metadata: Cow<'_, Metadata>,
     ) -> Result<Frame, Error> {

@@ -65,6 +65,7 @@ use crate::protocol::Metadata;
 use crate::protocol::ServiceKey;
 
 pub use trace::{TraceParent, TRACEPARENT};
+pub(crate) use trace::random as random_id;
 
 tokio::task_local! {
     static CURRENT: CallContext;
@@ -98,6 +99,19 @@ pub(crate) struct CallFacts {
     pub(crate) method: &'static str,
     pub(crate) metadata: Metadata,
     pub(crate) deadline: Option<Instant>,
+    /// The incoming trace context if a filter already parsed it.
+    pub(crate) trace: Option<Option<TraceParent>>,
+}
+
+/// The trace context a caller sent: its `traceparent`, when well formed (a malformed
+/// one is logged at debug and ignored).
+pub(crate) fn incoming_trace(metadata: &Metadata, peer: SocketAddr) -> Option<TraceParent> {
+    let value = metadata.get(TRACEPARENT)?;
+    let parsed = TraceParent::parse(value);
+    if parsed.is_none() {
+        tracing::debug!(%peer, value, "ignoring a malformed traceparent");
+    }
+    parsed
 }
 
 /// The context of the call the current task serves, or `None` outside a handler (or
@@ -139,13 +153,9 @@ pub async fn attach<F: Future>(metadata: Metadata, future: F) -> F::Output {
 
 impl CallContext {
     pub(crate) fn new(facts: CallFacts) -> Self {
-        let trace = facts.metadata.get(TRACEPARENT).and_then(|value| {
-            let parsed = TraceParent::parse(value);
-            if parsed.is_none() {
-                tracing::debug!(peer = %facts.peer, value, "ignoring a malformed traceparent");
-            }
-            parsed
-        });
+        let trace = facts
+            .trace
+            .unwrap_or_else(|| incoming_trace(&facts.metadata, facts.peer));
         Self(Arc::new(Inner {
             request_id: facts.request_id,
             peer: facts.peer,
@@ -263,7 +273,7 @@ pub(crate) fn outgoing(timeout: &mut Duration, metadata: &mut Cow<'_, Metadata>)
         if let Some(trace) = ctx.trace() {
             metadata
                 .to_mut()
-                .insert(TRACEPARENT, trace.child().to_string());
+                .insert_static(TRACEPARENT, trace.child().header_value());
         }
     });
     let _ = OUTGOING.try_with(|attached| {

@@ -83,7 +83,7 @@ impl ServerFilter for TokenAuth {
 impl ClientFilter for TokenAuth {
     async fn call(&self, call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error> {
         call.metadata_mut()
-            .insert(AUTHORIZATION, self.expected.as_str());
+            .insert_static(AUTHORIZATION, self.expected.clone());
         next.run(call).await
     }
 }

@@ -81,6 +81,7 @@ impl Calls {
                 payload: Bytes::new(),
                 timeout: None,
             }),
+            trace: None,
         }
     }
 }

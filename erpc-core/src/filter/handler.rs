@@ -38,6 +38,7 @@ impl ServerCall {
             method: self.method,
             metadata: std::mem::take(&mut self.metadata),
             deadline: self.deadline,
+            trace: self.trace.take(),
         }
     }
 }

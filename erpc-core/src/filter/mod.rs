@@ -61,7 +61,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::context::CallContext;
+use crate::context::{CallContext, TraceParent};
 use crate::protocol::Metadata;
 use crate::service::{Reply, ServiceKey};
 use crate::Error;
@@ -138,6 +138,9 @@ pub struct ServerCall {
     pub(crate) context: Option<CallContext>,
     /// What the handler needs; taken when it starts.
     pub(crate) handler: Option<handler::HandlerParts>,
+    /// The caller's `traceparent`, parsed once for the filters and the handler's
+    /// context: `None` until parsed, then `Some(None)` when absent or malformed.
+    pub(crate) trace: Option<Option<TraceParent>>,
 }
 
 impl ServerCall {
@@ -172,7 +175,16 @@ impl ServerCall {
     /// Metadata to change before the call goes on; the handler sees the changes in its
     /// [`CallContext`]. Changes made after `next.run` returned are seen by no one.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
+        self.trace = None;
         &mut self.metadata
+    }
+
+    /// The caller's trace context (its well-formed `traceparent`), parsed once.
+    pub(crate) fn incoming_trace(&mut self) -> Option<TraceParent> {
+        let (metadata, peer) = (&self.metadata, self.peer);
+        *self
+            .trace
+            .get_or_insert_with(|| crate::context::incoming_trace(metadata, peer))
     }
 
     /// When the caller stops waiting; `None` when it sent no deadline.
@@ -409,5 +421,45 @@ pub(crate) fn outcome_name<T>(result: &Result<T, Error>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(e) => e.kind(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+    use crate::context::TRACEPARENT;
+
+    fn call_with(traceparent: &str) -> ServerCall {
+        let mut metadata = Metadata::new();
+        metadata.insert(TRACEPARENT, traceparent);
+        ServerCall {
+            request_id: 1,
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+            service: Arc::new(ServiceKey::new("S", "", "1.0")),
+            method: "m",
+            metadata,
+            deadline: None,
+            context: None,
+            handler: None,
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn the_incoming_trace_is_parsed_once_and_again_after_a_filter_changes_metadata() {
+        let sent = TraceParent::random();
+        let mut call = call_with(&sent.to_string());
+        assert_eq!(call.incoming_trace(), Some(sent));
+        assert_eq!(call.trace, Some(Some(sent)));
+        // A filter replaces it with a malformed value: seen as no trace at all.
+        call.metadata_mut().insert(TRACEPARENT, "00-garbage");
+        assert_eq!(call.trace, None);
+        assert_eq!(call.incoming_trace(), None);
+        // The handler's context gets the parse with the metadata.
+        let facts = call.take_facts();
+        assert_eq!(facts.trace, Some(None));
+        assert_eq!(CallContext::new(facts).trace(), None);
     }
 }

@@ -169,33 +169,35 @@ impl Tracing {
     /// Whether the span of a served call is recorded (when a subscriber wants it): as
     /// its caller decided when the call continues a trace, by this filter's share for
     /// one that starts here.
-    fn records_served(&self, incoming: Option<&str>) -> bool {
-        match incoming.and_then(TraceParent::parse) {
+    fn records_served(&self, incoming: Option<TraceParent>) -> bool {
+        match incoming {
             Some(parent) => parent.sampled(),
-            None => self.threshold.is_none() || self.starts_recorded(rand::random()),
+            None => self.threshold.is_none() || self.starts_recorded(crate::context::random_id()),
         }
     }
 
-    /// Whether the span of a call sent is recorded. Spans that no subscriber wants
-    /// are never recorded and nothing is drawn or written for them. Otherwise a call
-    /// outside any trace starts one here, and its `traceparent` carries the decision
-    /// (the ids then become the span's fields, or OpenTelemetry replaces them).
-    fn records_sent(&self, call: &mut ClientCall<'_>) -> bool {
+    /// The trace context a call sends, when its span is recorded. Spans that no
+    /// subscriber wants are never recorded and nothing is drawn or written for them.
+    /// Otherwise a call outside any trace starts one here, and its `traceparent`
+    /// carries the decision (the ids then become the span's fields, or OpenTelemetry
+    /// replaces them).
+    fn records_sent(&self, call: &mut ClientCall<'_>) -> Option<TraceParent> {
         if !tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO) {
-            return false;
+            return None;
         }
         if let Some(parent) = call
             .metadata()
             .get(TRACEPARENT)
             .and_then(TraceParent::parse)
         {
-            return parent.sampled();
+            return parent.sampled().then_some(parent);
         }
         let fresh = TraceParent::random();
         let recorded = self.starts_recorded(fresh.trace_id());
         let sent = fresh.with_sampled(recorded);
-        call.metadata_mut().insert(TRACEPARENT, sent.to_string());
-        recorded
+        call.metadata_mut()
+            .insert_static(TRACEPARENT, sent.header_value());
+        recorded.then_some(sent)
     }
 }
 
@@ -221,11 +223,15 @@ fn finish<T>(span: &Span, started: Option<Instant>, result: &Result<T, Error>, p
 impl ServerFilter for Tracing {
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
         // Field values are evaluated only when the span is enabled.
-        let incoming = call.metadata().get(TRACEPARENT);
-        let wanted = tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO);
-        if !wanted || !self.records_served(incoming) {
+        if !tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO) {
             return next.run(call).await;
         }
+        let incoming = call.incoming_trace();
+        if !self.records_served(incoming) {
+            return next.run(call).await;
+        }
+        // Well formed when `incoming` is set: the ids are read off it as written.
+        let written = incoming.and(call.metadata().get(TRACEPARENT));
         let span = tracing::info_span!(
             target: "erpc::trace",
             "erpc.server",
@@ -234,8 +240,8 @@ impl ServerFilter for Tracing {
             method = call.method(),
             peer = %call.peer(),
             request_id = call.request_id(),
-            trace_id = w3c_ids(incoming).map(|(trace, _)| trace),
-            parent_span_id = w3c_ids(incoming).map(|(_, span)| span),
+            trace_id = written.map(trace_id_of),
+            parent_span_id = written.map(span_id_of),
             status = Empty,
             error = Empty,
             latency_us = Empty,
@@ -243,7 +249,7 @@ impl ServerFilter for Tracing {
         );
         let started = (!span.is_disabled()).then(|| {
             #[cfg(feature = "otel")]
-            link_server(&span, call);
+            link_server(&span, call, incoming.is_some());
             Instant::now()
         });
         let result = next.run(call).instrument(span.clone()).await;
@@ -255,39 +261,45 @@ impl ServerFilter for Tracing {
 #[async_trait]
 impl ClientFilter for Tracing {
     async fn call(&self, call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error> {
-        // Without OpenTelemetry the ids sent are known before the span exists, so they
-        // are fields from the start: a call outside any trace starts one, but only when
-        // its span is recorded.
-        if !self.records_sent(call) {
+        if self.records_sent(call).is_none() {
             return next.run(call).await;
         }
-        let sent = match cfg!(feature = "otel") {
-            true => None,
-            false => call.metadata().get(TRACEPARENT),
-        };
-        let span = tracing::info_span!(
-            target: "erpc::trace",
-            "erpc.client",
-            otel.kind = "client",
-            service = %call.service(),
-            method = call.method(),
-            peer = Empty,
-            trace_id = w3c_ids(sent).map(|(trace, _)| trace),
-            span_id = w3c_ids(sent).map(|(_, span)| span),
-            status = Empty,
-            error = Empty,
-            latency_us = Empty,
-            otel.status_code = Empty,
-        );
-        let started = (!span.is_disabled()).then(|| {
-            #[cfg(feature = "otel")]
-            link_client(&span, call);
-            Instant::now()
-        });
-        let result = next.run(call).instrument(span.clone()).await;
-        finish(&span, started, &result, call.peer());
-        result
+        // Boxed apart: this filter's own future (boxed for every call) then stays in
+        // the allocator's small sizes, and only recorded calls pay for the span's.
+        Box::pin(traced_call(call, next)).await
     }
+}
+
+/// A call sent inside its `erpc.client` span.
+async fn traced_call(call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error> {
+    // Without OpenTelemetry the ids sent are known before the span exists, so they are
+    // fields from the start (well formed: parsed or written by `records_sent`).
+    let sent = match cfg!(feature = "otel") {
+        true => None,
+        false => call.metadata().get(TRACEPARENT),
+    };
+    let span = tracing::info_span!(
+        target: "erpc::trace",
+        "erpc.client",
+        otel.kind = "client",
+        service = %call.service(),
+        method = call.method(),
+        peer = Empty,
+        trace_id = sent.map(trace_id_of),
+        span_id = sent.map(span_id_of),
+        status = Empty,
+        error = Empty,
+        latency_us = Empty,
+        otel.status_code = Empty,
+    );
+    let started = (!span.is_disabled()).then(|| {
+        #[cfg(feature = "otel")]
+        link_client(&span, call);
+        Instant::now()
+    });
+    let result = next.run(call).instrument(span.clone()).await;
+    finish(&span, started, &result, call.peer());
+    result
 }
 
 /// Makes the client span the one the provider sees as its parent, and records its ids.
@@ -305,7 +317,8 @@ fn link_client(span: &Span, call: &mut ClientCall<'_>) {
                 Some(propagated) => propagated,
                 None => {
                     let fresh = TraceParent::random();
-                    call.metadata_mut().insert(TRACEPARENT, fresh.to_string());
+                    call.metadata_mut()
+                        .insert_static(TRACEPARENT, fresh.header_value());
                     fresh
                 }
             };
@@ -316,17 +329,21 @@ fn link_client(span: &Span, call: &mut ClientCall<'_>) {
     span.record("span_id", tracing::field::display(SpanId(span_id)));
 }
 
-/// The trace id and span id of a well-formed `traceparent`, as written in it.
-fn w3c_ids(traceparent: Option<&str>) -> Option<(&str, &str)> {
-    let value = traceparent?;
-    // A valid value is `00-<32 hex>-<16 hex>-<2 hex>`, all ASCII.
-    TraceParent::parse(value).map(|_| (&value[3..35], &value[36..52]))
+/// The trace id of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, all
+/// ASCII), as written in it.
+fn trace_id_of(traceparent: &str) -> &str {
+    traceparent.get(3..35).unwrap_or_default()
+}
+
+/// The span id of a well-formed `traceparent`, as written in it.
+fn span_id_of(traceparent: &str) -> &str {
+    traceparent.get(36..52).unwrap_or_default()
 }
 
 /// Makes the server span a child of the caller's (its ids are fields from the start).
 #[cfg(feature = "otel")]
-fn link_server(span: &Span, call: &ServerCall) {
-    if w3c_ids(call.metadata().get(TRACEPARENT)).is_some() {
+fn link_server(span: &Span, call: &ServerCall, continues_trace: bool) {
+    if continues_trace {
         otel::extract(span, call.metadata());
     } else if let Some(trace_id) = otel::trace_id(span) {
         // No caller's trace: the span is the root of a new OpenTelemetry trace.
@@ -415,7 +432,7 @@ mod otel {
                 TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
                     .unwrap();
             let mut metadata = Metadata::new();
-            metadata.insert(TRACEPARENT, sent.to_string());
+            metadata.insert_static(TRACEPARENT, sent.to_string());
             let extracted = TraceContextPropagator::new().extract(&In(&metadata));
             let remote = extracted.span().span_context().clone();
             assert!(remote.is_remote() && remote.is_sampled());
@@ -472,12 +489,11 @@ mod tests {
     fn a_served_call_follows_its_callers_decision() {
         let never = Tracing::sampled(0.0);
         let sampled = TraceParent::random();
-        let unsampled = sampled.with_sampled(false).to_string();
-        assert!(never.records_served(Some(&sampled.to_string())));
-        assert!(!Tracing::default().records_served(Some(&unsampled)));
+        let unsampled = sampled.with_sampled(false);
+        assert!(never.records_served(Some(sampled)));
+        assert!(!Tracing::default().records_served(Some(unsampled)));
         // No (or a malformed) traceparent: the trace starts here, by this filter's share.
         assert!(!never.records_served(None));
-        assert!(!never.records_served(Some("00-garbage")));
         assert!(Tracing::default().records_served(None));
     }
 }

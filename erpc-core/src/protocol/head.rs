@@ -9,6 +9,7 @@
 //! u16  metadata pair count, then per pair: str key, str value
 //! ```
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -16,8 +17,14 @@ use bytes::{Buf, BufMut, BytesMut};
 use super::ServiceKey;
 
 /// Key/value pairs that travel with a request (trace ids, caller name, ...).
+///
+/// Keys erpc itself sets, and those it reads off the wire that are well known
+/// (`traceparent`, `tracestate`, `authorization`), are kept without a copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metadata(Vec<(String, String)>);
+pub struct Metadata(Vec<(Cow<'static, str>, String)>);
+
+/// Keys decoded without allocating: the W3C trace context and the auth filter's.
+const WELL_KNOWN_KEYS: [&str; 3] = ["traceparent", "tracestate", "authorization"];
 
 impl Metadata {
     /// An empty set.
@@ -27,12 +34,28 @@ impl Metadata {
 
     /// Sets `key` to `value`, replacing an earlier value.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let value = value.into();
+        self.set(Cow::Owned(key.into()), value.into());
+    }
+
+    /// [`Metadata::insert`] for a key known when compiling (no copy of it is made).
+    pub(crate) fn insert_static(&mut self, key: &'static str, value: String) {
+        self.set(Cow::Borrowed(key), value);
+    }
+
+    fn set(&mut self, key: Cow<'static, str>, value: String) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.0.push((key, value)),
         }
+    }
+
+    /// Adds a pair read off the wire (a repeated key is kept as sent).
+    fn push_decoded(&mut self, key: &str, value: &str) {
+        let key = match WELL_KNOWN_KEYS.iter().find(|known| **known == key) {
+            Some(known) => Cow::Borrowed(*known),
+            None => Cow::Owned(key.to_owned()),
+        };
+        self.0.push((key, value.to_owned()));
     }
 
     /// The value of `key`, if present.
@@ -45,7 +68,7 @@ impl Metadata {
 
     /// All pairs in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
     /// Number of pairs.
@@ -187,7 +210,7 @@ impl<'a> RequestHeadRef<'a> {
         for _ in 0..count {
             let key = get_str(&mut buf, "metadata key")?;
             let value = get_str(&mut buf, "metadata value")?;
-            metadata.0.push((key.to_owned(), value.to_owned()));
+            metadata.push_decoded(key, value);
         }
         if buf.has_remaining() {
             return Err(format!(
@@ -251,6 +274,19 @@ fn get_str<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn well_known_keys_are_those_erpc_sets() {
+        for key in [crate::context::TRACEPARENT, crate::filter::AUTHORIZATION] {
+            assert!(WELL_KNOWN_KEYS.contains(&key), "{key}");
+        }
+        let mut decoded = Metadata::new();
+        decoded.push_decoded("traceparent", "v");
+        decoded.push_decoded("x-caller", "w");
+        assert!(matches!(decoded.0[0].0, Cow::Borrowed(_)));
+        assert_eq!(decoded.get("traceparent"), Some("v"));
+        assert_eq!(decoded.get("x-caller"), Some("w"));
+    }
 
     fn sample() -> RequestHead {
         let mut metadata = Metadata::new();

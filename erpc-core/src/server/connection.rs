@@ -330,11 +330,39 @@ impl Conn {
         };
         let (abort, registration) = AbortHandle::new_pair();
         self.calls.lock().insert(id, abort);
-        let task = CallTask {
-            id,
+        let Admitted {
+            service,
+            key,
+            method,
+            method_name,
+            deadline,
+            metadata,
+            serialization,
+            compression,
+            held,
+        } = admitted;
+        let call = ServerCall {
+            request_id: id,
             peer: self.peer,
-            payload: frame.payload,
-            admitted,
+            service: key,
+            method: method_name,
+            metadata,
+            deadline: deadline.map(|d| Instant::now() + d),
+            context: None,
+            handler: Some(HandlerParts {
+                service,
+                method,
+                serialization,
+                compression: self.ctx.compression,
+                payload: frame.payload,
+                timeout: deadline,
+            }),
+            trace: None,
+        };
+        let task = CallTask {
+            call,
+            compression,
+            held,
             ctx: self.ctx.clone(),
             budget: self.budget.clone(),
             calls: self.calls.clone(),
@@ -342,8 +370,8 @@ impl Conn {
             slot: slot.take(),
             observed,
         };
-        // Boxed before spawning: the task then moves a pointer, not a ~1 KiB future, on
-        // its way into the runtime and when it completes.
+        // Boxed before spawning: the task then moves a pointer, not its future, on its
+        // way into the runtime and when it completes.
         tokio::spawn(Box::pin(task.run(registration)));
         Ok(())
     }
@@ -412,11 +440,16 @@ impl Conn {
 }
 
 /// One admitted call, from its body to its answer on the queue.
+///
+/// Its future is kept under 1 KiB (one small allocation when spawned): the call's
+/// facts live once, in `call`, and `run` uses the fields in place.
 struct CallTask {
-    id: u64,
-    peer: SocketAddr,
-    payload: Bytes,
-    admitted: Admitted,
+    /// The call as filters and the handler see it; its handler parts hold the body
+    /// as it came off the wire.
+    call: ServerCall,
+    /// How the body is compressed on the wire.
+    compression: Compression,
+    held: Held,
     ctx: Arc<ServerContext>,
     budget: Arc<ConnectionBudget>,
     calls: Calls,
@@ -428,85 +461,62 @@ struct CallTask {
 }
 
 impl CallTask {
-    async fn run(self, registration: futures::future::AbortRegistration) {
-        let CallTask {
-            id,
-            peer,
-            payload,
-            admitted,
-            ctx,
-            budget,
-            calls,
-            queue,
-            slot,
-            observed,
-        } = self;
-        let Admitted {
-            service,
-            key,
-            method,
-            method_name,
-            deadline,
-            metadata,
-            serialization,
-            compression,
-            mut held,
-        } = admitted;
-        let mut call = ServerCall {
-            request_id: id,
-            peer,
-            service: key,
-            method: method_name,
-            metadata,
-            deadline: deadline.map(|d| Instant::now() + d),
-            context: None,
-            handler: None,
-        };
-        let work = async {
-            let payload = open_body(&ctx, &budget, compression, &mut held, payload).await?;
-            call.handler = Some(HandlerParts {
-                service,
-                method,
-                serialization,
-                compression: ctx.compression,
-                payload,
-                timeout: deadline,
-            });
-            Ok::<_, Stop>(if ctx.filters.is_empty() {
-                run_handler(&mut call).await
-            } else {
-                ServerNext { rest: &ctx.filters }.run(&mut call).await
-            })
-        };
-        let outcome = Abortable::new(work, registration).await;
-        if let Some(observed) = observed {
-            observed.finish(outcome_kind(&outcome));
-        }
-        calls.lock().remove(&id);
-        // The handler is done: its permits and request bytes go back before the answer
-        // waits for room, so a peer that does not read cannot keep the server's limits.
-        drop(held);
-        let frame = match outcome {
-            Err(_aborted) => {
-                // Cancelled by the caller: nobody waits for an answer.
-                call.cancel();
-                return;
-            }
-            Ok(Err(Stop::Gone)) => return,
-            Ok(Err(Stop::Refuse(status, message))) => error_response(id, status, &message).into(),
-            Ok(Ok(Err(e))) => {
-                if matches!(e, Error::Timeout { .. }) {
-                    call.cancel();
+    fn run(
+        self,
+        registration: futures::future::AbortRegistration,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        // Not an `async fn (mut self)`: that would hold the task twice in its future.
+        let mut this = self;
+        async move {
+            let id = this.call.request_id;
+            let (call, held, ctx, budget) =
+                (&mut this.call, &mut this.held, &this.ctx, &this.budget);
+            let compression = this.compression;
+            let work = async move {
+                if compression != Compression::None {
+                    if let Some(parts) = call.handler.as_mut() {
+                        let wire = std::mem::take(&mut parts.payload);
+                        parts.payload = open_body(ctx, budget, compression, held, wire).await?;
+                    }
                 }
-                error_response(id, status_for(&e), &error_message(&e)).into()
+                Ok::<_, Stop>(if ctx.filters.is_empty() {
+                    run_handler(call).await
+                } else {
+                    ServerNext { rest: &ctx.filters }.run(call).await
+                })
+            };
+            let outcome = Abortable::new(work, registration).await;
+            if let Some(observed) = this.observed.take() {
+                observed.finish(outcome_kind(&outcome));
             }
-            Ok(Ok(Ok(reply))) => Part::from(reply.0),
-        };
-        let Ok(permits) = budget.reserve_for_writer(frame.len()).await else {
-            return; // the connection ended
-        };
-        let _ = queue.send(Charged { frame, permits }).await;
-        drop(slot);
+            this.calls.lock().remove(&id);
+            // The handler is done: its permits and request bytes go back before the answer
+            // waits for room, so a peer that does not read cannot keep the server's limits.
+            drop(this.held);
+            let frame = match outcome {
+                Err(_aborted) => {
+                    // Cancelled by the caller: nobody waits for an answer.
+                    this.call.cancel();
+                    return;
+                }
+                Ok(Err(Stop::Gone)) => return,
+                Ok(Err(Stop::Refuse(status, message))) => {
+                    error_response(id, status, &message).into()
+                }
+                Ok(Ok(Err(e))) => {
+                    if matches!(e, Error::Timeout { .. }) {
+                        this.call.cancel();
+                    }
+                    error_response(id, status_for(&e), &error_message(&e)).into()
+                }
+                Ok(Ok(Ok(reply))) => Part::from(reply.0),
+            };
+            let Ok(permits) = this.budget.reserve_for_writer(frame.len()).await else {
+                return; // the connection ended
+            };
+            let _ = this.queue.send(Charged { frame, permits }).await;
+            drop(this.slot);
+        }
     }
 }
 
