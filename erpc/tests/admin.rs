@@ -566,6 +566,52 @@ async fn config_file_and_variables_select_the_admin_address() {
     server.shutdown().await.unwrap();
 }
 
+/// A stub keeps each method's metric handles after its first call; a handle moved to
+/// another group or version counts under its new key, not the one it was cloned from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_moved_to_another_group_or_version_counts_under_its_new_key() {
+    let server = Server::builder()
+        .config(server_config())
+        .add_service(MeterServer::new(MeterImpl))
+        .build()
+        .await
+        .unwrap()
+        .spawn();
+    let client = Client::builder()
+        .config(Default::default())
+        .direct([server.local_addr().to_string()])
+        .metrics(true)
+        .build()
+        .unwrap();
+    let meter = MeterClient::new(client.clone());
+    for n in 0..3 {
+        meter.ok(n).await.unwrap();
+    }
+    // Nobody serves these keys: the calls fail, and are counted where they went.
+    let blue = meter.clone().with_group("blue");
+    let v3 = meter.clone().with_version("3.0");
+    assert!(blue.ok(1).await.is_err());
+    for _ in 0..2 {
+        assert!(v3.ok(1).await.is_err());
+    }
+    meter.ok(9).await.unwrap();
+    let scrape = Scrape(parse_exposition(&client.metrics().unwrap().encode()));
+    let count = |key: ServiceKey| {
+        let service = key.to_string();
+        let labels = [
+            ("side", "client"),
+            ("service", service.as_str()),
+            ("method", "ok"),
+        ];
+        scrape.value("erpc_calls_total", &labels)
+    };
+    let interface = METER_DESCRIPTOR.interface;
+    assert_eq!(count(key()), Some(4.0));
+    assert_eq!(count(ServiceKey::new(interface, "blue", "2.0")), Some(1.0));
+    assert_eq!(count(ServiceKey::new(interface, "obs", "3.0")), Some(2.0));
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_stay_off_unless_asked_for() {
     let plain = Server::builder()

@@ -19,6 +19,7 @@
 //! handle of its client is dropped.
 
 mod endpoints;
+mod histogram;
 mod http;
 mod metrics;
 

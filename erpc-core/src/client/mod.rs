@@ -16,7 +16,7 @@ mod route;
 mod stub;
 
 use std::borrow::Cow;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -31,7 +31,7 @@ pub use breaker::BreakerPolicy;
 pub use budget::RetryBudgetPolicy;
 pub use stub::ServiceClient;
 
-use crate::admin::{self, CallMetrics, Side};
+use crate::admin::{self, CallMetrics, MethodObserver, Side};
 use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ClientConfig, Layered, Secret};
@@ -210,11 +210,12 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.invoke(key, method, args, options, None).await
+        self.invoke(key, method, args, options, None, None).await
     }
 
     /// [`Client::call`] with a per-call hash key overriding the options' one; observed
-    /// as one call when metrics are on.
+    /// as one call when metrics are on, through the method's handles in `observer`
+    /// (resolved on first use and kept by the caller) when given.
     pub(crate) async fn invoke<A, R>(
         &self,
         key: &ServiceKey,
@@ -222,6 +223,7 @@ impl Client {
         args: &A,
         options: &CallOptions,
         hash_key: Option<u64>,
+        observer: Option<&OnceLock<MethodObserver>>,
     ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
@@ -232,7 +234,12 @@ impl Client {
                 .invoke_unobserved(key, method, args, options, hash_key)
                 .await;
         };
-        let observed = metrics.begin(Side::Consumer, key, method);
+        let observed = match observer {
+            Some(slot) => slot
+                .get_or_init(|| metrics.method(Side::Consumer, key, method))
+                .begin(),
+            None => metrics.begin(Side::Consumer, key, method),
+        };
         let result = self
             .invoke_unobserved(key, method, args, options, hash_key)
             .await;

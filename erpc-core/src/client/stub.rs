@@ -1,11 +1,12 @@
 //! The typed handle generated stubs wrap: one service, its identity and call options.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{CallOptions, Client, ClusterMode};
+use crate::admin::MethodObserver;
 use crate::balance::LoadBalancer;
 use crate::service::{ServiceDescriptor, ServiceKey};
 use crate::Error;
@@ -21,6 +22,8 @@ pub struct ServiceClient {
     options: Arc<CallOptions>,
     /// `options` with `idempotent` set, for methods marked `#[erpc(idempotent)]`.
     idempotent_options: Arc<CallOptions>,
+    /// Each method's metric handles under `key`, resolved on its first call.
+    observers: Arc<[OnceLock<MethodObserver>]>,
 }
 
 impl ServiceClient {
@@ -39,6 +42,7 @@ impl ServiceClient {
                 idempotent: true,
                 ..CallOptions::default()
             }),
+            observers: observer_slots(descriptor),
         }
     }
 
@@ -52,6 +56,7 @@ impl ServiceClient {
     #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).group = group.into();
+        self.observers = observer_slots(self.descriptor);
         self
     }
 
@@ -59,6 +64,7 @@ impl ServiceClient {
     #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).version = version.into();
+        self.observers = observer_slots(self.descriptor);
         self
     }
 
@@ -161,7 +167,19 @@ impl ServiceClient {
             &self.options
         };
         self.client
-            .invoke(&self.key, descriptor.name, args, options, hash_key)
+            .invoke(
+                &self.key,
+                descriptor.name,
+                args,
+                options,
+                hash_key,
+                self.observers.get(method),
+            )
             .await
     }
+}
+
+/// One empty metric-handle slot per method of `descriptor`.
+fn observer_slots(descriptor: &ServiceDescriptor) -> Arc<[OnceLock<MethodObserver>]> {
+    descriptor.methods.iter().map(|_| OnceLock::new()).collect()
 }
