@@ -39,6 +39,17 @@ fn key() -> ServiceKey {
     ServiceKey::new(METER_DESCRIPTOR.interface, "obs", "2.0")
 }
 
+/// A server of `Meter` on a free port, without metrics or admin listener.
+async fn spawn_meter() -> erpc::ServerHandle {
+    Server::builder()
+        .config(server_config())
+        .add_service(MeterServer::new(MeterImpl))
+        .build()
+        .await
+        .expect("server binds")
+        .spawn()
+}
+
 /// A server config that ignores `erpc.toml` and `ERPC_*` of the test's environment.
 fn server_config() -> ServerConfig {
     let mut config = ServerConfig::default();
@@ -570,13 +581,7 @@ async fn config_file_and_variables_select_the_admin_address() {
 /// another group or version counts under its new key, not the one it was cloned from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handle_moved_to_another_group_or_version_counts_under_its_new_key() {
-    let server = Server::builder()
-        .config(server_config())
-        .add_service(MeterServer::new(MeterImpl))
-        .build()
-        .await
-        .unwrap()
-        .spawn();
+    let server = spawn_meter().await;
     let client = Client::builder()
         .config(Default::default())
         .direct([server.local_addr().to_string()])
@@ -614,13 +619,7 @@ async fn a_handle_moved_to_another_group_or_version_counts_under_its_new_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_stay_off_unless_asked_for() {
-    let plain = Server::builder()
-        .config(server_config())
-        .add_service(MeterServer::new(MeterImpl))
-        .build()
-        .await
-        .unwrap()
-        .spawn();
+    let plain = spawn_meter().await;
     assert!(plain.metrics().is_none() && plain.admin_addr().is_none());
     let client = Client::builder()
         .config(Default::default())

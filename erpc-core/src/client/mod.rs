@@ -283,8 +283,7 @@ impl Client {
             // Sized for small arguments, so most encode without growing the buffer.
             let mut payload = bytes::BytesMut::with_capacity(256);
             self.inner.serialization.encode(args, &mut payload)?;
-            self.filtered(sent, payload, timeout, metadata)
-                .await
+            self.filtered(sent, payload, timeout, metadata).await
         };
         let max_len = self.inner.config.max_frame_bytes as usize;
         let value = result.and_then(|frame| decode_payload(&frame, max_len));

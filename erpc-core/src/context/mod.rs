@@ -64,8 +64,8 @@ use tokio::time::Instant;
 use crate::protocol::Metadata;
 use crate::protocol::ServiceKey;
 
-pub use trace::{TraceParent, TRACEPARENT};
 pub(crate) use trace::random as random_id;
+pub use trace::{TraceParent, TRACEPARENT};
 
 tokio::task_local! {
     static CURRENT: CallContext;

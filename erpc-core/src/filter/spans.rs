@@ -32,19 +32,22 @@
 //! a call pays for one callsite-interest check per side (a load and a compare); no
 //! field is formatted, no id drawn, no clock read.
 //!
-//! Recorded spans cost what the subscriber makes of them. `erpc-bench`'s
-//! `erpc+tracing` row (this filter on both ends), 64 B × 64 in flight, best of 3 × 2 s on
-//! a quiet 2-core VM where client and server share the cores, QPS against plain `erpc`
-//! in the same run:
+//! Once a subscriber wants them, every call carries a `traceparent` (an unsampled one
+//! too, so that the next hops follow the decision), which costs drawing two ids and
+//! writing the value on the client, and parsing it once on the server (shared with the
+//! handler's [`CallContext`](crate::context::CallContext)). Recorded spans cost what
+//! the subscriber makes of them. `erpc-bench`'s `erpc+tracing` row (this filter on both
+//! ends), 64 B × 64 in flight, best of 3 × 2 s on a 2-core VM where client and server
+//! share the cores, QPS against plain `erpc` in the same run:
 //!
 //! | subscriber (both processes) | erpc | erpc+tracing | ratio |
 //! |---|---:|---:|---:|
-//! | none (spans disabled) | 229,159 | 193,625 | 0.84 |
-//! | `fmt()` at INFO, no ANSI, to `io::sink`, every call traced | 237,273 | 134,414 | 0.57 |
-//! | the same, [`Tracing::sampled`]`(0.1)` | 241,190 | 166,920 | 0.69 |
+//! | none (spans disabled) | 240,910 | 223,150 | 0.93 |
+//! | bare `registry()` at INFO, [`Tracing::sampled`]`(0.1)` | 244,516 | 216,403 | 0.89 |
+//! | `fmt()` at INFO, no ANSI, to `io::sink`, [`Tracing::sampled`]`(0.1)` | 268,437 | 171,116 | 0.64 |
+//! | the same, every call traced | 266,781 | 143,522 | 0.54 |
 //!
-//! With the spans disabled the gap is the filtered call path (boxed futures, the
-//! arguments encoded apart from the frame) and the `traceparent` written and parsed.
+//! The `fmt` rows are the subscriber formatting every field of every recorded span.
 
 #[cfg(feature = "otel")]
 use std::fmt;
