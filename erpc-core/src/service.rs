@@ -85,13 +85,17 @@ impl Request {
         let mut header = FrameHeader::new(MessageType::Response, self.request_id);
         header.serializer = self.serialization.id();
         header.status = Status::Ok as u8;
-        let mut frame = FrameBuilder::new(header, 64);
+        let mut frame = FrameBuilder::new(header, SMALL_REPLY);
         frame.end_head();
         self.serialization.encode(value, frame.buf())?;
         crate::message::compress_payload(&mut frame, self.compression)?;
         frame.finish().map(Reply).map_err(Error::Encode)
     }
 }
+
+/// Bytes reserved for a reply's payload: most replies fit without growing the buffer
+/// (a 64-byte value encodes to more than 64 bytes), larger ones grow as they are written.
+const SMALL_REPLY: usize = 256;
 
 /// An encoded response frame produced by [`Request::reply`].
 #[derive(Debug, Clone)]

@@ -167,6 +167,8 @@ struct Call<'a> {
     options: &'a CallOptions,
     idempotent: bool,
     hash_key: Option<u64>,
+    /// When the call was dispatched: the clock reading its first attempts share.
+    began: Instant,
     deadline: Instant,
     timeout: Duration,
     /// Where to note each attempt's provider (only when client filters run).
@@ -359,6 +361,7 @@ impl Client {
         peer: Option<&parking_lot::Mutex<Option<Arc<str>>>>,
     ) -> Result<Frame, Error> {
         let (key, method, options) = (sent.key, sent.method, sent.options);
+        let began = Instant::now();
         let call = Call {
             key,
             method,
@@ -366,7 +369,8 @@ impl Client {
             options,
             idempotent: options.idempotent,
             hash_key: sent.hash_key.or(options.hash_key),
-            deadline: Instant::now() + timeout,
+            began,
+            deadline: began + timeout,
             timeout,
             peer,
         };
@@ -399,7 +403,10 @@ impl Client {
             if let Some(metrics) = self.inner.metrics.as_ref().filter(|_| attempt > 0) {
                 metrics.retry(call.key, call.method);
             }
-            match self.attempt(&route.endpoints[i], tier, call).await {
+            match self
+                .attempt(&route.endpoints[i], tier, call, attempt == 0)
+                .await
+            {
                 Err(e) if may_retry(&e, call.idempotent) && Instant::now() < call.deadline => {
                     tracing::debug!(addr = %route.providers[i].addr, error = %e, "attempt failed; trying another provider");
                     tried.push(i);
@@ -432,7 +439,7 @@ impl Client {
             }
             chosen.push(i);
             let endpoint = &route.endpoints[i];
-            attempts.push(async move { self.attempt(endpoint, tier, call).await });
+            attempts.push(async move { self.attempt(endpoint, tier, call, true).await });
         }
         let mut last_error = None;
         while let Some(result) = attempts.next().await {
@@ -465,18 +472,24 @@ impl Client {
         endpoint: &Endpoint,
         tier: Tier,
         call: &Call<'_>,
+        first: bool,
     ) -> Result<Frame, Error> {
         // Waiting for an in-flight slot or a connection says nothing about the
         // provider's health (a failed connect is recorded by the endpoint itself).
         // The waits are boxed: most attempts need neither, and a connect future inline
         // would make every call's future (moved on each await) several times larger.
+        let mut waited = false;
         let _slot = match endpoint.try_acquire() {
             Some(slot) => slot,
-            None => Box::pin(within(call, endpoint.acquire())).await?,
+            None => {
+                waited = true;
+                Box::pin(within(call, endpoint.acquire())).await?
+            }
         };
         let connection = match endpoint.usable() {
             Some(connection) => connection,
             None => {
+                waited = true;
                 let settings = &self.inner.pool.settings;
                 Box::pin(within(call, endpoint.connection(settings, call.deadline))).await?
             }
@@ -490,11 +503,19 @@ impl Client {
                 service: call.key.to_string(),
             });
         }
-        let started = Instant::now();
+        // A first attempt that found its slot and connection at once starts when the
+        // call began (one clock reading less per call); any other reads the clock.
+        let (started, timeout) = match first && !waited {
+            true => (call.began, call.timeout),
+            false => {
+                let now = Instant::now();
+                (now, call.deadline.saturating_duration_since(now))
+            }
+        };
         let mut verdict = Verdict {
             endpoint,
             started,
-            timeout: call.deadline.saturating_duration_since(started),
+            timeout,
             done: false,
         };
         let result = within(call, self.exchange(&connection, call)).await;
@@ -532,7 +553,11 @@ impl Client {
             method: call.method,
             hash_key: call.hash_key,
         };
-        let now = Instant::now();
+        // The first picks of a call use its start; a retry's reads the clock.
+        let now = match tried.is_empty() {
+            true => call.began,
+            false => Instant::now(),
+        };
         for tier in Tier::ALL {
             let view = View {
                 route,
