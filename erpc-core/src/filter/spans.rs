@@ -179,28 +179,27 @@ impl Tracing {
         }
     }
 
-    /// The trace context a call sends, when its span is recorded. Spans that no
-    /// subscriber wants are never recorded and nothing is drawn or written for them.
-    /// Otherwise a call outside any trace starts one here, and its `traceparent`
-    /// carries the decision (the ids then become the span's fields, or OpenTelemetry
-    /// replaces them).
-    fn records_sent(&self, call: &mut ClientCall<'_>) -> Option<TraceParent> {
+    /// Whether the span of a call sent is recorded. Spans that no subscriber wants
+    /// are never recorded and nothing is drawn or written for them. Otherwise a call
+    /// outside any trace starts one here, and its `traceparent` carries the decision
+    /// (the ids then become the span's fields, or OpenTelemetry replaces them).
+    fn records_sent(&self, call: &mut ClientCall<'_>) -> bool {
         if !tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO) {
-            return None;
+            return false;
         }
         if let Some(parent) = call
             .metadata()
             .get(TRACEPARENT)
             .and_then(TraceParent::parse)
         {
-            return parent.sampled().then_some(parent);
+            return parent.sampled();
         }
         let fresh = TraceParent::random();
         let recorded = self.starts_recorded(fresh.trace_id());
         let sent = fresh.with_sampled(recorded);
         call.metadata_mut()
             .insert_static(TRACEPARENT, sent.header_value());
-        recorded.then_some(sent)
+        recorded
     }
 }
 
@@ -264,7 +263,7 @@ impl ServerFilter for Tracing {
 #[async_trait]
 impl ClientFilter for Tracing {
     async fn call(&self, call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error> {
-        if self.records_sent(call).is_none() {
+        if !self.records_sent(call) {
             return next.run(call).await;
         }
         // Boxed apart: this filter's own future (boxed for every call) then stays in

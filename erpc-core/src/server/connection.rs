@@ -473,11 +473,9 @@ impl CallTask {
                 (&mut this.call, &mut this.held, &this.ctx, &this.budget);
             let compression = this.compression;
             let work = async move {
-                if compression != Compression::None {
-                    if let Some(parts) = call.handler.as_mut() {
-                        let wire = std::mem::take(&mut parts.payload);
-                        parts.payload = open_body(ctx, budget, compression, held, wire).await?;
-                    }
+                if let Some(parts) = call.handler.as_mut() {
+                    let wire = std::mem::take(&mut parts.payload);
+                    parts.payload = open_body(ctx, budget, compression, held, wire).await?;
                 }
                 Ok::<_, Stop>(if ctx.filters.is_empty() {
                     run_handler(call).await

@@ -24,12 +24,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-
-use crate::protocol::HEADER_LEN;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub(crate) use crate::protocol::OutFrame;
+use crate::protocol::HEADER_LEN;
 
 /// What a connection's queue carries: a frame's bytes, and the byte budget it holds.
 pub(crate) trait Outgoing: Send + 'static {
