@@ -1,5 +1,6 @@
 //! A provider that answers with its own address, and callers that log every call:
-//! what the discovery tests count calls per provider with.
+//! what the discovery tests count calls per provider with. erpc-zookeeper's tests
+//! include this file by path, so it depends on nothing else in this `support`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

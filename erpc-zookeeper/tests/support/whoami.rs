@@ -1,5 +1,6 @@
 //! A provider that answers with its own address, registered in ZooKeeper, and what the
-//! discovery tests read back: the addresses listed, and callers that log every call.
+//! discovery tests read back: the addresses listed, and callers that log every call
+//! (erpc-nacos's `Whoami` support, included below).
 //!
 //! Declared by the tests that use it (`#[path = "support/whoami.rs"] mod whoami;`), not by
 //! `support`: erpc-cli's tests include `support` without depending on erpc-zookeeper.
@@ -7,29 +8,18 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use erpc::registry::Registry;
 use erpc_zookeeper::ZookeeperRegistry;
 use futures::StreamExt;
 
-/// Answers with the provider's own address.
-#[erpc::service(name = "erpc.test.Whoami")]
-pub trait Whoami {
-    /// The serving provider's address.
-    async fn whoami(&self) -> String;
-}
-
-/// A [`Whoami`] provider named by its address.
-pub struct Named(pub String);
-
-impl Whoami for Named {
-    async fn whoami(&self) -> String {
-        self.0.clone()
-    }
-}
+// The service, its provider and the call-load generator are erpc-nacos's: the same
+// discovery tests run against both registries.
+#[path = "../../../erpc-nacos/tests/support/whoami.rs"]
+mod service;
+pub use service::*;
 
 /// A fresh registry on the `zookeeper://` URL `url`.
 pub fn registry(url: &str) -> Arc<dyn Registry> {
@@ -52,42 +42,12 @@ pub async fn provider(url: &str) -> (erpc::ServerHandle, String) {
 /// Addresses ZooKeeper lists for the service, read with a fresh registry that gets
 /// `wait` to subscribe and `wait` for its first list; empty when either runs out.
 pub async fn listed(url: &str, wait: Duration) -> Vec<String> {
-    let key = erpc::ServiceKey::new("erpc.test.Whoami", "", "1.0");
     let registry = registry(url);
-    let Ok(Ok(mut changes)) = tokio::time::timeout(wait, registry.subscribe(&key)).await else {
+    let Ok(Ok(mut changes)) = tokio::time::timeout(wait, registry.subscribe(&key())).await else {
         return Vec::new();
     };
     match tokio::time::timeout(wait, changes.next()).await {
         Ok(Some(change)) => change.all.into_iter().map(|p| p.addr).collect(),
         _ => Vec::new(),
     }
-}
-
-/// Calls made by [`load`]: when each started and what it got (the provider's address
-/// or the error's text).
-#[derive(Default)]
-pub struct Log {
-    pub calls: parking_lot::Mutex<Vec<(Instant, Result<String, String>)>>,
-}
-
-/// `tasks` callers in a loop (5 ms apart each) until `stop` is set.
-pub fn load(
-    client: &WhoamiClient,
-    tasks: usize,
-    log: &Arc<Log>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks)
-        .map(|_| {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    let result = client.whoami().await.map_err(|e| e.to_string());
-                    log.calls.lock().push((start, result));
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect()
 }
