@@ -2,8 +2,9 @@
 //!
 //! Nacos marks an ephemeral instance unhealthy 15 s after its last beat and removes it at
 //! 30 s. The task beats at the server's `clientBeatInterval` and registers the instance
-//! again when the server no longer knows it (code 20404, or 21003 on the v3 API), and
-//! also after any failed beat: a server that was unreachable may have come back empty.
+//! again when the server no longer knows it (code 20404, or 21003 on the v3 API). After a
+//! failed beat it registers instead of beating until that succeeds: a server that was
+//! unreachable may have come back empty.
 //! On network failure it retries with a growing delay, capped at the beat interval.
 
 use std::collections::HashMap;
@@ -55,32 +56,32 @@ impl Drop for BeatTasks {
 async fn run(naming: Arc<Naming>, spec: InstanceSpec) {
     let mut interval = naming.config.beat_interval;
     let mut delay = interval;
-    // Consecutive failures; a success after any failure registers again.
+    // Consecutive failures; while there are any, the task registers instead of beating.
     let mut failures: u32 = 0;
     loop {
         tokio::time::sleep(delay).await;
-        let reregister = match naming.beat(&spec).await {
-            Ok(Beat::Alive(stated)) => {
-                if let Some(stated) = stated {
-                    interval = stated;
+        // After a failure the server may have come back empty: register (which a server
+        // also takes as a beat) rather than beat, so that no beat re-creates a bare
+        // instance there for a listing to see before the registration lands.
+        let reregister = failures > 0
+            || match naming.beat(&spec).await {
+                Ok(Beat::Alive(stated)) => {
+                    if let Some(stated) = stated {
+                        interval = stated;
+                    }
+                    false
                 }
-                failures > 0
-            }
-            Ok(Beat::Unknown) => {
-                tracing::info!(service = %spec.service, ip = %spec.ip, port = spec.port, "Nacos lost the instance; registering again");
-                true
-            }
-            Err(error) => {
-                if failures == 0 {
+                Ok(Beat::Unknown) => {
+                    tracing::info!(service = %spec.service, ip = %spec.ip, port = spec.port, "Nacos lost the instance; registering again");
+                    true
+                }
+                Err(error) => {
                     tracing::warn!(%error, service = %spec.service, "Nacos heartbeat failed; retrying");
-                } else {
-                    tracing::debug!(%error, service = %spec.service, "Nacos heartbeat failed again");
+                    failures += 1;
+                    delay = retry_delay(failures, interval);
+                    continue;
                 }
-                failures += 1;
-                delay = retry_delay(failures, interval);
-                continue;
-            }
-        };
+            };
         if reregister {
             match naming.register(&spec).await {
                 Ok(()) => {
@@ -90,7 +91,7 @@ async fn run(naming: Arc<Naming>, spec: InstanceSpec) {
                     failures = 0;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, service = %spec.service, "registering again with Nacos failed; retrying");
+                    tracing::debug!(%error, service = %spec.service, "registering again with Nacos failed; retrying");
                     failures += 1;
                     delay = retry_delay(failures, interval);
                     continue;

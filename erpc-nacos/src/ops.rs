@@ -128,6 +128,24 @@ impl Naming {
         params
     }
 
+    /// The v1 beat's `beat` parameter: the whole instance, as the Java client sends it.
+    /// A server that lost the instance (restarted empty, or it was deleted) re-creates it
+    /// from this, weight and metadata included: rnacos does so from any beat, and a bare
+    /// beat would bring back an instance with neither.
+    fn beat_info(&self, spec: &InstanceSpec) -> String {
+        // The metadata was encoded by `naming::metadata_json`: always an object.
+        let metadata: serde_json::Value =
+            serde_json::from_str(&spec.metadata).unwrap_or_else(|_| serde_json::json!({}));
+        serde_json::json!({
+            "ip": spec.ip,
+            "port": spec.port,
+            "cluster": self.config.cluster,
+            "weight": spec.weight,
+            "metadata": metadata,
+        })
+        .to_string()
+    }
+
     pub(crate) async fn register(&self, spec: &InstanceSpec) -> Result<(), NacosError> {
         let mut params = self.instance_params(spec);
         params.extend([
@@ -198,6 +216,7 @@ impl Naming {
                 }
             }
             _ => {
+                params.push(("beat", self.beat_info(spec)));
                 let body = match self
                     .client
                     .call(Method::PUT, "/v1/ns/instance/beat", &params)
