@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compress::{Compression, CompressionPolicy};
-use crate::policy::{BreakerPolicy, ClusterMode, LimitRule, RetryBudgetPolicy};
+use crate::policy::{BreakerPolicy, ClusterMode, Dispatch, LimitRule, RetryBudgetPolicy};
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::serialize::Serialization;
 use crate::Error;
@@ -201,6 +201,10 @@ pub struct ServerConfig {
     pub memory_budget_bytes: usize,
     /// A connection whose peer accepts no bytes for this long is closed.
     pub write_timeout_ms: u64,
+    /// Where handlers run: `adaptive` (a call's first poll on the connection's reader,
+    /// the default) or `spawn` (every call its own task); see [`Dispatch`].
+    #[serde(with = "by_name")]
+    pub dispatch: Dispatch,
     /// Longest wait for in-flight calls on graceful shutdown.
     pub drain_timeout_ms: u64,
     /// After draining, connections keep answering late requests with "shutting down"
@@ -245,6 +249,7 @@ impl Default for ServerConfig {
             connection_memory_bytes: 64 * 1024 * 1024,
             memory_budget_bytes: 1024 * 1024 * 1024,
             write_timeout_ms: 10_000,
+            dispatch: Dispatch::default(),
             drain_timeout_ms: 10_000,
             goaway_grace_ms: 250,
             limits: Vec::new(),

@@ -47,7 +47,7 @@ pub use config::{ClientConfig, Config, ServerConfig};
 pub use error::{Error, FrameDirection, Result};
 pub use protocol::Metadata;
 pub use serialize::Serialization;
-pub use server::{termination_signal, LimitRule, Server, ServerBuilder, ServerHandle};
+pub use server::{termination_signal, Dispatch, LimitRule, Server, ServerBuilder, ServerHandle};
 pub use service::{MethodDescriptor, Reply, Request, Service, ServiceDescriptor, ServiceKey};
 #[cfg(feature = "tls")]
 pub use transport::tls::{TlsClientConfig, TlsServerConfig, DEFAULT_HANDSHAKE_TIMEOUT};

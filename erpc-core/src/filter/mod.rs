@@ -68,7 +68,7 @@ use crate::Error;
 
 pub use access_log::AccessLog;
 pub use auth::{TokenAuth, AUTHORIZATION};
-pub(crate) use handler::{run_handler, HandlerParts};
+pub(crate) use handler::{panic_message, run_handler, HandlerParts};
 pub use spans::Tracing;
 
 /// Names of the filters [`server_filter`] and [`client_filter`] know.

@@ -1,9 +1,10 @@
-//! One accepted connection: read frames, admit requests, run handlers off the reader
-//! task, answer.
+//! One accepted connection: read frames, admit requests, run handlers (their first
+//! poll on the reader, or as tasks: see [`Dispatch`]), answer.
 //!
 //! The reader does only cheap work per frame: it reads the request head, routes it and
 //! decides admission (draining, per-service limits, the server's concurrency limit and
-//! memory budget) before any work on the body. Admitted requests become tasks; bodies
+//! memory budget) before any work on the body. Admitted requests are run by
+//! [`run_call`]; a call with more to do than its first poll becomes a task. Bodies
 //! are decompressed there, on a blocking thread, one at a time per connection, so
 //! compression bombs cost their sender's turn and no one else's. Over a limit a request
 //! is answered `Overloaded` at once; a handler's panic becomes `HandlerPanicked`; a
@@ -34,6 +35,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{Charge, Closed, ConnectionBudget, MemoryBudget, MemoryCharge};
+use super::dispatch::{run_call, Inline, MethodPace};
 use super::limits::Admission;
 use super::router::Router;
 use super::signal::{ReaderStops, Signal, DRAIN, STOP};
@@ -41,6 +43,7 @@ use crate::admin::{CallMetrics, InFlight};
 use crate::compress::{Compression, CompressionPolicy};
 use crate::filter::{run_handler, HandlerParts, ServerCall, ServerFilter, ServerNext};
 use crate::message::{error_response, inflate, oversized_message, read_request_envelope};
+use crate::policy::Dispatch;
 use crate::protocol::codec::{control_frame, CodecError};
 use crate::protocol::{Frame, FrameCodec, Inbound, MessageType, Metadata, Status, HEADER_LEN};
 use crate::serialize::Serialization;
@@ -67,6 +70,8 @@ pub(crate) struct ServerContext {
     pub(crate) max_concurrency: usize,
     pub(crate) max_frame: u32,
     pub(crate) idle_timeout: Duration,
+    /// Where handlers run.
+    pub(crate) dispatch: Dispatch,
     pub(crate) compression: CompressionPolicy,
     pub(crate) connection_limits: ConnectionLimits,
     /// Request bodies held by handlers, server-wide.
@@ -208,8 +213,10 @@ struct Conn {
 }
 
 /// An admitted request: what its task needs, and the permits it holds while it runs.
-struct Admitted {
+struct Admitted<'a> {
     service: Arc<dyn Service>,
+    /// How the method's first polls have run (for [`Dispatch::Adaptive`]).
+    pace: &'a MethodPace,
     key: Arc<ServiceKey>,
     method: usize,
     method_name: &'static str,
@@ -332,6 +339,7 @@ impl Conn {
         self.calls.lock().insert(id, abort);
         let Admitted {
             service,
+            pace,
             key,
             method,
             method_name,
@@ -370,10 +378,17 @@ impl Conn {
             slot: slot.take(),
             observed,
         };
-        // Boxed before spawning: the task then moves a pointer, not its future, on its
-        // way into the runtime and when it completes.
-        tokio::spawn(Box::pin(task.run(registration)));
-        Ok(())
+        // Boxed: a spawned task then moves a pointer, not its future, on its way into
+        // the runtime and when it completes.
+        match run_call(self.ctx.dispatch, pace, Box::pin(task.run(registration))) {
+            Inline::Done => Ok(()),
+            Inline::Panicked(message) => {
+                // The call's permits went with it; its caller gets an answer.
+                tracing::error!(peer = %self.peer, request_id = id, %message, "a call panicked outside its handler");
+                self.calls.lock().remove(&id);
+                self.refuse(id, Status::HandlerPanicked, &message).await
+            }
+        }
     }
 
     /// Every check that needs no work on the body, cheapest first; a refusal carries
@@ -384,7 +399,7 @@ impl Conn {
         frame: &Frame,
         wire: Charge,
         observed: &mut Option<InFlight>,
-    ) -> Result<Admitted, (Status, String)> {
+    ) -> Result<Admitted<'_>, (Status, String)> {
         let id = frame.header.request_id;
         let mut envelope = read_request_envelope(frame)?;
         if self.calls.lock().contains_key(&id) {
@@ -422,6 +437,7 @@ impl Conn {
             .map_err(|message| (Status::Overloaded, message))?;
         Ok(Admitted {
             service: route.service.clone(),
+            pace: route.pace(method),
             key: route.key.clone(),
             method,
             method_name,

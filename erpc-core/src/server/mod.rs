@@ -8,6 +8,7 @@
 mod advertise;
 mod budget;
 mod connection;
+mod dispatch;
 mod limits;
 mod registration;
 mod router;
@@ -29,6 +30,7 @@ use crate::admin::{self, CallMetrics};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, Layered, Secret, ServerConfig};
 use crate::filter::ServerFilter;
+pub use crate::policy::Dispatch;
 use crate::registry::{Registry, TLS_PREFIX, TRANSPORT_KEY};
 use crate::service::Service;
 use crate::transport::{self, ServerTls};
@@ -155,6 +157,12 @@ impl ServerBuilder {
     /// answers) is closed, releasing everything it held.
     pub fn write_timeout(self, timeout: Duration) -> Self {
         self.edit(move |c| c.write_timeout_ms = millis(timeout))
+    }
+
+    /// Where handlers run (default [`Dispatch::Adaptive`]: a call's first poll on the
+    /// connection's reader, saving a task and a thread wake-up per call).
+    pub fn dispatch(self, dispatch: Dispatch) -> Self {
+        self.edit(move |c| c.dispatch = dispatch)
     }
 
     /// A connection with no inbound traffic and no call running for this long is closed.
@@ -303,6 +311,7 @@ impl ServerBuilder {
             max_concurrency: config.max_concurrency,
             max_frame: config.max_frame_bytes,
             idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(1)),
+            dispatch: config.dispatch,
             compression,
             connection_limits: ConnectionLimits {
                 max_in_flight: config.max_in_flight_per_connection,

@@ -5,6 +5,7 @@
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
+use super::dispatch::MethodPace;
 use super::limits::{Admission, Gate, LimitRule};
 use crate::admin::{CallMetrics, InFlight, MethodObserver, Side};
 use crate::protocol::{RequestHeadRef, Status};
@@ -22,12 +23,19 @@ pub(crate) struct Route {
     /// Metric handles by method index, resolved when the route is built (empty with
     /// metrics off): observing a call takes no lookup.
     observers: Vec<MethodObserver>,
+    /// How each method's first polls have run, by method index.
+    paces: Vec<MethodPace>,
 }
 
 impl Route {
     /// Starts observing a call of `method` when metrics are on.
     pub(crate) fn observe(&self, method: usize) -> Option<InFlight> {
         self.observers.get(method).map(MethodObserver::begin)
+    }
+
+    /// How `method`'s first polls have run (`method` is an index `resolve` gave).
+    pub(crate) fn pace(&self, method: usize) -> &MethodPace {
+        &self.paces[method]
     }
 
     /// Passes the method's then the service's limits, or says which refused.
@@ -110,6 +118,11 @@ impl Router {
                 service_gate,
                 method_gates,
                 observers,
+                paces: descriptor
+                    .methods
+                    .iter()
+                    .map(|_| MethodPace::default())
+                    .collect(),
             });
         Ok(())
     }

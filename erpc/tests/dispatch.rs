@@ -1,0 +1,154 @@
+//! Where handlers run: by default a call's first poll runs on its connection's reader
+//! (no task per call), a method whose first poll runs long is spawned instead, and
+//! `Dispatch::Spawn` makes every call its own task.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use erpc::filter::{ServerCall, ServerFilter, ServerNext};
+use erpc::{async_trait, Dispatch, Error, Reply, ServerBuilder};
+use support::{bounded, direct, server, spawn, TEST_LIMIT};
+
+/// A service whose handlers say which task ran them, or hold their thread.
+#[erpc::service]
+pub trait Work {
+    /// The id of the tokio task the handler runs on.
+    async fn task_id(&self) -> String;
+    /// Blocks its thread for `ms` (CPU-heavy work before any wait), then returns it.
+    async fn burn(&self, ms: u64) -> u64;
+    /// Returns at once.
+    async fn quick(&self) -> u32;
+}
+
+#[derive(Clone)]
+struct WorkImpl {
+    burning: Arc<tokio::sync::watch::Sender<bool>>,
+    burns_done: Arc<AtomicUsize>,
+}
+
+impl Default for WorkImpl {
+    fn default() -> Self {
+        Self {
+            burning: Arc::new(tokio::sync::watch::Sender::new(false)),
+            burns_done: Arc::default(),
+        }
+    }
+}
+
+impl Work for WorkImpl {
+    async fn task_id(&self) -> String {
+        tokio::task::try_id().map_or_else(|| "none".into(), |id| id.to_string())
+    }
+
+    async fn burn(&self, ms: u64) -> u64 {
+        self.burning.send_replace(true);
+        std::thread::sleep(Duration::from_millis(ms));
+        self.burning.send_replace(false);
+        self.burns_done.fetch_add(1, Ordering::SeqCst);
+        ms
+    }
+
+    async fn quick(&self) -> u32 {
+        7
+    }
+}
+
+/// The task ids of `calls` calls made one after another on one connection.
+async fn task_ids(builder: ServerBuilder, calls: usize) -> Vec<String> {
+    let server = spawn(builder.add_service(WorkServer::new(WorkImpl::default()))).await;
+    let work = WorkClient::new(direct(server.local_addr()).build().unwrap());
+    let mut ids = Vec::new();
+    for _ in 0..calls {
+        ids.push(work.task_id().await.unwrap());
+    }
+    server.shutdown().await.unwrap();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_quick_calls_run_on_the_connection_reader_and_spawn_gives_each_its_task() {
+    bounded(TEST_LIMIT, async {
+        let adaptive = task_ids(server(), 5).await;
+        assert!(
+            adaptive.iter().all(|id| *id == adaptive[0]),
+            "one task (the reader) ran every call: {adaptive:?}"
+        );
+
+        let spawned = task_ids(server().dispatch(Dispatch::Spawn), 5).await;
+        let distinct: std::collections::HashSet<_> = spawned.iter().collect();
+        assert_eq!(distinct.len(), 5, "a task per call: {spawned:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_method_whose_first_poll_ran_long_no_longer_holds_up_its_connection() {
+    bounded(TEST_LIMIT, async {
+        let service = WorkImpl::default();
+        let server = spawn(server().add_service(WorkServer::new(service.clone()))).await;
+        let work = WorkClient::new(direct(server.local_addr()).build().unwrap())
+            .with_timeout(Duration::from_secs(20));
+
+        // Its first poll runs on the reader and takes 200 ms: far over the limit.
+        assert_eq!(work.burn(200).await.unwrap(), 200);
+
+        // The next one is its own task: while it burns, the connection still serves.
+        let long = tokio::spawn({
+            let work = work.clone();
+            async move { work.burn(3_000).await }
+        });
+        let mut burning = service.burning.subscribe();
+        burning.wait_for(|on| *on).await.unwrap();
+        assert_eq!(work.quick().await.unwrap(), 7);
+        assert_eq!(
+            service.burns_done.load(Ordering::SeqCst),
+            1,
+            "the quick call was answered while the long one still ran"
+        );
+        assert_eq!(long.await.unwrap().unwrap(), 3_000);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// Panics in the filter chain (not in the handler, whose panics are caught there).
+struct PanicWhenAsked;
+
+#[async_trait]
+impl ServerFilter for PanicWhenAsked {
+    async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
+        if call.metadata().get("panic").is_some() {
+            panic!("filter bug");
+        }
+        next.run(call).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_panics_on_the_reader_gets_its_caller_an_answer_and_the_connection_serves_on()
+{
+    bounded(TEST_LIMIT, async {
+        let server = spawn(
+            server()
+                .filter(PanicWhenAsked)
+                .add_service(WorkServer::new(WorkImpl::default())),
+        )
+        .await;
+        let client = direct(server.local_addr()).retries(0).build().unwrap();
+        let work = WorkClient::new(client);
+
+        match work.clone().with_metadata("panic", "yes").quick().await {
+            Err(Error::HandlerPanicked(message)) => {
+                assert!(message.contains("filter bug"), "{message}")
+            }
+            other => panic!("expected HandlerPanicked, got {other:?}"),
+        }
+        // Same connection, still served.
+        assert_eq!(work.quick().await.unwrap(), 7);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
