@@ -25,10 +25,31 @@ use crate::registry::{Provider, Registry};
 use crate::service::ServiceKey;
 use crate::Error;
 
-struct Entry {
+/// One service's subscription: its current route, kept by a background task.
+pub(crate) struct Subscription {
     routes: watch::Receiver<Option<Arc<Route>>>,
     task: JoinHandle<()>,
 }
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("live", &!self.task.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The current route, while the task keeping it runs (its runtime may have ended).
+    pub(crate) fn route(&self) -> Option<Arc<Route>> {
+        let route = self.routes.borrow().clone()?;
+        (!self.task.is_finished()).then_some(route)
+    }
+}
+
+/// Where a handle keeps its service's subscription, so that its calls find their
+/// route without the directory's lookup (see [`Directory::cached_in`]).
+pub(crate) type SubscriptionSlot = std::sync::OnceLock<Arc<Subscription>>;
 
 /// Called after any service's provider list lost providers.
 pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
@@ -40,7 +61,7 @@ pub(crate) type BuildRoute =
 /// Routes per service.
 pub(crate) struct Directory {
     registry: Arc<dyn Registry>,
-    entries: RwLock<FxHashMap<ServiceKey, Entry>>,
+    entries: RwLock<FxHashMap<ServiceKey, Arc<Subscription>>>,
     first_list_wait: Duration,
     build: BuildRoute,
     on_change: OnChange,
@@ -114,10 +135,25 @@ impl Directory {
     /// The route of a service followed by a live task, without waiting: what
     /// [`Directory::route`] answers at once for every call but a service's first.
     pub(crate) fn cached(&self, key: &ServiceKey) -> Option<Arc<Route>> {
-        let entries = self.entries.read();
-        let entry = entries.get(key)?;
-        let route = entry.routes.borrow().clone()?;
-        (!entry.task.is_finished()).then_some(route)
+        self.entries.read().get(key)?.route()
+    }
+
+    /// [`Directory::cached`] through a handle's `slot`: the first call that finds the
+    /// service subscribed keeps its subscription there, and later calls read the route
+    /// from it directly. A slot whose subscription ended (its runtime did) is not
+    /// refilled: calls through it use the directory, which resubscribes.
+    pub(crate) fn cached_in(
+        &self,
+        key: &ServiceKey,
+        slot: &SubscriptionSlot,
+    ) -> Option<Arc<Route>> {
+        if let Some(route) = slot.get().and_then(|s| s.route()) {
+            return Some(route);
+        }
+        let subscription = self.entries.read().get(key)?.clone();
+        let route = subscription.route()?;
+        let _ = slot.set(subscription);
+        Some(route)
     }
 
     fn receiver(&self, key: &ServiceKey) -> watch::Receiver<Option<Arc<Route>>> {
@@ -138,10 +174,10 @@ impl Directory {
         ));
         entries.insert(
             key.clone(),
-            Entry {
+            Arc::new(Subscription {
                 routes: receiver.clone(),
                 task,
-            },
+            }),
         );
         receiver
     }
@@ -206,5 +242,71 @@ async fn follow(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::by_name;
+    use crate::client::pool::Pool;
+    use crate::registry::{MemoryRegistry, Registration};
+
+    fn directory(registry: &MemoryRegistry) -> Directory {
+        let pool = Arc::new(Pool::new(super::super::endpoint_settings(
+            &Default::default(),
+            None,
+        )));
+        let balancer = by_name("p2c").unwrap();
+        let build: BuildRoute = Arc::new(move |key, providers, previous| {
+            Route::new(key, providers, &pool, balancer.as_ref(), previous, None)
+        });
+        Directory::new(
+            Arc::new(registry.clone()),
+            Duration::from_secs(5),
+            build,
+            Arc::new(|| {}),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_handle_keeps_its_subscription_until_the_task_behind_it_ends() {
+        let registry = MemoryRegistry::new();
+        let key = ServiceKey::new("svc", "", "1.0");
+        registry
+            .register(&Registration {
+                key: key.clone(),
+                provider: Provider::new("127.0.0.1:1"),
+            })
+            .await
+            .unwrap();
+        let directory = directory(&registry);
+        let slot = SubscriptionSlot::new();
+        assert!(
+            directory.cached_in(&key, &slot).is_none(),
+            "not subscribed yet"
+        );
+        assert!(slot.get().is_none());
+
+        directory.route(&key).await.unwrap();
+        let route = directory.cached_in(&key, &slot).expect("subscribed");
+        assert_eq!(route.providers.len(), 1);
+        let kept = slot
+            .get()
+            .expect("kept by the first call that found it")
+            .clone();
+
+        // Its task ends (as when its runtime does): the slot no longer answers, and the
+        // directory, which resubscribes, does.
+        kept.task.abort();
+        while !kept.task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        assert!(directory.cached_in(&key, &slot).is_none());
+        directory.route(&key).await.unwrap();
+        assert!(
+            directory.cached_in(&key, &slot).is_some(),
+            "through the directory"
+        );
     }
 }

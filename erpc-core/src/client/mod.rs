@@ -45,7 +45,7 @@ use crate::service::ServiceKey;
 use crate::transport::{ClientTls, Connection, ConnectionSettings};
 use crate::Error;
 use budget::RetryBudget;
-use directory::Directory;
+use directory::{Directory, SubscriptionSlot};
 use pool::{Backoff, Endpoint, EndpointSettings, Pool};
 use route::{Route, Tier, View};
 
@@ -118,8 +118,20 @@ impl std::fmt::Debug for Client {
 }
 
 /// What a logical call is sent as, besides its request.
+/// What a calling handle keeps per method and per service for its calls (nothing when
+/// called by key through [`Client::call`]).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CallSlots<'a> {
+    /// The method's metric handles, resolved on first use.
+    pub(crate) observer: Option<&'a OnceLock<MethodObserver>>,
+    /// The service's subscription, kept on first use.
+    pub(crate) subscription: Option<&'a SubscriptionSlot>,
+}
+
 struct Sent<'a> {
     key: &'a ServiceKey,
+    /// The calling handle's subscription slot, if it keeps one.
+    subscription: Option<&'a SubscriptionSlot>,
     method: &'a str,
     options: &'a CallOptions,
     hash_key: Option<u64>,
@@ -162,6 +174,7 @@ impl Dispatch<'_> {
 /// One call in progress: what it goes to and until when.
 struct Call<'a> {
     key: &'a ServiceKey,
+    subscription: Option<&'a SubscriptionSlot>,
     method: &'a str,
     request: &'a EncodedRequest,
     options: &'a CallOptions,
@@ -212,7 +225,8 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.invoke(key, method, args, options, None, None).await
+        self.invoke(key, method, args, options, None, CallSlots::default())
+            .await
     }
 
     /// [`Client::call`] with a per-call hash key overriding the options' one; observed
@@ -225,7 +239,7 @@ impl Client {
         args: &A,
         options: &CallOptions,
         hash_key: Option<u64>,
-        observer: Option<&OnceLock<MethodObserver>>,
+        slots: CallSlots<'_>,
     ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
@@ -233,17 +247,17 @@ impl Client {
     {
         let Some(metrics) = &self.inner.metrics else {
             return self
-                .invoke_unobserved(key, method, args, options, hash_key)
+                .invoke_unobserved(key, method, args, options, hash_key, slots.subscription)
                 .await;
         };
-        let observed = match observer {
+        let observed = match slots.observer {
             Some(slot) => slot
                 .get_or_init(|| metrics.method(Side::Consumer, key, method))
                 .begin(),
             None => metrics.begin(Side::Consumer, key, method),
         };
         let result = self
-            .invoke_unobserved(key, method, args, options, hash_key)
+            .invoke_unobserved(key, method, args, options, hash_key, slots.subscription)
             .await;
         observed.finish(result.as_ref().map(|_| ()).map_err(Error::kind));
         result
@@ -256,6 +270,7 @@ impl Client {
         args: &A,
         options: &CallOptions,
         hash_key: Option<u64>,
+        subscription: Option<&SubscriptionSlot>,
     ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
@@ -270,6 +285,7 @@ impl Client {
         let cluster = options.cluster.unwrap_or(self.inner.cluster);
         let sent = Sent {
             key,
+            subscription,
             method,
             options,
             hash_key,
@@ -364,6 +380,7 @@ impl Client {
         let began = Instant::now();
         let call = Call {
             key,
+            subscription: sent.subscription,
             method,
             request,
             options,
@@ -456,7 +473,12 @@ impl Client {
     async fn route(&self, call: &Call<'_>) -> Result<Arc<Route>, Error> {
         // A subscribed service answers at once: no timer, and no directory future in
         // the call's (boxed below: only a service's first calls wait for its list).
-        if let Some(route) = self.inner.directory.cached(call.key) {
+        let directory = &self.inner.directory;
+        let cached = match call.subscription {
+            Some(slot) => directory.cached_in(call.key, slot),
+            None => directory.cached(call.key),
+        };
+        if let Some(route) = cached {
             return Ok(route);
         }
         let lookup = self.inner.directory.route(call.key);

@@ -66,6 +66,10 @@ struct PeakEwma {
 
 const DECAY: Duration = Duration::from_secs(5);
 
+/// Least time between two updates of a latency estimate by answers no slower than it
+/// (see [`Endpoint::samples_latency`]).
+const SAMPLE_SPACING: Duration = Duration::from_micros(100);
+
 /// Age after which the balancer sees a latency estimate decay (see [`Endpoint::latency_at`]).
 /// Providers that get calls are sampled far more often, so their estimate never decays.
 const STALE_AFTER: Duration = Duration::from_secs(1);
@@ -204,6 +208,9 @@ impl Endpoint {
     /// Records the outcome of a call that was sent and ended at `now`.
     pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
         self.judge(success, now);
+        if success && !self.samples_latency(rtt, now) {
+            return;
+        }
         if success {
             let mut latency = self.latency.lock();
             latency.observe(rtt, now);
@@ -214,6 +221,21 @@ impl Endpoint {
             self.latency_stamp
                 .store(u64::try_from(stamp).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
+    }
+
+    /// Whether an answer that took `rtt` updates the latency estimate. Under load,
+    /// answers no slower than the estimate update it at most once per
+    /// [`SAMPLE_SPACING`]: the average is weighted by time, so the answers skipped in
+    /// between would have moved it by as much as the one taken does, and the lock and
+    /// `exp` are paid once per spacing instead of once per call. A slower answer
+    /// always applies at once (the peak).
+    fn samples_latency(&self, rtt: Duration, now: Instant) -> bool {
+        let estimate = self.latency_nanos.load(Ordering::Relaxed);
+        if estimate == 0 || rtt.as_nanos() > u128::from(estimate) {
+            return true;
+        }
+        let stamp = Duration::from_nanos(self.latency_stamp.load(Ordering::Relaxed));
+        now.saturating_duration_since(self.born + stamp) >= SAMPLE_SPACING
     }
 
     /// Passes an outcome to the breaker, counting the ejection it may cause.
@@ -398,5 +420,32 @@ mod tests {
             Some(Duration::from_millis(50)),
             "the estimate itself is unchanged until the next sample"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_no_slower_than_the_estimate_update_it_once_per_spacing() {
+        let pool = Pool::new(super::super::endpoint_settings(&Default::default(), None));
+        let endpoint = pool.endpoint("127.0.0.1:1");
+        let ms = Duration::from_millis;
+        endpoint.record(true, ms(10), Instant::now());
+        tokio::time::advance(SAMPLE_SPACING / 2).await;
+        endpoint.record(true, ms(1), Instant::now());
+        assert_eq!(
+            endpoint.latency(),
+            Some(ms(10)),
+            "within the spacing: skipped"
+        );
+
+        endpoint.record(true, ms(40), Instant::now());
+        assert_eq!(
+            endpoint.latency(),
+            Some(ms(40)),
+            "a slower answer applies at once"
+        );
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        endpoint.record(true, ms(1), Instant::now());
+        let decayed = endpoint.latency().unwrap();
+        assert!(decayed < ms(20), "past the spacing: applied ({decayed:?})");
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{CallOptions, Client, ClusterMode};
+use super::directory::SubscriptionSlot;
+use super::{CallOptions, CallSlots, Client, ClusterMode};
 use crate::admin::MethodObserver;
 use crate::balance::LoadBalancer;
 use crate::service::{ServiceDescriptor, ServiceKey};
@@ -24,6 +25,8 @@ pub struct ServiceClient {
     idempotent_options: Arc<CallOptions>,
     /// Each method's metric handles under `key`, resolved on its first call.
     observers: Arc<[OnceLock<MethodObserver>]>,
+    /// The subscription to `key`'s providers, kept on the first call that finds it.
+    subscription: Arc<SubscriptionSlot>,
 }
 
 impl ServiceClient {
@@ -43,6 +46,7 @@ impl ServiceClient {
                 ..CallOptions::default()
             }),
             observers: observer_slots(descriptor),
+            subscription: Arc::default(),
         }
     }
 
@@ -57,6 +61,7 @@ impl ServiceClient {
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).group = group.into();
         self.observers = observer_slots(self.descriptor);
+        self.subscription = Arc::default();
         self
     }
 
@@ -65,6 +70,7 @@ impl ServiceClient {
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).version = version.into();
         self.observers = observer_slots(self.descriptor);
+        self.subscription = Arc::default();
         self
     }
 
@@ -173,7 +179,10 @@ impl ServiceClient {
                 args,
                 options,
                 hash_key,
-                self.observers.get(method),
+                CallSlots {
+                    observer: self.observers.get(method),
+                    subscription: Some(&self.subscription),
+                },
             )
             .await
     }
