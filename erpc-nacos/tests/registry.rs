@@ -309,16 +309,11 @@ async fn a_server_restarted_empty_gets_the_registration_back() {
             tokio::time::sleep(Duration::from_secs(6)).await;
             tokio::task::block_in_place(|| server.start_again_empty());
             let back = Instant::now();
-            let providers = eventually(
+            let providers = listed_again(
+                &registry,
+                &key,
                 Duration::from_secs(7),
                 "the registration back within a beat",
-                || async {
-                    registry
-                        .providers(&key)
-                        .await
-                        .ok()
-                        .filter(|p| !p.is_empty())
-                },
             )
             .await;
             eprintln!("registration back {:?} after the restart", back.elapsed());
@@ -330,6 +325,19 @@ async fn a_server_restarted_empty_gets_the_registration_back() {
         })
         .await;
     }
+}
+
+/// The providers of `key` once the registry lists any again (within `limit`).
+async fn listed_again(
+    registry: &NacosRegistry,
+    key: &ServiceKey,
+    limit: Duration,
+    what: &str,
+) -> Vec<Provider> {
+    eventually(limit, what, || async {
+        registry.providers(key).await.ok().filter(|p| !p.is_empty())
+    })
+    .await
 }
 
 /// What a lost instance comes back as. Nacos answers the beat "not found" and the
@@ -365,16 +373,11 @@ async fn rnacos_restarted_between_two_beats_gets_the_instance_back_with_its_meta
 
         // Back at once, so that the next beat (not a failed one) is the first to reach it.
         tokio::task::block_in_place(|| server.start_again_empty());
-        let providers = eventually(
+        let providers = listed_again(
+            &registry,
+            &key,
             Duration::from_secs(12),
             "the instance back from the next beat",
-            || async {
-                registry
-                    .providers(&key)
-                    .await
-                    .ok()
-                    .filter(|p| !p.is_empty())
-            },
         )
         .await;
         back_from_a_beat(Kind::Rnacos, providers, registration(&key, port).provider);
@@ -407,10 +410,7 @@ async fn an_instance_lost_by_the_server_is_registered_again() {
             })
             .await;
 
-            let providers = eventually(Duration::from_secs(7), "the instance back within a beat", || async {
-                registry.providers(&key).await.ok().filter(|p| !p.is_empty())
-            })
-            .await;
+            let providers = listed_again(&registry, &key, Duration::from_secs(7), "the instance back within a beat").await;
             back_from_a_beat(server.kind, providers, registration(&key, port).provider);
         })
         .await;
