@@ -1,7 +1,8 @@
 //! Deadlines and cancellation reach the provider: a call that times out, and a call
 //! future the caller drops, both stop the running handler on the provider (its guard is
 //! dropped without completing), and the shared connection keeps serving. A provider
-//! answering "deadline exceeded" is a timeout to the caller, as `PROTOCOL.md` says.
+//! answering "deadline exceeded" is a timeout to the caller, as `PROTOCOL.md` says, and
+//! a provider that never answers is timed out by the client itself.
 
 mod support;
 
@@ -123,6 +124,69 @@ async fn a_deadline_exceeded_answer_is_a_timeout() {
             started.elapsed() < Duration::from_millis(500),
             "answered, not timed out"
         );
+        provider.abort();
+    })
+    .await;
+}
+
+/// A provider that reads requests and never answers: only the client's own deadline
+/// ends the call. A shorter deadline sent after a longer one still fires first (the
+/// connection's timer is armed earlier), and the provider is told to cancel both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_fire_on_the_client_when_the_provider_never_answers() {
+    bounded(TEST_LIMIT, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen, mut frames) = tokio::sync::mpsc::unbounded_channel();
+        let provider = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut codec = FrameCodec::default();
+            let mut buf = BytesMut::new();
+            while stream.read_buf(&mut buf).await.unwrap() > 0 {
+                while let Some(Inbound::Frame(frame)) = codec.decode(&mut buf).unwrap() {
+                    let _ = seen.send((frame.header.message_type(), frame.header.request_id));
+                }
+            }
+        });
+        let lab = lab_client(addr);
+        let long = tokio::spawn({
+            let lab = lab.clone().with_timeout(Duration::from_millis(1_500));
+            async move {
+                let started = Instant::now();
+                (lab.whoami().await, started.elapsed())
+            }
+        });
+        // The long call is on the wire (its deadline armed the timer) before the short one.
+        let (kind, long_id) = frames.recv().await.unwrap();
+        assert_eq!(kind, Some(MessageType::Request));
+
+        let started = Instant::now();
+        let error = lab
+            .clone()
+            .with_timeout(Duration::from_millis(200))
+            .whoami()
+            .await
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&error, Error::Timeout { after, .. } if *after == Duration::from_millis(200)),
+            "{error:?}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(1_000),
+            "the short call timed out after {elapsed:?}"
+        );
+        let (result, elapsed) = long.await.unwrap();
+        assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+        assert!(elapsed >= Duration::from_millis(1_500), "{elapsed:?}");
+
+        let mut cancelled = Vec::new();
+        while cancelled.len() < 2 {
+            if let (Some(MessageType::Cancel), id) = frames.recv().await.unwrap() {
+                cancelled.push(id);
+            }
+        }
+        assert!(cancelled.contains(&long_id), "{cancelled:?}");
         provider.abort();
     })
     .await;

@@ -540,13 +540,20 @@ impl Client {
             timeout,
             done: false,
         };
-        let result = within(call, self.exchange(&connection, call)).await;
+        // The connection keeps the deadline (one timer per connection, not per call).
+        let result = self.exchange(&connection, call).await;
         verdict.finish(&result);
         result
     }
 
     async fn exchange(&self, connection: &Connection, call: &Call<'_>) -> Result<Frame, Error> {
-        let frame = connection.call(call.request).await?;
+        let frame = connection
+            .call(call.request, call.deadline)
+            .await
+            .map_err(|e| match e {
+                Error::Timeout { .. } => timeout_error(call),
+                other => other,
+            })?;
         check_status(&frame, call.key, call.method, connection.addr())
             .map(|()| frame)
             .map_err(|e| match e {

@@ -8,13 +8,22 @@
 //! inbound traffic it sends a ping, and when nothing arrives within `heartbeat_timeout`
 //! after that, the peer is declared dead. When the connection ends for any reason every
 //! pending call fails at once with [`Error::ConnectionLost`] (never left hanging).
+//!
+//! The reader also keeps the calls' deadlines: one timer per connection, armed at the
+//! earliest deadline of the calls waiting, instead of a timer per call (registering and
+//! removing a timer in the runtime's wheel cost more than the rest of a small call's
+//! wait). A call whose deadline passes gets [`Error::Timeout`] and the provider a cancel
+//! frame, as when a caller gives up.
 
 use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -43,15 +52,65 @@ type Waiter = oneshot::Sender<Result<Frame, Error>>;
 /// Calls waiting for responses, and why the connection closed once it has.
 #[derive(Default)]
 struct Pending {
-    /// Request ids are sequential integers: a fast non-cryptographic hash suffices.
-    waiters: FxHashMap<u64, Waiter>,
+    /// Each call's waiter and deadline. Request ids are sequential integers: a fast
+    /// non-cryptographic hash suffices.
+    waiters: FxHashMap<u64, (Waiter, Instant)>,
+    /// The calls' deadlines, earliest first. A call answered in time leaves its entry
+    /// behind (finding it would cost a search): expiring skips such entries, and the
+    /// heap is rebuilt from `waiters` once they outnumber the calls still waiting.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     closed: Option<String>,
+}
+
+impl Pending {
+    /// The earliest deadline the heap holds (perhaps of a call already answered).
+    fn earliest(&self) -> Option<Instant> {
+        self.deadlines
+            .peek()
+            .map(|Reverse((deadline, _))| *deadline)
+    }
+
+    /// Adds a waiting call; true when its deadline is now the earliest, so that the
+    /// reader's timer must be armed earlier.
+    fn insert(&mut self, id: u64, waiter: Waiter, deadline: Instant) -> bool {
+        let stale = self.deadlines.len().saturating_sub(self.waiters.len());
+        if stale > 2 * self.waiters.len() + 64 {
+            self.deadlines = self
+                .waiters
+                .iter()
+                .map(|(id, (_, deadline))| Reverse((*deadline, *id)))
+                .collect();
+        }
+        let earlier = self.earliest().is_none_or(|earliest| deadline < earliest);
+        self.waiters.insert(id, (waiter, deadline));
+        self.deadlines.push(Reverse((deadline, id)));
+        earlier
+    }
+
+    /// Takes the calls whose deadline is at or before `now`.
+    fn take_expired(&mut self, now: Instant) -> Vec<(u64, Waiter)> {
+        let mut expired = Vec::new();
+        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some((waiter, _)) = self.waiters.remove(&id) {
+                expired.push((id, waiter));
+            }
+        }
+        expired
+    }
 }
 
 struct Shared {
     /// Shared with every call that notes where it went (no copy per call).
     addr: Arc<str>,
     pending: Mutex<Pending>,
+    /// Raised (and the reader woken) when a call's deadline is earlier than any the
+    /// reader's timer knew.
+    rearm: AtomicBool,
+    reader: AtomicWaker,
     going_away: AtomicBool,
     closed: AtomicBool,
 }
@@ -70,7 +129,7 @@ impl Shared {
         if !waiters.is_empty() {
             tracing::debug!(addr = %self.addr, calls = waiters.len(), %reason, "failing pending calls");
         }
-        for (_, waiter) in waiters {
+        for (_, (waiter, _)) in waiters {
             let _ = waiter.send(Err(Error::ConnectionLost {
                 addr: self.addr.to_string(),
                 reason: reason.clone(),
@@ -119,6 +178,8 @@ impl Connection {
         let shared = Arc::new(Shared {
             addr: Arc::from(addr),
             pending: Mutex::new(Pending::default()),
+            rearm: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
             going_away: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -170,11 +231,17 @@ impl Connection {
         self.shared.is_closed()
     }
 
-    /// Sends an encoded request and waits for its response frame.
+    /// Sends an encoded request and waits for its response frame until `deadline`;
+    /// past it the call fails with an [`Error::Timeout`] that names no service (the
+    /// caller knows which) and the provider is told to cancel.
     ///
-    /// Dropping the returned future before it completes (timeout, caller gone) removes
-    /// the call and sends a cancel frame so the provider stops the handler.
-    pub(crate) async fn call(&self, request: &EncodedRequest) -> Result<Frame, Error> {
+    /// Dropping the returned future before it completes (caller gone) removes the call
+    /// and sends a cancel frame so the provider stops the handler.
+    pub(crate) async fn call(
+        &self,
+        request: &EncodedRequest,
+        deadline: Instant,
+    ) -> Result<Frame, Error> {
         if self.is_going_away() {
             return Err(Error::GoingAway {
                 addr: self.shared.addr.to_string(),
@@ -191,7 +258,10 @@ impl Connection {
                     reason: format!("connection already closed: {reason}"),
                 });
             }
-            pending.waiters.insert(id, tx);
+            if pending.insert(id, tx, deadline) {
+                self.shared.rearm.store(true, Ordering::Release);
+                self.shared.reader.wake();
+            }
         }
         let mut guard = CallGuard {
             connection: self,
@@ -203,7 +273,15 @@ impl Connection {
         let queued = match self.queue.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(frame)) => {
-                Box::pin(self.queue.send(frame)).await.map_err(drop)
+                match Box::pin(tokio::time::timeout_at(deadline, self.queue.send(frame))).await {
+                    Ok(sent) => sent.map_err(drop),
+                    // The caller's time ran out before the frame found room: not sent.
+                    Err(_) => {
+                        guard.finished = true;
+                        self.shared.pending.lock().waiters.remove(&id);
+                        return Err(timed_out());
+                    }
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         };
@@ -247,16 +325,28 @@ impl Drop for CallGuard<'_> {
         if !was_waiting {
             return;
         }
-        let cancel = OutFrame::from(control_frame(MessageType::Cancel, self.id));
-        // A full queue (the provider reads slowly) must not lose the cancel: it is queued
-        // from a task instead, behind the frames already waiting.
-        if let Err(mpsc::error::TrySendError::Full(cancel)) = self.connection.queue.try_send(cancel)
-        {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let queue = self.connection.queue.clone();
-                runtime.spawn(async move { queue.send(cancel).await });
-            }
+        send_cancel(&self.connection.queue, self.id);
+    }
+}
+
+/// Tells the provider to stop call `id`. A full queue (the provider reads slowly) must
+/// not lose the cancel: it is then queued from a task, behind the frames waiting.
+fn send_cancel(queue: &mpsc::Sender<OutFrame>, id: u64) {
+    let cancel = OutFrame::from(control_frame(MessageType::Cancel, id));
+    if let Err(mpsc::error::TrySendError::Full(cancel)) = queue.try_send(cancel) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let queue = queue.clone();
+            runtime.spawn(async move { queue.send(cancel).await });
         }
+    }
+}
+
+/// What a call past its deadline fails with here; the client names the call.
+fn timed_out() -> Error {
+    Error::Timeout {
+        service: String::new(),
+        method: String::new(),
+        after: Duration::ZERO,
     }
 }
 
@@ -288,8 +378,19 @@ impl Reader {
         let mut ping_pending = false;
         let heartbeat = tokio::time::sleep(interval);
         tokio::pin!(heartbeat);
+        // Armed at the earliest deadline of the calls waiting, when there is one.
+        let expiry = tokio::time::sleep(interval);
+        tokio::pin!(expiry);
+        let mut armed = false;
         let reason = loop {
             tokio::select! {
+                () = &mut expiry, if armed => {
+                    armed = self.arm(expiry.as_mut(), self.expire(Instant::now()));
+                }
+                () = self.rearm_wanted() => {
+                    let earliest = self.shared.pending.lock().earliest();
+                    armed = self.arm(expiry.as_mut(), earliest);
+                }
                 item = frames.next() => match item {
                     Some(Ok(inbound)) => {
                         heard = true;
@@ -318,6 +419,49 @@ impl Reader {
         };
         tracing::debug!(addr = %self.shared.addr, %reason, "connection closed");
         self.shared.close(reason);
+    }
+
+    /// Ready when a call asked for an earlier deadline than the timer knew.
+    fn rearm_wanted(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.shared.rearm.swap(false, Ordering::AcqRel) {
+                return std::task::Poll::Ready(());
+            }
+            self.shared.reader.register(cx.waker());
+            match self.shared.rearm.swap(false, Ordering::AcqRel) {
+                true => std::task::Poll::Ready(()),
+                false => std::task::Poll::Pending,
+            }
+        })
+    }
+
+    /// Arms `timer` at `at`; false (and nothing armed) when there is no deadline.
+    fn arm(&self, timer: std::pin::Pin<&mut tokio::time::Sleep>, at: Option<Instant>) -> bool {
+        match at {
+            Some(at) => {
+                timer.reset(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails the calls whose deadline passed and tells the provider to cancel them;
+    /// returns the next deadline.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let (expired, next) = {
+            let mut pending = self.shared.pending.lock();
+            (pending.take_expired(now), pending.earliest())
+        };
+        if let Some(queue) = self.queue.upgrade() {
+            for (id, _) in &expired {
+                send_cancel(&queue, *id);
+            }
+        }
+        for (_, waiter) in expired {
+            let _ = waiter.send(Err(timed_out()));
+        }
+        next
     }
 
     fn send(&self, frame: Bytes) -> bool {
@@ -360,10 +504,64 @@ impl Reader {
     fn complete(&self, id: u64, result: Result<Frame, Error>) {
         let waiter = self.shared.pending.lock().waiters.remove(&id);
         match waiter {
-            Some(waiter) => {
+            Some((waiter, _)) => {
                 let _ = waiter.send(result);
             }
             None => tracing::trace!(id, "response for a call nobody waits for (cancelled)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter() -> Waiter {
+        oneshot::channel().0
+    }
+
+    #[test]
+    fn the_earliest_deadline_arms_the_timer_and_only_waiting_calls_expire() {
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        let mut pending = Pending::default();
+        assert!(
+            pending.insert(1, waiter(), at(30)),
+            "the first deadline arms"
+        );
+        assert!(!pending.insert(2, waiter(), at(50)), "a later one does not");
+        assert!(
+            pending.insert(3, waiter(), at(10)),
+            "an earlier one re-arms"
+        );
+        assert_eq!(pending.earliest(), Some(at(10)));
+
+        // Call 3 was answered in time: its entry stays, but it does not expire.
+        pending.waiters.remove(&3);
+        let expired: Vec<u64> = pending
+            .take_expired(at(30))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(expired, [1]);
+        assert_eq!(pending.earliest(), Some(at(50)));
+        assert_eq!(pending.waiters.len(), 1);
+    }
+
+    #[test]
+    fn entries_of_answered_calls_are_dropped_once_they_outnumber_the_waiting() {
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut pending = Pending::default();
+        for id in 0..10_000u64 {
+            pending.insert(id, waiter(), far);
+            // Answered at once, as most calls are.
+            pending.waiters.remove(&id);
+        }
+        assert!(
+            pending.deadlines.len() <= 2 * pending.waiters.len() + 66,
+            "{} entries kept for {} waiting calls",
+            pending.deadlines.len(),
+            pending.waiters.len()
+        );
     }
 }
