@@ -9,8 +9,12 @@
 //! the writer would wake after every queued frame and send frames one `writev` each.
 //! When the connection is busy (its `busy` predicate says more frames are on their way)
 //! the writer first yields: the worker runs the other ready tasks (handlers, callers)
-//! and polls the socket once, and only then does the writer collect and write. An idle
-//! connection writes at once, so a lone call pays no extra latency.
+//! and polls the socket once, and only then does the writer collect. It yields again
+//! while each turn brought more frames (at most [`MAX_YIELDS`] times): callers woken
+//! together queue their next calls over several turns of the worker, and one `writev`
+//! for all of them costs less, on both ends, than one per turn (at 64 calls in flight
+//! this doubled the frames per `writev` and nearly halved the client's context
+//! switches). An idle connection writes at once, so a lone call pays no extra latency.
 //!
 //! A frame may hold part of its connection's byte budget ([`Charged`]); the writer gives
 //! it back (`release`, once per batch) when the frame's bytes are on the socket, so the
@@ -115,6 +119,9 @@ impl From<BytesMut> for Part {
 
 /// Frames taken from the queue per batch.
 const BATCH_FRAMES: usize = 512;
+/// Times a busy connection's writer yields before writing, while each turn brings
+/// more frames (bounding the delay a trickle of frames could add).
+const MAX_YIELDS: u32 = 16;
 /// Slices per vectored write (IOV_MAX is 1024 on Linux).
 const MAX_IOV: usize = 512;
 
@@ -141,13 +148,19 @@ where
     let mut batch: Vec<F> = Vec::new();
     let mut parts: Vec<Part> = Vec::new();
     while queue.recv_many(&mut batch, BATCH_FRAMES).await > 0 {
-        if batch.len() < BATCH_FRAMES && busy() {
+        let mut yields = 0;
+        while batch.len() < BATCH_FRAMES && yields < MAX_YIELDS && busy() {
+            yields += 1;
             tokio::task::yield_now().await;
+            let before = batch.len();
             while batch.len() < BATCH_FRAMES {
                 match queue.try_recv() {
                     Ok(frame) => batch.push(frame),
                     Err(_) => break,
                 }
+            }
+            if batch.len() == before {
+                break;
             }
         }
         let mut held: u32 = 0;
