@@ -307,4 +307,68 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
         assert_eq!(load(std::sync::atomic::Ordering::SeqCst), 8);
     }
+
+    /// Counts the vectored writes it gets; accepts every byte.
+    struct CountingSink(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl AsyncWrite for CountingSink {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_writer_gathers_frames_queued_over_several_turns_into_one_write() {
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel(64);
+        // Callers woken together queue their frames over several turns of the worker.
+        for turns in 0..4 {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for _ in 0..turns {
+                    tokio::task::yield_now().await;
+                }
+                let frame = OutFrame {
+                    header: None,
+                    body: Bytes::from_static(b"frame"),
+                };
+                tx.send(frame).await.unwrap();
+            });
+        }
+        drop(tx);
+        let sink = CountingSink(writes.clone());
+        run_writer(sink, rx, || true, None, |_| {}).await.unwrap();
+        assert_eq!(writes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }
