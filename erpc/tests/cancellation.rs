@@ -16,6 +16,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::codec::Decoder;
 
+/// `error` is the timeout of a call made with `timeout`, which failed after `elapsed`:
+/// not before its timeout, and before `limit`.
+fn timed_out_on_time(error: &Error, elapsed: Duration, timeout: Duration, limit: Duration) {
+    assert!(
+        matches!(error, Error::Timeout { after, .. } if *after == timeout),
+        "{error:?}"
+    );
+    assert!(
+        elapsed >= timeout && elapsed < limit,
+        "timed out after {elapsed:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_call_fails_on_time_and_stops_the_handler() {
     bounded(TEST_LIMIT, async {
@@ -31,14 +44,11 @@ async fn a_timed_out_call_fails_on_time_and_stops_the_handler() {
             .hold(10_000)
             .await
             .unwrap_err();
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(&error, Error::Timeout { after, .. } if *after == Duration::from_millis(200)),
-            "{error:?}"
-        );
-        assert!(
-            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(500),
-            "timed out after {elapsed:?}"
+        timed_out_on_time(
+            &error,
+            started.elapsed(),
+            Duration::from_millis(200),
+            Duration::from_millis(500),
         );
         assert_eq!(Probe::get(&probe.started), 1);
         assert!(
@@ -167,14 +177,11 @@ async fn deadlines_fire_on_the_client_when_the_provider_never_answers() {
             .whoami()
             .await
             .unwrap_err();
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(&error, Error::Timeout { after, .. } if *after == Duration::from_millis(200)),
-            "{error:?}"
-        );
-        assert!(
-            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(1_000),
-            "the short call timed out after {elapsed:?}"
+        timed_out_on_time(
+            &error,
+            started.elapsed(),
+            Duration::from_millis(200),
+            Duration::from_secs(1),
         );
         let (result, elapsed) = long.await.unwrap();
         assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
