@@ -114,22 +114,27 @@ async fn a_method_whose_first_poll_ran_long_no_longer_holds_up_its_connection() 
     .await;
 }
 
-/// Panics in the filter chain (not in the handler, whose panics are caught there).
+/// Panics in the filter chain (not in the handler, whose panics are caught there): on
+/// the reader's poll (`panic: now`) or in the call's own task (`panic: later`).
 struct PanicWhenAsked;
 
 #[async_trait]
 impl ServerFilter for PanicWhenAsked {
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error> {
-        if call.metadata().get("panic").is_some() {
-            panic!("filter bug");
+        match call.metadata().get("panic") {
+            Some("now") => panic!("filter bug"),
+            Some(_) => {
+                // Pending first: the call goes on as its own task, where it panics.
+                tokio::task::yield_now().await;
+                panic!("filter bug, later");
+            }
+            None => next.run(call).await,
         }
-        next.run(call).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_filter_that_panics_on_the_reader_gets_its_caller_an_answer_and_the_connection_serves_on()
-{
+async fn a_filter_that_panics_gets_its_caller_an_answer_and_the_connection_serves_on() {
     bounded(TEST_LIMIT, async {
         let server = spawn(
             server()
@@ -140,11 +145,17 @@ async fn a_filter_that_panics_on_the_reader_gets_its_caller_an_answer_and_the_co
         let client = direct(server.local_addr()).retries(0).build().unwrap();
         let work = WorkClient::new(client);
 
-        match work.clone().with_metadata("panic", "yes").quick().await {
-            Err(Error::HandlerPanicked(message)) => {
-                assert!(message.contains("filter bug"), "{message}")
+        for when in ["now", "later"] {
+            let panicking = work
+                .clone()
+                .with_metadata("panic", when)
+                .with_timeout(Duration::from_secs(20));
+            match panicking.quick().await {
+                Err(Error::HandlerPanicked(message)) => {
+                    assert!(message.contains("filter bug"), "{message}")
+                }
+                other => panic!("panic {when}: expected HandlerPanicked, got {other:?}"),
             }
-            other => panic!("expected HandlerPanicked, got {other:?}"),
         }
         // Same connection, still served.
         assert_eq!(work.quick().await.unwrap(), 7);

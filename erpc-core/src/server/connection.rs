@@ -21,12 +21,13 @@
 
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use smallvec::{smallvec, SmallVec};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -493,11 +494,19 @@ impl CallTask {
                     let wire = std::mem::take(&mut parts.payload);
                     parts.payload = open_body(ctx, budget, compression, held, wire).await?;
                 }
-                Ok::<_, Stop>(if ctx.filters.is_empty() {
-                    run_handler(call).await
-                } else {
-                    ServerNext { rest: &ctx.filters }.run(call).await
-                })
+                if ctx.filters.is_empty() {
+                    return Ok(run_handler(call).await);
+                }
+                // A filter that panics (handler panics are caught in `run_handler`) gets
+                // its caller an answer, wherever the call runs.
+                AssertUnwindSafe(ServerNext { rest: &ctx.filters }.run(call))
+                    .catch_unwind()
+                    .await
+                    .map_err(|panic| {
+                        let message = crate::filter::panic_message(&*panic);
+                        tracing::error!(request_id = id, %message, "a filter panicked");
+                        Stop::Refuse(Status::HandlerPanicked, message)
+                    })
             };
             let outcome = Abortable::new(work, registration).await;
             if let Some(observed) = this.observed.take() {
