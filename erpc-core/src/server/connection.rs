@@ -385,7 +385,7 @@ impl Conn {
             Inline::Done => Ok(()),
             Inline::Panicked(message) => {
                 // The call's permits went with it; its caller gets an answer.
-                tracing::error!(peer = %self.peer, request_id = id, %message, "a call panicked outside its handler");
+                tracing::error!(peer = %self.peer, request_id = id, %message, "a call panicked outside its filters and handler");
                 self.calls.lock().remove(&id);
                 self.refuse(id, Status::HandlerPanicked, &message).await
             }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::policy::Dispatch;
 
 /// A first poll longer than this marks its method as one to spawn.
-pub(crate) const LONG_FIRST_POLL: Duration = Duration::from_micros(100);
+const LONG_FIRST_POLL: Duration = Duration::from_micros(100);
 /// Calls spawned after the first long first poll, before the reader tries again.
 const FIRST_STREAK: u32 = 256;
 /// The longest streak: a method that stays long is still tried once in this many calls.
@@ -65,8 +65,8 @@ impl MethodPace {
 pub(crate) enum Inline {
     /// The call finished (its answer is queued) or continues as its own task.
     Done,
-    /// The call panicked outside its handler (in a filter); it is dropped, and the
-    /// connection goes on.
+    /// The call panicked outside its filters and handler (which catch their own
+    /// panics); it is dropped, and the connection goes on.
     Panicked(String),
 }
 

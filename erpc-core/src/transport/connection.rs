@@ -341,6 +341,17 @@ fn send_cancel(queue: &mpsc::Sender<OutFrame>, id: u64) {
     }
 }
 
+/// Arms `timer` at `at`; false (and nothing armed) when there is no deadline.
+fn arm(timer: std::pin::Pin<&mut tokio::time::Sleep>, at: Option<Instant>) -> bool {
+    match at {
+        Some(at) => {
+            timer.reset(at);
+            true
+        }
+        None => false,
+    }
+}
+
 /// What a call past its deadline fails with here; the client names the call.
 fn timed_out() -> Error {
     Error::Timeout {
@@ -385,11 +396,11 @@ impl Reader {
         let reason = loop {
             tokio::select! {
                 () = &mut expiry, if armed => {
-                    armed = self.arm(expiry.as_mut(), self.expire(Instant::now()));
+                    armed = arm(expiry.as_mut(), self.expire(Instant::now()));
                 }
                 () = self.rearm_wanted() => {
                     let earliest = self.shared.pending.lock().earliest();
-                    armed = self.arm(expiry.as_mut(), earliest);
+                    armed = arm(expiry.as_mut(), earliest);
                 }
                 item = frames.next() => match item {
                     Some(Ok(inbound)) => {
@@ -433,17 +444,6 @@ impl Reader {
                 false => std::task::Poll::Pending,
             }
         })
-    }
-
-    /// Arms `timer` at `at`; false (and nothing armed) when there is no deadline.
-    fn arm(&self, timer: std::pin::Pin<&mut tokio::time::Sleep>, at: Option<Instant>) -> bool {
-        match at {
-            Some(at) => {
-                timer.reset(at);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Fails the calls whose deadline passed and tells the provider to cancel them;
