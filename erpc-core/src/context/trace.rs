@@ -39,24 +39,20 @@ impl TraceParent {
     /// uppercase hex, which the W3C format does not allow).
     pub fn parse(value: &str) -> Option<Self> {
         let b = value.as_bytes();
-        if b.len() != LEN
-            || &b[..3] != b"00-"
-            || b[35] != b'-'
-            || b[52] != b'-'
-            || b.iter().any(u8::is_ascii_uppercase)
-        {
+        if b.len() != LEN || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        // The table-driven decoder: for these few bytes several times cheaper than the
-        // SIMD one. A `0x` it would strip leaves a slice too short for the array.
-        let trace_id = const_hex::const_decode_to_array::<16>(&b[3..35]).ok()?;
-        let span_id = const_hex::const_decode_to_array::<8>(&b[36..52]).ok()?;
-        let flags = const_hex::const_decode_to_array::<1>(&b[53..55]).ok()?;
-        let (trace_id, span_id) = (u128::from_be_bytes(trace_id), u64::from_be_bytes(span_id));
+        let trace_id = hex16(&b[3..19]).zip(hex16(&b[19..35]));
+        let span_id = hex16(&b[36..52]);
+        let flags = hex2(b[53], b[54]);
+        let (Some((high, low)), Some(span_id), Some(flags)) = (trace_id, span_id, flags) else {
+            return None;
+        };
+        let trace_id = u128::from(high) << 64 | u128::from(low);
         (trace_id != 0 && span_id != 0).then_some(Self {
             trace_id,
             span_id,
-            flags: flags[0],
+            flags,
         })
     }
 
@@ -119,32 +115,38 @@ impl TraceParent {
 }
 
 impl TraceParent {
-    /// The header value, in one allocation of its exact size (what `to_string` would
-    /// grow to in several).
+    /// The header value, in one allocation of its exact size.
     pub(crate) fn header_value(&self) -> String {
-        let mut value = String::with_capacity(LEN);
-        // Writing to a `String` cannot fail.
-        let _ = self.write_to(&mut value);
-        value
+        match String::from_utf8(self.encode().to_vec()) {
+            Ok(value) => value,
+            // Unreachable: `encode` writes ASCII only. Lossless all the same.
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
     }
 
-    /// Writes `00-<trace id>-<span id>-<flags>` in lowercase hex.
-    fn write_to(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        // `const_encode` is the table-driven encoder: for these few bytes it is
-        // several times cheaper than the SIMD one, and its output needs no checking.
-        out.write_str("00-")?;
-        out.write_str(const_hex::const_encode::<16, false>(&self.trace_id.to_be_bytes()).as_str())?;
-        out.write_str("-")?;
-        out.write_str(const_hex::const_encode::<8, false>(&self.span_id.to_be_bytes()).as_str())?;
-        out.write_str("-")?;
-        out.write_str(const_hex::const_encode::<1, false>(&[self.flags]).as_str())
+    /// `00-<trace id>-<span id>-<flags>` in lowercase hex: one table load per byte
+    /// (the value is written for every call a client traces, sampled or not).
+    fn encode(&self) -> [u8; LEN] {
+        let mut out = [b'-'; LEN];
+        out[..2].copy_from_slice(b"00");
+        put_hex(&mut out[3..35], &self.trace_id.to_be_bytes());
+        put_hex(&mut out[36..52], &self.span_id.to_be_bytes());
+        put_hex(&mut out[53..], &[self.flags]);
+        out
+    }
+}
+
+/// Writes `bytes` as lowercase hex digit pairs into `out`.
+fn put_hex(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
 }
 
 impl fmt::Display for TraceParent {
     /// `00-<trace id>-<span id>-<flags>` in lowercase hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_to(f)
+        f.write_str(&self.header_value())
     }
 }
 
@@ -162,6 +164,76 @@ where
             std::cell::RefCell::new(rand::rngs::SmallRng::from_entropy());
     }
     IDS.with(|rng| rng.borrow_mut().gen())
+}
+
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0F]];
+        i += 1;
+    }
+    table
+};
+
+/// A byte's bit in every lane of a `u64` read as eight bytes.
+const LANES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every lane.
+const HIGH_BITS: u64 = 0x80 * LANES;
+
+/// The value of 16 lowercase hex digits; `None` if `digits` holds anything else.
+///
+/// Eight digits at a time as the lanes of a `u64` (SWAR): the range checks and the
+/// nibble packing are a few word operations instead of a table load and a branch per
+/// digit. A server parses the `traceparent` of every traced call it takes.
+fn hex16(digits: &[u8]) -> Option<u64> {
+    let (first, second) = digits.split_first_chunk::<8>()?;
+    let second: &[u8; 8] = second.try_into().ok()?;
+    let high = hex8(u64::from_le_bytes(*first))?;
+    let low = hex8(u64::from_le_bytes(*second))?;
+    Some(u64::from(high) << 32 | u64::from(low))
+}
+
+/// The value of eight lowercase hex digits read little-endian (the first digit in the
+/// lowest lane); `None` unless every lane is `0`–`9` or `a`–`f`.
+fn hex8(lanes: u64) -> Option<u32> {
+    if lanes & HIGH_BITS != 0 {
+        return None; // not ASCII: the range checks below assume 7-bit lanes
+    }
+    let digits = in_range(lanes, b'0', b'9');
+    let letters = in_range(lanes, b'a', b'f');
+    if digits | letters != HIGH_BITS {
+        return None;
+    }
+    // `0`–`9` are 0x30–0x39 and `a`–`f` 0x61–0x66: the low nibble, plus 9 for letters
+    // (bit 6 set). No lane carries into the next.
+    let nibbles = (lanes & (0x0F * LANES)) + 9 * ((lanes >> 6) & LANES);
+    // Lane k holds the (k+1)th most significant nibble: fold pairs of lanes, then
+    // pairs of 16-bit halves, then of 32-bit ones.
+    let bytes = (nibbles << 4 | nibbles >> 8) & 0x00FF_00FF_00FF_00FF;
+    let halves = (bytes << 8 | bytes >> 16) & 0x0000_FFFF_0000_FFFF;
+    Some(((halves << 16 | halves >> 32) & 0xFFFF_FFFF) as u32)
+}
+
+/// The high bit of each 7-bit lane of `lanes` that lies in `low..=high`.
+fn in_range(lanes: u64, low: u8, high: u8) -> u64 {
+    // Adding 0x80 - low sets a lane's high bit exactly when it is >= low; adding
+    // 0x7F - high exactly when it is > high. Neither sum leaves its lane.
+    let at_least_low = lanes + u64::from(0x80 - low) * LANES;
+    let above_high = lanes + u64::from(0x7F - high) * LANES;
+    at_least_low & !above_high & HIGH_BITS
+}
+
+/// The value of two lowercase hex digits (the trace flags).
+fn hex2(first: u8, second: u8) -> Option<u8> {
+    let digit = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
+    Some(digit(first)? << 4 | digit(second)?)
 }
 
 fn nonzero<T: Default + PartialEq>(mut draw: impl FnMut() -> T) -> T {
@@ -224,5 +296,60 @@ mod tests {
         assert_eq!(TraceParent::parse(&fresh.to_string()), Some(fresh));
         assert_eq!(fresh.header_value(), fresh.to_string());
         assert_eq!(fresh.header_value().capacity(), LEN);
+    }
+
+    #[test]
+    fn every_byte_in_every_digit_position_is_read_as_the_format_says() {
+        // Any byte in any of the 50 hex positions: accepted exactly when it is a
+        // lowercase hex digit, and then read as that digit's value.
+        let positions = (3..35).chain(36..52).chain(53..55);
+        for at in positions {
+            for byte in 0..=u8::MAX {
+                let mut value = SAMPLE.as_bytes().to_vec();
+                value[at] = byte;
+                let Ok(value) = String::from_utf8(value) else {
+                    continue; // a lone non-ASCII byte is no `&str`
+                };
+                let expected = char::from(byte)
+                    .to_digit(16)
+                    .filter(|_| !byte.is_ascii_uppercase());
+                let parsed = TraceParent::parse(&value);
+                match expected {
+                    None => assert_eq!(parsed, None, "{value:?} was accepted"),
+                    Some(_) => {
+                        let parsed = parsed.unwrap_or_else(|| panic!("{value:?} refused"));
+                        assert_eq!(parsed.to_string(), value, "{value:?} read wrongly");
+                    }
+                }
+            }
+        }
+        // Non-ASCII in place of two digits keeps the length: refused too.
+        for at in (3..34).chain(36..51).chain(53..54) {
+            let value = format!("{}é{}", &SAMPLE[..at], &SAMPLE[at + 2..]);
+            assert_eq!(TraceParent::parse(&value), None, "{value:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_through_the_text_form() {
+        let extremes = [
+            (1, 1, 0),
+            (u128::MAX, u64::MAX, 0xff),
+            (1 << 127, 1 << 63, 0x01),
+        ];
+        for (trace_id, span_id, flags) in extremes {
+            let tp = TraceParent {
+                trace_id,
+                span_id,
+                flags,
+            };
+            assert_eq!(TraceParent::parse(&tp.header_value()), Some(tp));
+        }
+        for _ in 0..10_000 {
+            let tp = TraceParent::random().with_sampled(random());
+            let text = tp.header_value();
+            assert_eq!(text.len(), LEN);
+            assert_eq!(TraceParent::parse(&text), Some(tp), "{text}");
+        }
     }
 }

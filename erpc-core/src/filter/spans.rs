@@ -54,7 +54,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
-use tracing::field::Empty;
+use tracing::field::{display, Empty};
 use tracing::{Instrument, Span};
 
 use super::{
@@ -71,8 +71,10 @@ use crate::Error;
 /// fields `service`, `method`, `peer` (server: the caller; client: the provider of the
 /// last attempt), `request_id` (server), `trace_id`, `span_id` (client) or
 /// `parent_span_id` (server), and once the call ends `status` (`ok` or the error's
-/// [kind](crate::Error::kind)), `error` (its message) and `latency_us`. `otel.kind`
-/// and, on failure, `otel.status_code` are set for `tracing-opentelemetry`.
+/// [kind](crate::Error::kind)), `error` (its message) and `latency_us`. With the
+/// `otel` feature, `otel.kind` and, on failure, `otel.status_code` are set for
+/// `tracing-opentelemetry` (without it, only the latter). Text values are recorded as
+/// `Display`, so a formatting subscriber writes them without quotes or escaping.
 ///
 /// # Sampling
 ///
@@ -209,11 +211,11 @@ fn finish<T>(span: &Span, started: Option<Instant>, result: &Result<T, Error>, p
         return;
     }
     if let Some(peer) = peer {
-        span.record("peer", peer);
+        span.record("peer", display(peer));
     }
-    span.record("status", outcome_name(result));
+    span.record("status", display(outcome_name(result)));
     if let Err(e) = result {
-        span.record("error", tracing::field::display(e));
+        span.record("error", display(e));
         span.record("otel.status_code", "ERROR");
     }
     if let Some(started) = started {
@@ -237,13 +239,13 @@ impl ServerFilter for Tracing {
         let span = tracing::info_span!(
             target: "erpc::trace",
             "erpc.server",
-            otel.kind = "server",
+            otel.kind = Empty,
             service = %call.service(),
-            method = call.method(),
+            method = %call.method(),
             peer = %call.peer(),
             request_id = call.request_id(),
-            trace_id = written.map(trace_id_of),
-            parent_span_id = written.map(span_id_of),
+            trace_id = written.map(trace_id_of).map(display),
+            parent_span_id = written.map(span_id_of).map(display),
             status = Empty,
             error = Empty,
             latency_us = Empty,
@@ -283,12 +285,12 @@ async fn traced_call(call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<
     let span = tracing::info_span!(
         target: "erpc::trace",
         "erpc.client",
-        otel.kind = "client",
+        otel.kind = Empty,
         service = %call.service(),
-        method = call.method(),
+        method = %call.method(),
         peer = Empty,
-        trace_id = sent.map(trace_id_of),
-        span_id = sent.map(span_id_of),
+        trace_id = sent.map(trace_id_of).map(display),
+        span_id = sent.map(span_id_of).map(display),
         status = Empty,
         error = Empty,
         latency_us = Empty,
@@ -307,6 +309,8 @@ async fn traced_call(call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<
 /// Makes the client span the one the provider sees as its parent, and records its ids.
 #[cfg(feature = "otel")]
 fn link_client(span: &Span, call: &mut ClientCall<'_>) {
+    // Before the OpenTelemetry span is built (by `inject`): its kind is fixed then.
+    span.record("otel.kind", "client");
     let (trace_id, span_id) = match otel::inject(span, call.metadata_mut()) {
         Some(ids) => ids,
         // No OpenTelemetry layer: the call context's trace, or a new one.
@@ -327,8 +331,8 @@ fn link_client(span: &Span, call: &mut ClientCall<'_>) {
             (sent.trace_id(), sent.span_id())
         }
     };
-    span.record("trace_id", tracing::field::display(TraceId(trace_id)));
-    span.record("span_id", tracing::field::display(SpanId(span_id)));
+    span.record("trace_id", display(TraceId(trace_id)));
+    span.record("span_id", display(SpanId(span_id)));
 }
 
 /// The trace id of a well-formed `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, all
@@ -345,11 +349,12 @@ fn span_id_of(traceparent: &str) -> &str {
 /// Makes the server span a child of the caller's (its ids are fields from the start).
 #[cfg(feature = "otel")]
 fn link_server(span: &Span, call: &ServerCall, continues_trace: bool) {
+    span.record("otel.kind", "server");
     if continues_trace {
         otel::extract(span, call.metadata());
     } else if let Some(trace_id) = otel::trace_id(span) {
         // No caller's trace: the span is the root of a new OpenTelemetry trace.
-        span.record("trace_id", tracing::field::display(TraceId(trace_id)));
+        span.record("trace_id", display(TraceId(trace_id)));
     }
 }
 

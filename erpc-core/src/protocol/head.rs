@@ -13,15 +13,17 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
+use smallvec::SmallVec;
 
 use super::ServiceKey;
 
 /// Key/value pairs that travel with a request (trace ids, caller name, ...).
 ///
 /// Keys erpc itself sets, and those it reads off the wire that are well known
-/// (`traceparent`, `tracestate`, `authorization`), are kept without a copy.
+/// (`traceparent`, `tracestate`, `authorization`), are kept without a copy, and one
+/// pair (a traced call's `traceparent`) is kept without allocating a list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metadata(Vec<(Cow<'static, str>, String)>);
+pub struct Metadata(SmallVec<[(Cow<'static, str>, String); 1]>);
 
 /// Keys decoded without allocating: the W3C trace context and the auth filter's.
 const WELL_KNOWN_KEYS: [&str; 3] = ["traceparent", "tracestate", "authorization"];
