@@ -19,6 +19,9 @@ use crate::{Error, FrameDirection};
 /// small, larger ones grow the buffer as they are written.
 const SMALL_ARGUMENTS: usize = 128;
 
+/// Serializes a call's arguments into a frame being built.
+pub(crate) type ArgsWriter<'a> = dyn Fn(&mut BytesMut) -> Result<(), Error> + Sync + 'a;
+
 /// Everything needed to encode a request except the request id (set per connection).
 pub(crate) struct OutboundRequest<'a> {
     pub(crate) key: &'a ServiceKey,
@@ -38,13 +41,11 @@ impl OutboundRequest<'_> {
         self.build(SMALL_ARGUMENTS, |buf| self.serialization.encode(args, buf))
     }
 
-    /// Encodes a request frame around arguments already serialized (with this
-    /// request's serializer).
-    pub(crate) fn encode_payload(&self, payload: &[u8]) -> Result<EncodedRequest, Error> {
-        self.build(payload.len(), |buf| {
-            buf.extend_from_slice(payload);
-            Ok(())
-        })
+    /// [`OutboundRequest::encode`] for callers that cannot be generic over the
+    /// arguments (the client filters' end of the chain): `write_args` serializes them
+    /// with this request's serializer into the frame.
+    pub(crate) fn encode_with(&self, write_args: &ArgsWriter<'_>) -> Result<EncodedRequest, Error> {
+        self.build(SMALL_ARGUMENTS, write_args)
     }
 
     fn build(

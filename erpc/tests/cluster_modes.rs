@@ -37,6 +37,38 @@ trait Modes {
     /// The provider's name; sticky balancers route by `user`.
     #[erpc(hash_key = "user")]
     async fn owner(&self, user: u64) -> String;
+    /// Keeps `data` (nothing).
+    async fn store(&self, data: Vec<u8>);
+    /// Keeps `item` (nothing): its encoding always fails.
+    async fn keep(&self, item: Unencodable);
+}
+
+/// An argument whose encoding always fails.
+#[derive(Debug, serde::Deserialize)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unencodable never encodes"))
+    }
+}
+
+/// A client filter that notes the outcome of every call it passes on.
+#[derive(Default, Clone)]
+struct Outcomes(Arc<std::sync::Mutex<Vec<String>>>);
+
+#[erpc::async_trait]
+impl erpc::filter::ClientFilter for Outcomes {
+    async fn call(
+        &self,
+        call: &mut erpc::filter::ClientCall<'_>,
+        next: erpc::filter::ClientNext<'_>,
+    ) -> Result<(), Error> {
+        let result = next.run(call).await;
+        let outcome = result.as_ref().map_or_else(|e| e.kind(), |()| "ok");
+        self.0.lock().unwrap().push(outcome.to_string());
+        result
+    }
 }
 
 /// One provider: its name, how many handlers ran (and, of `lookup`, how many finished or
@@ -135,6 +167,14 @@ impl Modes for ModesImpl {
         self.ran();
         self.name.clone()
     }
+
+    async fn store(&self, _data: Vec<u8>) {
+        self.ran();
+    }
+
+    async fn keep(&self, _item: Unencodable) {
+        self.ran();
+    }
 }
 
 async fn start(provider: &ModesImpl) -> ServerHandle {
@@ -189,6 +229,53 @@ async fn failsafe_answers_unit_and_none_on_failure_and_the_error_otherwise() {
         assert_eq!(modes.count(false).await.unwrap(), 7);
         // Every call ran exactly once: failsafe does not retry.
         assert_eq!(provider.runs.load(Ordering::SeqCst), 6);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failsafe_never_hides_a_request_the_client_cannot_send_with_or_without_filters() {
+    bounded(TEST_LIMIT, async {
+        let provider = ModesImpl::new("a");
+        let server = start(&provider).await;
+        let outcomes = Outcomes::default();
+        let plain = client_of(std::slice::from_ref(&server));
+        let filtered = client_of(std::slice::from_ref(&server)).filter(outcomes.clone());
+        for builder in [plain, filtered] {
+            let modes = ModesClient::new(
+                builder
+                    .cluster(ClusterMode::Failsafe)
+                    .max_frame_bytes(1024)
+                    .build()
+                    .unwrap(),
+            );
+            let error = modes.store(vec![0; 4096]).await.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::FrameTooLarge {
+                        direction: erpc::FrameDirection::Request,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            let error = modes.keep(Unencodable).await.unwrap_err();
+            assert!(
+                matches!(&error, Error::Encode(message) if message.contains("never encodes")),
+                "{error:?}"
+            );
+            // A call that can be sent still gets failsafe's empty answer.
+            modes.note(true).await.expect("failsafe answers `()`");
+        }
+        // The filter saw both refusals as the calls' errors, then the failed call.
+        assert_eq!(
+            *outcomes.0.lock().unwrap(),
+            ["frame_too_large", "encode", "handler_panicked"]
+        );
+        // Only the two sendable calls reached the provider.
+        assert_eq!(provider.runs.load(Ordering::SeqCst), 2);
         server.shutdown().await.unwrap();
     })
     .await;

@@ -36,7 +36,7 @@ use crate::balance::{Candidates, LoadBalancer, PickContext};
 use crate::compress::CompressionPolicy;
 use crate::config::{millis, ClientConfig, Layered, Secret};
 use crate::filter::{ClientCall, ClientFilter, ClientNext};
-use crate::message::{check_status, decode_payload, EncodedRequest, OutboundRequest};
+use crate::message::{check_status, decode_payload, ArgsWriter, EncodedRequest, OutboundRequest};
 use crate::protocol::Frame;
 use crate::protocol::Metadata;
 use crate::registry::{Registry, StaticRegistry};
@@ -44,6 +44,7 @@ use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::{ClientTls, Connection, ConnectionSettings};
 use crate::Error;
+use crate::FrameDirection;
 use budget::RetryBudget;
 use directory::{Directory, SubscriptionSlot};
 use pool::{Backoff, Endpoint, EndpointSettings, Pool};
@@ -143,8 +144,9 @@ struct Sent<'a> {
 pub(crate) struct Dispatch<'a> {
     client: &'a Client,
     sent: Sent<'a>,
-    /// The encoded arguments (not frozen: that would allocate).
-    payload: bytes::BytesMut,
+    /// Serializes the arguments straight into the request frame, once the filters
+    /// have settled the metadata and timeout that precede them.
+    write_args: &'a ArgsWriter<'a>,
     /// The provider of the last attempt, for [`ClientCall::peer`].
     peer: parking_lot::Mutex<Option<Arc<str>>>,
 }
@@ -160,7 +162,7 @@ impl Dispatch<'_> {
                 call.timeout,
                 &call.metadata,
             )
-            .encode_payload(&self.payload)?;
+            .encode_with(self.write_args)?;
         let frame = self
             .client
             .dispatch(&self.sent, &request, call.timeout, Some(&self.peer))
@@ -222,7 +224,7 @@ impl Client {
         options: &CallOptions,
     ) -> Result<R, Error>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
         self.invoke(key, method, args, options, None, CallSlots::default())
@@ -242,7 +244,7 @@ impl Client {
         slots: CallSlots<'_>,
     ) -> Result<R, Error>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
         let Some(metrics) = &self.inner.metrics else {
@@ -273,7 +275,7 @@ impl Client {
         subscription: Option<&SubscriptionSlot>,
     ) -> Result<R, Error>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
         let mut timeout = options
@@ -291,32 +293,31 @@ impl Client {
             hash_key,
             cluster,
         };
-        // An argument that cannot be encoded is the caller's error, even under failsafe.
         let result = if self.inner.filters.is_empty() {
             let request = self
                 .outbound(key, method, timeout, &metadata)
                 .encode(args)?;
             self.dispatch(&sent, &request, timeout, None).await
         } else {
-            // Sized for small arguments, so most encode without growing the buffer.
-            let mut payload = bytes::BytesMut::with_capacity(256);
-            self.inner.serialization.encode(args, &mut payload)?;
-            self.filtered(sent, payload, timeout, metadata).await
+            let serialization = self.inner.serialization;
+            let write_args = |buf: &mut bytes::BytesMut| serialization.encode(args, buf);
+            self.filtered(sent, &write_args, timeout, metadata).await
         };
         let max_len = self.inner.config.max_frame_bytes as usize;
         let value = result.and_then(|frame| decode_payload(&frame, max_len));
         match (value, cluster) {
-            (Err(e), ClusterMode::Failsafe) => failsafe_value(e, key, method),
+            // A request that cannot be encoded is the caller's error, even under failsafe.
+            (Err(e), ClusterMode::Failsafe) if !is_unsendable(&e) => failsafe_value(e, key, method),
             (value, _) => value,
         }
     }
 
-    /// Runs the client filters around the dispatch of the encoded arguments `payload`;
-    /// the request is built after the filters changed the metadata and timeout.
+    /// Runs the client filters around the dispatch; the request (arguments written by
+    /// `write_args`) is built after the filters changed the metadata and timeout.
     async fn filtered(
         &self,
         sent: Sent<'_>,
-        payload: bytes::BytesMut,
+        write_args: &ArgsWriter<'_>,
         timeout: Duration,
         metadata: Cow<'_, Metadata>,
     ) -> Result<Frame, Error> {
@@ -333,7 +334,7 @@ impl Client {
         let terminal = Dispatch {
             client: self,
             sent,
-            payload,
+            write_args,
             peer: parking_lot::Mutex::new(None),
         };
         let next = ClientNext {
@@ -722,6 +723,19 @@ fn timeout_error(call: &Call<'_>) -> Error {
 }
 
 /// Failsafe's answer: `()` or `None` where the return type allows it, else the error.
+/// Whether `error` says the request could not be built (its arguments do not encode, or
+/// it is over the frame limit): the caller's mistake, which failsafe does not hide.
+fn is_unsendable(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Encode(_)
+            | Error::FrameTooLarge {
+                direction: FrameDirection::Request,
+                ..
+            }
+    )
+}
+
 fn failsafe_value<R: DeserializeOwned>(
     error: Error,
     key: &ServiceKey,
