@@ -1,7 +1,8 @@
 //! Filters on both sides over real servers: the order they run in, metadata they set
-//! reaching the handler, short-circuits that stop a call before the handler (server) or
-//! before anything is sent (client), and the shared-token auth filter, whose refusal is
-//! typed and never retried on another provider.
+//! reaching the handler, filters passed over for the calls they do not wrap,
+//! short-circuits that stop a call before the handler (server) or before anything is
+//! sent (client), and the shared-token auth filter, whose refusal is typed and never
+//! retried on another provider.
 
 mod support;
 
@@ -67,6 +68,36 @@ impl ClientFilter for Tag {
         let result = next.run(call).await;
         self.log.lock().unwrap().push(format!("{}:out", self.name));
         result
+    }
+}
+
+/// A filter that wraps no call: asked, it notes that in the log (server) or sets
+/// metadata `prepared` = `yes` (client), and answers no. Its `call` must never run.
+struct PassOver {
+    log: Log,
+}
+
+#[async_trait]
+impl ServerFilter for PassOver {
+    fn wraps(&self, _: &mut ServerCall) -> bool {
+        self.log.lock().unwrap().push("pass-over:asked".into());
+        false
+    }
+
+    async fn call(&self, _: &mut ServerCall, _: ServerNext<'_>) -> Result<Reply, Error> {
+        panic!("a server filter that wraps no call ran")
+    }
+}
+
+#[async_trait]
+impl ClientFilter for PassOver {
+    fn wraps(&self, call: &mut ClientCall<'_>) -> bool {
+        call.metadata_mut().insert("prepared", "yes");
+        false
+    }
+
+    async fn call(&self, _: &mut ClientCall<'_>, _: ClientNext<'_>) -> Result<(), Error> {
+        panic!("a client filter that wraps no call ran")
     }
 }
 
@@ -173,6 +204,79 @@ async fn filters_run_in_order_on_both_sides_and_their_metadata_reaches_the_handl
             note.read("s2".into()).await.unwrap().as_deref(),
             Some("set")
         );
+        provider.handle.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_wraps_no_call_is_passed_over_and_what_it_prepared_is_sent() {
+    bounded(TEST_LIMIT, async {
+        let provider = provider(|b, log| {
+            b.filter(Tag {
+                name: "s1",
+                log: log.clone(),
+            })
+            .filter(PassOver { log: log.clone() })
+            .filter(Tag {
+                name: "s2",
+                log: log.clone(),
+            })
+        })
+        .await;
+        let log = provider.log.clone();
+        let addr = provider.handle.local_addr();
+
+        // The only client filter wraps nothing: the call goes out as without filters,
+        // with the metadata that filter set when asked.
+        let alone = NoteClient::new(
+            direct(addr)
+                .filter(PassOver { log: log.clone() })
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(
+            alone.read("prepared".into()).await.unwrap().as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            entries(&log),
+            [
+                "s1:in",
+                "pass-over:asked",
+                "s2:in",
+                "handler",
+                "s2:out:true",
+                "s1:out:true"
+            ]
+        );
+
+        // Between two filters that wrap, it is passed over in the chain.
+        log.lock().unwrap().clear();
+        let between = NoteClient::new(
+            direct(addr)
+                .filter(Tag {
+                    name: "c1",
+                    log: log.clone(),
+                })
+                .filter(PassOver { log: log.clone() })
+                .filter(Tag {
+                    name: "c2",
+                    log: log.clone(),
+                })
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(
+            between.read("prepared".into()).await.unwrap().as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            between.read("c2".into()).await.unwrap().as_deref(),
+            Some("set")
+        );
+        assert_eq!(entries(&log)[..3], ["c1:in", "c2:in", "s1:in"]);
+        assert_eq!(provider.runs.load(Ordering::SeqCst), 3);
         provider.handle.shutdown().await.unwrap();
     })
     .await;

@@ -331,6 +331,16 @@ impl Client {
             peer: None,
             answer: None,
         };
+        let Some((filter, rest)) =
+            crate::filter::first_wrapping(&self.inner.filters, |filter| filter.wraps(&mut call))
+        else {
+            // No filter wraps this call: it goes as without filters, with what their
+            // `wraps` prepared.
+            let request = self
+                .outbound(key, method, call.timeout, &call.metadata)
+                .encode_with(write_args)?;
+            return self.dispatch(&sent, &request, call.timeout, None).await;
+        };
         let terminal = Dispatch {
             client: self,
             sent,
@@ -338,10 +348,10 @@ impl Client {
             peer: parking_lot::Mutex::new(None),
         };
         let next = ClientNext {
-            rest: &self.inner.filters,
+            rest,
             terminal: &terminal,
         };
-        next.run(&mut call).await?;
+        filter.call(&mut call, next).await?;
         call.answer.ok_or_else(|| {
             Error::Config(format!(
                 "a client filter ended {key}.{method} with Ok without running the call \

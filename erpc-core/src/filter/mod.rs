@@ -27,7 +27,11 @@
 //! user writes a `Service` impl with an associated future for what is one `async fn`
 //! here. The trait object chain costs one boxed future per filter per call, and no
 //! filter costs nothing: the server and the client check for an empty chain and take
-//! the same path as before filters existed.
+//! the same path as before filters existed. A filter that acts on some calls only
+//! says which in [`ServerFilter::wraps`] / [`ClientFilter::wraps`] (a plain method,
+//! asked when the call reaches it): the calls it does not wrap pass it by without a
+//! future, and a call no filter wraps takes the path of a client or server without
+//! filters.
 //!
 //! Measured with `cargo bench -p erpc-core --bench filters` (`benches/filters.rs`):
 //! ns per server call, pass-through filters that look at the outcome, around a handler
@@ -95,6 +99,19 @@ pub const BUILT_IN: &[&str] = &["auth", "access_log", "tracing"];
 /// ```
 #[async_trait]
 pub trait ServerFilter: Send + Sync + 'static {
+    /// Whether this filter wraps `call`; by default every call.
+    ///
+    /// The chain asks each filter when the call reaches it. A filter that answers
+    /// `false` is passed over for this call as if absent: its [`ServerFilter::call`]
+    /// does not run and no future is made for it. A filter that acts on a share of
+    /// the calls (the built-in [`Tracing`] on sampled ones) says so here, so the other
+    /// calls do not pay for it. `call` runs only for calls this accepted; a filter that
+    /// delegates to another asks it too.
+    fn wraps(&self, call: &mut ServerCall) -> bool {
+        let _ = call;
+        true
+    }
+
     /// Handles `call`: usually some work, then `next.run(call).await`, then more.
     async fn call(&self, call: &mut ServerCall, next: ServerNext<'_>) -> Result<Reply, Error>;
 }
@@ -122,8 +139,33 @@ pub trait ServerFilter: Send + Sync + 'static {
 /// ```
 #[async_trait]
 pub trait ClientFilter: Send + Sync + 'static {
+    /// Whether this filter wraps `call`; by default every call.
+    ///
+    /// As [`ServerFilter::wraps`]: a filter that answers `false` is passed over for
+    /// this call (no future is made for it). It may still prepare the call here, and
+    /// the change stays whatever it answers (the built-in [`Tracing`] writes the
+    /// `traceparent` that carries its sampling decision to the provider).
+    fn wraps(&self, call: &mut ClientCall<'_>) -> bool {
+        let _ = call;
+        true
+    }
+
     /// Handles `call`: usually some work, then `next.run(call).await`, then more.
     async fn call(&self, call: &mut ClientCall<'_>, next: ClientNext<'_>) -> Result<(), Error>;
+}
+
+/// The first of `filters` that wraps the call (as `wraps` says), and those after it.
+pub(crate) fn first_wrapping<F: ?Sized>(
+    mut filters: &[Arc<F>],
+    mut wraps: impl FnMut(&F) -> bool,
+) -> Option<(&Arc<F>, &[Arc<F>])> {
+    while let Some((first, rest)) = filters.split_first() {
+        if wraps(first) {
+            return Some((first, rest));
+        }
+        filters = rest;
+    }
+    None
 }
 
 /// A call on its way to a handler, as server filters see it.
@@ -218,8 +260,8 @@ pub struct ServerNext<'a> {
 impl ServerNext<'_> {
     /// Runs the rest of the chain on `call`.
     pub async fn run(self, call: &mut ServerCall) -> Result<Reply, Error> {
-        match self.rest.split_first() {
-            Some((first, rest)) => first.call(call, ServerNext { rest }).await,
+        match first_wrapping(self.rest, |filter| filter.wraps(call)) {
+            Some((filter, rest)) => filter.call(call, ServerNext { rest }).await,
             None => handler::run_handler(call).await,
         }
     }
@@ -300,13 +342,13 @@ pub struct ClientNext<'a> {
 impl ClientNext<'_> {
     /// Runs the rest of the chain on `call`.
     pub async fn run(self, call: &mut ClientCall<'_>) -> Result<(), Error> {
-        match self.rest.split_first() {
-            Some((first, rest)) => {
+        match first_wrapping(self.rest, |filter| filter.wraps(call)) {
+            Some((filter, rest)) => {
                 let next = ClientNext {
                     rest,
                     terminal: self.terminal,
                 };
-                first.call(call, next).await
+                filter.call(call, next).await
             }
             // The dispatch's future is part of this one: the last filter's boxed
             // future holds it, and no other allocation is made for it.
