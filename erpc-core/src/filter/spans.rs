@@ -41,18 +41,22 @@
 //! server (eight digits per step, shared with the handler's
 //! [`CallContext`](crate::context::CallContext)). Recorded spans cost what the
 //! subscriber makes of them; their text fields are `Display` values, which a
-//! formatting subscriber writes as they are (no quoting or escaping). `erpc-bench`'s `erpc+tracing` row (this filter on both
-//! ends), 64 B × 64 in flight, best of 3 × 2 s on a 2-core VM where client and server
-//! share the cores, QPS against plain `erpc` in the same run:
+//! formatting subscriber writes as they are (no quoting or escaping).
 //!
-//! | subscriber (both processes) | erpc | erpc+tracing | ratio |
-//! |---|---:|---:|---:|
-//! | none (spans disabled) | 240,910 | 223,150 | 0.93 |
-//! | bare `registry()` at INFO, [`Tracing::sampled`]`(0.1)` | 244,516 | 216,403 | 0.89 |
-//! | `fmt()` at INFO, no ANSI, to `io::sink`, [`Tracing::sampled`]`(0.1)` | 268,437 | 171,116 | 0.64 |
-//! | the same, every call traced | 266,781 | 143,522 | 0.54 |
+//! `erpc-bench`'s `erpc+tracing` row (this filter on both ends) against plain `erpc`,
+//! 64 B × 64 in flight, best of 3 × 2 s per row, on a 2-core VM where client and server
+//! share the cores; two runs (`ERPC_BENCH_SUBSCRIBER`, `ERPC_BENCH_TRACE_SAMPLE_RATIO`):
 //!
-//! The `fmt` rows are the subscriber formatting every field of every recorded span.
+//! | subscriber (both processes) | erpc+tracing QPS ÷ erpc QPS | client CPU per call ÷ erpc's |
+//! |---|---:|---:|
+//! | none (spans disabled) | 0.94, 0.98 | 1.03, 1.06 |
+//! | bare `registry()` at INFO, [`Tracing::sampled`]`(0.1)` | 0.89, 0.94 | 1.10, 1.13 |
+//! | `fmt()` at INFO, no ANSI, to `io::sink`, [`Tracing::sampled`]`(0.1)` | 0.77, 0.80 | 1.17, 1.27 |
+//! | the same, every call traced | 0.53, 0.53 | 1.89, 1.94 |
+//!
+//! The `fmt` rows are the subscriber formatting every field of every recorded span
+//! (about 1.5k instructions a field under callgrind); the unsampled calls of the
+//! sampled rows cost the `traceparent` only.
 
 #[cfg(feature = "otel")]
 use std::fmt;
