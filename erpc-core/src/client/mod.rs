@@ -43,8 +43,7 @@ use crate::registry::{Registry, StaticRegistry};
 use crate::serialize::Serialization;
 use crate::service::ServiceKey;
 use crate::transport::{ClientTls, Connection, ConnectionSettings};
-use crate::Error;
-use crate::FrameDirection;
+use crate::{Error, FrameDirection};
 use budget::RetryBudget;
 use directory::{Directory, SubscriptionSlot};
 use pool::{Backoff, Endpoint, EndpointSettings, Pool};
@@ -732,7 +731,6 @@ fn timeout_error(call: &Call<'_>) -> Error {
     }
 }
 
-/// Failsafe's answer: `()` or `None` where the return type allows it, else the error.
 /// Whether `error` says the request could not be built (its arguments do not encode, or
 /// it is over the frame limit): the caller's mistake, which failsafe does not hide.
 fn is_unsendable(error: &Error) -> bool {
@@ -746,6 +744,7 @@ fn is_unsendable(error: &Error) -> bool {
     )
 }
 
+/// Failsafe's answer: `()` or `None` where the return type allows it, else the error.
 fn failsafe_value<R: DeserializeOwned>(
     error: Error,
     key: &ServiceKey,
