@@ -146,7 +146,8 @@ fn put_hex(out: &mut [u8], bytes: &[u8]) {
 impl fmt::Display for TraceParent {
     /// `00-<trace id>-<span id>-<flags>` in lowercase hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.header_value())
+        // ASCII by construction, so the check cannot fail; no `String` is made.
+        f.write_str(std::str::from_utf8(&self.encode()).map_err(|_| fmt::Error)?)
     }
 }
 
