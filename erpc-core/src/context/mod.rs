@@ -48,8 +48,6 @@
 //! is its caller's plus the one-way transit time. Per-call metadata for outgoing
 //! calls, without changing a client handle, is set with [`attach`].
 
-mod trace;
-
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -64,8 +62,8 @@ use tokio::time::Instant;
 use crate::protocol::Metadata;
 use crate::protocol::ServiceKey;
 
-pub(crate) use trace::random as random_id;
-pub use trace::{TraceParent, TRACEPARENT};
+pub(crate) use crate::protocol::trace::random as random_id;
+pub use crate::protocol::trace::{TraceParent, TRACEPARENT};
 
 tokio::task_local! {
     static CURRENT: CallContext;
@@ -99,17 +97,16 @@ pub(crate) struct CallFacts {
     pub(crate) method: &'static str,
     pub(crate) metadata: Metadata,
     pub(crate) deadline: Option<Instant>,
-    /// The incoming trace context if a filter already parsed it.
-    pub(crate) trace: Option<Option<TraceParent>>,
 }
 
-/// The trace context a caller sent: its `traceparent`, when well formed (a malformed
-/// one is logged at debug and ignored).
+/// The trace context a caller sent: its `traceparent`, when well formed (parsed as the
+/// request was decoded; a malformed one is logged at debug and ignored).
 pub(crate) fn incoming_trace(metadata: &Metadata, peer: SocketAddr) -> Option<TraceParent> {
-    let value = metadata.get(TRACEPARENT)?;
-    let parsed = TraceParent::parse(value);
+    let parsed = metadata.trace();
     if parsed.is_none() {
-        tracing::debug!(%peer, value, "ignoring a malformed traceparent");
+        if let Some(value) = metadata.get(TRACEPARENT) {
+            tracing::debug!(%peer, value, "ignoring a malformed traceparent");
+        }
     }
     parsed
 }
@@ -153,9 +150,7 @@ pub async fn attach<F: Future>(metadata: Metadata, future: F) -> F::Output {
 
 impl CallContext {
     pub(crate) fn new(facts: CallFacts) -> Self {
-        let trace = facts
-            .trace
-            .unwrap_or_else(|| incoming_trace(&facts.metadata, facts.peer));
+        let trace = incoming_trace(&facts.metadata, facts.peer);
         Self(Arc::new(Inner {
             request_id: facts.request_id,
             peer: facts.peer,
@@ -271,9 +266,7 @@ pub(crate) fn outgoing(timeout: &mut Duration, metadata: &mut Cow<'_, Metadata>)
             *timeout = (*timeout).min(left);
         }
         if let Some(trace) = ctx.trace() {
-            metadata
-                .to_mut()
-                .insert_static(TRACEPARENT, trace.child().header_value());
+            metadata.to_mut().set_trace(trace.child());
         }
     });
     let _ = OUTGOING.try_with(|attached| {

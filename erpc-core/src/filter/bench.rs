@@ -81,7 +81,6 @@ impl Calls {
                 payload: Bytes::new(),
                 timeout: None,
             }),
-            trace: None,
         }
     }
 }

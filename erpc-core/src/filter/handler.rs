@@ -38,7 +38,6 @@ impl ServerCall {
             method: self.method,
             metadata: std::mem::take(&mut self.metadata),
             deadline: self.deadline,
-            trace: self.trace.take(),
         }
     }
 }

@@ -180,9 +180,6 @@ pub struct ServerCall {
     pub(crate) context: Option<CallContext>,
     /// What the handler needs; taken when it starts.
     pub(crate) handler: Option<handler::HandlerParts>,
-    /// The caller's `traceparent`, parsed once for the filters and the handler's
-    /// context: `None` until parsed, then `Some(None)` when absent or malformed.
-    pub(crate) trace: Option<Option<TraceParent>>,
 }
 
 impl ServerCall {
@@ -217,16 +214,13 @@ impl ServerCall {
     /// Metadata to change before the call goes on; the handler sees the changes in its
     /// [`CallContext`]. Changes made after `next.run` returned are seen by no one.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        self.trace = None;
         &mut self.metadata
     }
 
-    /// The caller's trace context (its well-formed `traceparent`), parsed once.
-    pub(crate) fn incoming_trace(&mut self) -> Option<TraceParent> {
-        let (metadata, peer) = (&self.metadata, self.peer);
-        *self
-            .trace
-            .get_or_insert_with(|| crate::context::incoming_trace(metadata, peer))
+    /// The caller's trace context (its well-formed `traceparent`, parsed when the
+    /// request was decoded).
+    pub(crate) fn incoming_trace(&self) -> Option<TraceParent> {
+        crate::context::incoming_trace(&self.metadata, self.peer)
     }
 
     /// When the caller stops waiting; `None` when it sent no deadline.
@@ -485,23 +479,24 @@ mod tests {
             deadline: None,
             context: None,
             handler: None,
-            trace: None,
         }
     }
 
     #[test]
-    fn the_incoming_trace_is_parsed_once_and_again_after_a_filter_changes_metadata() {
+    fn the_incoming_trace_is_what_the_metadata_holds_now() {
         let sent = TraceParent::random();
         let mut call = call_with(&sent.to_string());
         assert_eq!(call.incoming_trace(), Some(sent));
-        assert_eq!(call.trace, Some(Some(sent)));
-        // A filter replaces it with a malformed value: seen as no trace at all.
+        // A filter replaces it with a malformed value: seen as no trace at all, by the
+        // filters after it and by the handler's context.
         call.metadata_mut().insert(TRACEPARENT, "00-garbage");
-        assert_eq!(call.trace, None);
         assert_eq!(call.incoming_trace(), None);
-        // The handler's context gets the parse with the metadata.
-        let facts = call.take_facts();
-        assert_eq!(facts.trace, Some(None));
-        assert_eq!(CallContext::new(facts).trace(), None);
+        assert_eq!(CallContext::new(call.take_facts()).trace(), None);
+        // And a valid one set by a filter is the handler's trace.
+        let mut call = call_with("00-garbage");
+        let replaced = TraceParent::random();
+        call.metadata_mut()
+            .insert(TRACEPARENT, replaced.to_string());
+        assert_eq!(CallContext::new(call.take_facts()).trace(), Some(&replaced));
     }
 }

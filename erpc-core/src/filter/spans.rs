@@ -198,18 +198,12 @@ impl Tracing {
         if !tracing::span_enabled!(target: "erpc::trace", tracing::Level::INFO) {
             return false;
         }
-        if let Some(parent) = call
-            .metadata()
-            .get(TRACEPARENT)
-            .and_then(TraceParent::parse)
-        {
+        if let Some(parent) = call.metadata().trace() {
             return parent.sampled();
         }
         let fresh = TraceParent::random();
         let recorded = self.starts_recorded(fresh.trace_id());
-        let sent = fresh.with_sampled(recorded);
-        call.metadata_mut()
-            .insert_static(TRACEPARENT, sent.header_value());
+        call.metadata_mut().set_trace(fresh.with_sampled(recorded));
         recorded
     }
 }
@@ -338,16 +332,11 @@ fn link_client(span: &Span, call: &mut ClientCall<'_>) {
         Some(ids) => ids,
         // No OpenTelemetry layer: the call context's trace, or a new one.
         None => {
-            let sent = match call
-                .metadata()
-                .get(TRACEPARENT)
-                .and_then(TraceParent::parse)
-            {
+            let sent = match call.metadata().trace() {
                 Some(propagated) => propagated,
                 None => {
                     let fresh = TraceParent::random();
-                    call.metadata_mut()
-                        .insert_static(TRACEPARENT, fresh.header_value());
+                    call.metadata_mut().set_trace(fresh);
                     fresh
                 }
             };

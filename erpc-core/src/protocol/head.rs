@@ -10,23 +10,82 @@
 //! ```
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use smallvec::SmallVec;
 
+use super::trace::{self, TraceParent, TRACEPARENT};
 use super::ServiceKey;
 
 /// Key/value pairs that travel with a request (trace ids, caller name, ...).
 ///
 /// Keys erpc itself sets, and those it reads off the wire that are well known
 /// (`traceparent`, `tracestate`, `authorization`), are kept without a copy, and one
-/// pair (a traced call's `traceparent`) is kept without allocating a list.
+/// pair (a traced call's `traceparent`) is kept without allocating a list. A
+/// well-formed `traceparent` is kept as its parsed ids beside its text: written once
+/// by the client that sends it, parsed once by the server that reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metadata(SmallVec<[(Cow<'static, str>, String); 1]>);
+pub struct Metadata(SmallVec<[(Cow<'static, str>, Value); 1]>);
+
+/// A metadata value.
+#[derive(Clone)]
+enum Value {
+    /// Any text.
+    Text(String),
+    /// A well-formed `traceparent` (boxed: every `Metadata`, most of them empty, stays
+    /// as small as with text only).
+    Trace(Box<Traceparent>),
+}
+
+/// A well-formed `traceparent`: its ids and its text (ASCII).
+#[derive(Clone)]
+struct Traceparent {
+    parent: TraceParent,
+    text: [u8; trace::LEN],
+}
+
+impl Value {
+    fn trace(parent: TraceParent) -> Self {
+        let text = parent.encode();
+        Value::Trace(Box::new(Traceparent { parent, text }))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Value::Text(text) => text.as_bytes(),
+            Value::Trace(trace) => &trace.text,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Value::Text(text) => text,
+            // ASCII by construction: the check cannot fail.
+            Value::Trace(trace) => std::str::from_utf8(&trace.text).unwrap_or_default(),
+        }
+    }
+}
+
+/// Values are equal when their text is: a `traceparent` is the same whether it was
+/// set as text or as ids.
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Value {}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Keys decoded without allocating: the W3C trace context and the auth filter's.
-const WELL_KNOWN_KEYS: [&str; 3] = ["traceparent", "tracestate", "authorization"];
+const WELL_KNOWN_KEYS: [&str; 3] = [TRACEPARENT, "tracestate", "authorization"];
 
 impl Metadata {
     /// An empty set.
@@ -36,41 +95,73 @@ impl Metadata {
 
     /// Sets `key` to `value`, replacing an earlier value.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.set(Cow::Owned(key.into()), value.into());
+        self.set(Cow::Owned(key.into()), Value::Text(value.into()));
     }
 
     /// [`Metadata::insert`] for a key known when compiling (no copy of it is made).
     pub(crate) fn insert_static(&mut self, key: &'static str, value: String) {
-        self.set(Cow::Borrowed(key), value);
+        self.set(Cow::Borrowed(key), Value::Text(value));
     }
 
-    fn set(&mut self, key: Cow<'static, str>, value: String) {
+    /// Sets the `traceparent` to `parent` (its text is written here, into the set).
+    pub(crate) fn set_trace(&mut self, parent: TraceParent) {
+        self.set(Cow::Borrowed(TRACEPARENT), Value::trace(parent));
+    }
+
+    /// The `traceparent`, when present and well formed (parsed here only if it was
+    /// set as text).
+    pub(crate) fn trace(&self) -> Option<TraceParent> {
+        match &self.find(TRACEPARENT)?.1 {
+            Value::Trace(trace) => Some(trace.parent),
+            Value::Text(text) => TraceParent::parse(text),
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<&(Cow<'static, str>, Value)> {
+        self.0.iter().find(|(k, _)| k == key)
+    }
+
+    fn set(&mut self, key: Cow<'static, str>, value: Value) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.0.push((key, value)),
         }
     }
 
-    /// Adds a pair read off the wire (a repeated key is kept as sent).
-    fn push_decoded(&mut self, key: &str, value: &str) {
+    /// Adds a pair read off the wire (a repeated key is kept as sent); fails on a key
+    /// or value that is not UTF-8. A well-formed `traceparent` is parsed here, not
+    /// copied into a `String`.
+    fn push_decoded(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        if key == TRACEPARENT.as_bytes() {
+            if let (Some(parent), Ok(text)) = (TraceParent::parse_bytes(value), value.try_into()) {
+                let trace = Value::Trace(Box::new(Traceparent { parent, text }));
+                self.0.push((Cow::Borrowed(TRACEPARENT), trace));
+                return Ok(());
+            }
+        }
+        let key = utf8(key, "metadata key")?;
+        let value = utf8(value, "metadata value")?;
         let key = match WELL_KNOWN_KEYS.iter().find(|known| **known == key) {
             Some(known) => Cow::Borrowed(*known),
             None => Cow::Owned(key.to_owned()),
         };
-        self.0.push((key, value.to_owned()));
+        self.0.push((key, Value::Text(value.to_owned())));
+        Ok(())
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.find(key).map(|(_, v)| v.as_str())
     }
 
     /// All pairs in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+
+    /// The pairs as they are written on the wire.
+    fn wire_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()))
     }
 
     /// Number of pairs.
@@ -93,7 +184,10 @@ impl Metadata {
     /// ```
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let at = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.remove(at).1)
+        Some(match self.0.remove(at).1 {
+            Value::Text(text) => text,
+            trace => trace.as_str().to_owned(),
+        })
     }
 }
 
@@ -130,7 +224,7 @@ impl HeadRef<'_> {
             .sum::<usize>();
         let pairs = self
             .metadata
-            .iter()
+            .wire_pairs()
             .map(|(k, v)| 2 * STRING_PREFIX + k.len() + v.len())
             .sum::<usize>();
         DEADLINE_LEN + strings + PAIR_COUNT_LEN + pairs
@@ -144,14 +238,14 @@ impl HeadRef<'_> {
         out.put_u32(millis);
         let key = self.service;
         for s in [&key.interface, &key.group, &key.version, self.method] {
-            put_str(out, s)?;
+            put_bytes(out, s.as_bytes())?;
         }
         let count = u16::try_from(self.metadata.len())
             .map_err(|_| "more than 65535 metadata pairs".to_string())?;
         out.put_u16(count);
-        for (k, v) in self.metadata.iter() {
-            put_str(out, k)?;
-            put_str(out, v)?;
+        for (k, v) in self.metadata.wire_pairs() {
+            put_bytes(out, k)?;
+            put_bytes(out, v)?;
         }
         Ok(())
     }
@@ -210,9 +304,9 @@ impl<'a> RequestHeadRef<'a> {
         let count = buf.get_u16();
         let mut metadata = Metadata::new();
         for _ in 0..count {
-            let key = get_str(&mut buf, "metadata key")?;
-            let value = get_str(&mut buf, "metadata value")?;
-            metadata.push_decoded(key, value);
+            let key = get_bytes(&mut buf, "metadata key")?;
+            let value = get_bytes(&mut buf, "metadata value")?;
+            metadata.push_decoded(key, value)?;
         }
         if buf.has_remaining() {
             return Err(format!(
@@ -248,15 +342,20 @@ const PAIR_COUNT_LEN: usize = 2;
 /// Bytes of a string's length prefix (`u16`).
 const STRING_PREFIX: usize = 2;
 
-fn put_str(out: &mut BytesMut, s: &str) -> Result<(), String> {
+fn put_bytes(out: &mut BytesMut, s: &[u8]) -> Result<(), String> {
     let len =
         u16::try_from(s.len()).map_err(|_| format!("string of {} bytes exceeds 65535", s.len()))?;
     out.put_u16(len);
-    out.put_slice(s.as_bytes());
+    out.put_slice(s);
     Ok(())
 }
 
 fn get_str<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a str, String> {
+    utf8(get_bytes(buf, field)?, field)
+}
+
+/// The next length-prefixed string's bytes (not yet checked to be UTF-8).
+fn get_bytes<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a [u8], String> {
     if buf.remaining() < 2 {
         return Err(format!("request head truncated before {field}"));
     }
@@ -268,14 +367,19 @@ fn get_str<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a str, String> {
         ));
     }
     let (bytes, rest) = buf.split_at(len);
-    let s = std::str::from_utf8(bytes).map_err(|_| format!("{field} is not UTF-8"))?;
     *buf = rest;
-    Ok(s)
+    Ok(bytes)
+}
+
+fn utf8<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, String> {
+    std::str::from_utf8(bytes).map_err(|_| format!("{field} is not UTF-8"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SAMPLE_TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
     fn well_known_keys_are_those_erpc_sets() {
@@ -283,16 +387,64 @@ mod tests {
             assert!(WELL_KNOWN_KEYS.contains(&key), "{key}");
         }
         let mut decoded = Metadata::new();
-        decoded.push_decoded("traceparent", "v");
-        decoded.push_decoded("x-caller", "w");
+        decoded.push_decoded(b"traceparent", b"v").unwrap();
+        decoded.push_decoded(b"x-caller", b"w").unwrap();
         assert!(matches!(decoded.0[0].0, Cow::Borrowed(_)));
         assert_eq!(decoded.get("traceparent"), Some("v"));
         assert_eq!(decoded.get("x-caller"), Some("w"));
+        assert_eq!(decoded.trace(), None);
+    }
+
+    #[test]
+    fn a_well_formed_traceparent_is_kept_parsed_and_reads_as_sent() {
+        let parent = TraceParent::parse(SAMPLE_TRACE).unwrap();
+        let mut decoded = Metadata::new();
+        decoded
+            .push_decoded(b"traceparent", SAMPLE_TRACE.as_bytes())
+            .unwrap();
+        assert!(matches!(decoded.0[0].1, Value::Trace(..)));
+        assert_eq!(decoded.trace(), Some(parent));
+        assert_eq!(decoded.get(TRACEPARENT), Some(SAMPLE_TRACE));
+        assert_eq!(
+            decoded.iter().collect::<Vec<_>>(),
+            [(TRACEPARENT, SAMPLE_TRACE)]
+        );
+        // Set as ids or as text: the same pair, on the wire too.
+        let mut by_ids = Metadata::new();
+        by_ids.set_trace(parent);
+        let mut by_text = Metadata::new();
+        by_text.insert(TRACEPARENT, SAMPLE_TRACE);
+        assert_eq!(by_ids, decoded);
+        assert_eq!(by_text, decoded);
+        assert_eq!(by_text.trace(), Some(parent));
+        assert_eq!(format!("{by_ids:?}"), format!("{by_text:?}"));
+        // Setting it again replaces it; removing it gives its text.
+        let child = parent.child();
+        by_ids.set_trace(child);
+        assert_eq!((by_ids.len(), by_ids.trace()), (1, Some(child)));
+        assert_eq!(by_ids.remove(TRACEPARENT), Some(child.to_string()));
+        assert!(by_ids.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_traceparent_or_a_non_utf8_value_is_what_the_wire_said() {
+        let mut decoded = Metadata::new();
+        let upper = SAMPLE_TRACE.to_uppercase();
+        decoded
+            .push_decoded(b"traceparent", upper.as_bytes())
+            .unwrap();
+        assert_eq!(decoded.get(TRACEPARENT), Some(upper.as_str()));
+        assert_eq!(decoded.trace(), None);
+        let err = decoded.push_decoded(b"traceparent", b"\xff").unwrap_err();
+        assert!(err.contains("metadata value is not UTF-8"), "{err}");
+        let err = decoded.push_decoded(b"\xff", b"v").unwrap_err();
+        assert!(err.contains("metadata key is not UTF-8"), "{err}");
     }
 
     fn sample() -> RequestHead {
         let mut metadata = Metadata::new();
         metadata.insert("trace-id", "abc");
+        metadata.set_trace(TraceParent::parse(SAMPLE_TRACE).unwrap());
         RequestHead {
             deadline: Some(Duration::from_millis(3000)),
             service: ServiceKey::new("demo::Hello", "g", "1.0"),

@@ -18,6 +18,7 @@
 pub(crate) mod codec;
 pub(crate) mod head;
 mod key;
+pub(crate) mod trace;
 
 pub(crate) use codec::OutFrame;
 pub use codec::{encode_frame, CodecError, Frame, FrameCodec, Inbound};

@@ -366,7 +366,6 @@ impl Conn {
                 payload: frame.payload,
                 timeout: deadline,
             }),
-            trace: None,
         };
         let task = CallTask {
             call,

@@ -24,12 +24,15 @@ pub const TRACEPARENT: &str = "traceparent";
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceParent {
-    trace_id: u128,
+    /// The trace id's high and low halves (two words rather than a `u128`, so that
+    /// the metadata holding one stays 8-byte aligned).
+    trace_id: [u64; 2],
     span_id: u64,
     flags: u8,
 }
 
-const LEN: usize = 55;
+/// Length of a version-00 `traceparent`.
+pub(crate) const LEN: usize = 55;
 
 /// The `sampled` bit of the trace flags.
 const SAMPLED: u8 = 0x01;
@@ -38,7 +41,11 @@ impl TraceParent {
     /// Parses a version-00 `traceparent`; `None` for anything malformed (including
     /// uppercase hex, which the W3C format does not allow).
     pub fn parse(value: &str) -> Option<Self> {
-        let b = value.as_bytes();
+        Self::parse_bytes(value.as_bytes())
+    }
+
+    /// [`TraceParent::parse`] on bytes off the wire: a value it accepts is ASCII.
+    pub(crate) fn parse_bytes(b: &[u8]) -> Option<Self> {
         if b.len() != LEN || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
@@ -48,9 +55,8 @@ impl TraceParent {
         let (Some((high, low)), Some(span_id), Some(flags)) = (trace_id, span_id, flags) else {
             return None;
         };
-        let trace_id = u128::from(high) << 64 | u128::from(low);
-        (trace_id != 0 && span_id != 0).then_some(Self {
-            trace_id,
+        ((high, low) != (0, 0) && span_id != 0).then_some(Self {
+            trace_id: [high, low],
             span_id,
             flags,
         })
@@ -58,8 +64,9 @@ impl TraceParent {
 
     /// A new trace with random ids (sampled flag set).
     pub fn random() -> Self {
+        let trace_id: u128 = nonzero(random);
         Self {
-            trace_id: nonzero(random),
+            trace_id: [(trace_id >> 64) as u64, trace_id as u64],
             span_id: nonzero(random),
             flags: SAMPLED,
         }
@@ -76,7 +83,8 @@ impl TraceParent {
 
     /// The 16-byte trace id.
     pub fn trace_id(&self) -> u128 {
-        self.trace_id
+        let [high, low] = self.trace_id;
+        u128::from(high) << 64 | u128::from(low)
     }
 
     /// The 8-byte span id of the caller.
@@ -115,32 +123,44 @@ impl TraceParent {
 }
 
 impl TraceParent {
-    /// The header value, in one allocation of its exact size.
-    pub(crate) fn header_value(&self) -> String {
-        match String::from_utf8(self.encode().to_vec()) {
-            Ok(value) => value,
-            // Unreachable: `encode` writes ASCII only. Lossless all the same.
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        }
-    }
-
-    /// `00-<trace id>-<span id>-<flags>` in lowercase hex: one table load per byte
-    /// (the value is written for every call a client traces, sampled or not).
-    fn encode(&self) -> [u8; LEN] {
+    /// `00-<trace id>-<span id>-<flags>` in lowercase hex (the value is written for
+    /// every call a client traces, sampled or not: eight digits per few word
+    /// operations).
+    pub(crate) fn encode(&self) -> [u8; LEN] {
         let mut out = [b'-'; LEN];
         out[..2].copy_from_slice(b"00");
-        put_hex(&mut out[3..35], &self.trace_id.to_be_bytes());
-        put_hex(&mut out[36..52], &self.span_id.to_be_bytes());
-        put_hex(&mut out[53..], &[self.flags]);
+        let [high, low] = self.trace_id;
+        out[3..19].copy_from_slice(&hex_digits(high));
+        out[19..35].copy_from_slice(&hex_digits(low));
+        out[36..52].copy_from_slice(&hex_digits(self.span_id));
+        out[53..].copy_from_slice(&hex_digits(u64::from(self.flags))[14..]);
         out
     }
 }
 
-/// Writes `bytes` as lowercase hex digit pairs into `out`.
-fn put_hex(out: &mut [u8], bytes: &[u8]) {
-    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
-    }
+/// The 16 lowercase hex digits of `value`, most significant first.
+fn hex_digits(value: u64) -> [u8; 16] {
+    let [high, low] = [(value >> 32) as u32, value as u32].map(spread_nibbles);
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&ascii_digits(high).to_be_bytes());
+    out[8..].copy_from_slice(&ascii_digits(low).to_be_bytes());
+    out
+}
+
+/// The eight nibbles of `value`, one per byte lane, the most significant in the
+/// highest lane.
+fn spread_nibbles(value: u32) -> u64 {
+    let x = u64::from(value);
+    let x = (x | x << 16) & 0x0000_FFFF_0000_FFFF;
+    let x = (x | x << 8) & 0x00FF_00FF_00FF_00FF;
+    (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
+}
+
+/// Every lane's nibble as its lowercase hex digit: `0` + n, plus 39 more (up to
+/// `a`) in the lanes of 10 and above, which adding 6 carries into bit 4.
+fn ascii_digits(nibbles: u64) -> u64 {
+    let letters = ((nibbles + 6 * LANES) >> 4) & LANES;
+    nibbles + u64::from(b'0') * LANES + 39 * letters
 }
 
 impl fmt::Display for TraceParent {
@@ -166,18 +186,6 @@ where
     }
     IDS.with(|rng| rng.borrow_mut().gen())
 }
-
-/// The two lowercase hex digits of every byte.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0F]];
-        i += 1;
-    }
-    table
-};
 
 /// A byte's bit in every lane of a `u64` read as eight bytes.
 const LANES: u64 = 0x0101_0101_0101_0101;
@@ -295,8 +303,6 @@ mod tests {
         assert_eq!(TraceParent::parse(&child.to_string()), Some(child));
         let fresh = TraceParent::random();
         assert_eq!(TraceParent::parse(&fresh.to_string()), Some(fresh));
-        assert_eq!(fresh.header_value(), fresh.to_string());
-        assert_eq!(fresh.header_value().capacity(), LEN);
     }
 
     #[test]
@@ -340,17 +346,43 @@ mod tests {
         ];
         for (trace_id, span_id, flags) in extremes {
             let tp = TraceParent {
-                trace_id,
+                trace_id: [(trace_id >> 64) as u64, trace_id as u64],
                 span_id,
                 flags,
             };
-            assert_eq!(TraceParent::parse(&tp.header_value()), Some(tp));
+            assert_eq!(tp.trace_id(), trace_id);
+            assert_eq!(TraceParent::parse(&tp.to_string()), Some(tp));
         }
         for _ in 0..10_000 {
             let tp = TraceParent::random().with_sampled(random());
-            let text = tp.header_value();
+            let text = tp.to_string();
             assert_eq!(text.len(), LEN);
             assert_eq!(TraceParent::parse(&text), Some(tp), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_digits_written_are_those_of_the_standard_formatter() {
+        let mut values = vec![0, 1, 9, 10, 15, 16, u64::MAX, 0x0123_4567_89ab_cdef];
+        values.extend((0..16).map(|nibble| nibble * 0x1111_1111_1111_1111));
+        values.extend((0..64).map(|bit| 1 << bit));
+        values.extend((0..10_000).map(|_| random::<u64>()));
+        for value in values {
+            let digits = hex_digits(value);
+            assert_eq!(
+                std::str::from_utf8(&digits),
+                Ok(format!("{value:016x}").as_str())
+            );
+        }
+        for _ in 0..1_000 {
+            let tp = TraceParent::random().with_sampled(random());
+            let expected = format!(
+                "00-{:032x}-{:016x}-{:02x}",
+                tp.trace_id(),
+                tp.span_id(),
+                tp.flags()
+            );
+            assert_eq!(tp.to_string(), expected);
         }
     }
 }
