@@ -9,8 +9,8 @@ use crate::compress::{Compression, CompressionPolicy};
 use crate::protocol::codec::FrameBuilder;
 use crate::protocol::head::HeadRef;
 use crate::protocol::{
-    encode_frame, Frame, FrameHeader, MessageType, Metadata, OutFrame, RequestHeadRef, ServiceKey,
-    Status, HEADER_LEN,
+    encode_frame, Frame, FrameHeader, MessageType, Metadata, OutFrame, RawHead, RequestHeadRef,
+    ServiceKey, Status, HEADER_LEN,
 };
 use crate::serialize::Serialization;
 use crate::{Error, FrameDirection};
@@ -232,10 +232,11 @@ fn status_error(
     }
 }
 
-/// What the server reads of a request before any work on its body: the head (strings
-/// borrowed from the frame) and the payload's codecs. Admission is decided on this.
+/// What the server reads of a request before any work on its body: the head (names
+/// borrowed from the frame, as bytes: routing checks them) and the payload's codecs.
+/// Admission is decided on this.
 pub(crate) struct RequestEnvelope<'a> {
-    pub(crate) head: RequestHeadRef<'a>,
+    pub(crate) head: RawHead<'a>,
     pub(crate) serialization: Serialization,
     pub(crate) compression: Compression,
 }
@@ -245,7 +246,7 @@ pub(crate) fn read_request_envelope(
     frame: &Frame,
 ) -> Result<RequestEnvelope<'_>, (Status, String)> {
     let bad = |m: String| (Status::BadRequest, m);
-    let head = RequestHeadRef::decode(&frame.head).map_err(bad)?;
+    let head = RawHead::decode(&frame.head).map_err(bad)?;
     let (serialization, compression) = payload_codecs(frame).map_err(|e| bad(e.to_string()))?;
     Ok(RequestEnvelope {
         head,
@@ -283,10 +284,11 @@ pub(crate) fn decode_request(
     max_len: usize,
 ) -> Result<InboundRequest<'_>, (Status, String)> {
     let RequestEnvelope {
-        mut head,
+        head,
         serialization,
         compression,
     } = read_request_envelope(frame)?;
+    let mut head = head.checked().map_err(|m| (Status::BadRequest, m))?;
     let payload = inflate(compression, &frame.payload, max_len)
         .map_err(|e| (Status::BadRequest, e.to_string()))?;
     let metadata = std::mem::take(&mut head.metadata);

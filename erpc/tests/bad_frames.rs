@@ -196,3 +196,66 @@ async fn ping_is_answered_with_pong_of_the_same_id() {
     })
     .await;
 }
+
+/// A request head with these names as bytes (interface, group, version, method), no
+/// deadline and no metadata.
+fn head_of(names: [&[u8]; 4]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_u32(0);
+    for name in names {
+        out.put_u16(name.len() as u16);
+        out.put_slice(name);
+    }
+    out.put_u16(0);
+    out.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_routed_as_sent_and_a_name_that_is_not_utf8_is_a_bad_request() {
+    bounded(TEST_LIMIT, async {
+        let server = start(LabImpl::new("lab")).await;
+        let key = lab_key();
+        let hosted: [&[u8]; 4] = [
+            key.interface.as_bytes(),
+            key.group.as_bytes(),
+            key.version.as_bytes(),
+            b"whoami",
+        ];
+        let mut peer = RawPeer::connect(server.local_addr()).await;
+        // The hosted names, written by hand: routed.
+        let frame = frame_with(90, 1, 0, &head_of(hosted), &msgpack(&()));
+        let (status, _) = peer.call(90, &frame).await;
+        assert_eq!(status, Status::Ok);
+        // Each name in turn not UTF-8 (a lone continuation byte appended): a bad
+        // request naming that field, and the connection goes on.
+        let fields = ["interface", "group", "version", "method"];
+        for (at, field) in fields.into_iter().enumerate() {
+            let mut broken = hosted.map(<[u8]>::to_vec);
+            broken[at].push(0x80);
+            let names = [0, 1, 2, 3].map(|i| broken[i].as_slice());
+            let id = 100 + at as u64 * 2;
+            let frame = frame_with(id, 1, 0, &head_of(names), &msgpack(&()));
+            let (status, message) = peer.call(id, &frame).await;
+            let message = String::from_utf8_lossy(&message);
+            assert_eq!(status, Status::BadRequest, "{field}: {message}");
+            assert!(
+                message.contains(&format!("{field} is not UTF-8")),
+                "{message}"
+            );
+            still_serves(&mut peer, id + 1).await;
+        }
+        // A name that only begins like a hosted one routes nowhere.
+        let longer = [&b"whoami2"[..], b"whoam"];
+        for (i, method) in longer.into_iter().enumerate() {
+            let names = [hosted[0], hosted[1], hosted[2], method];
+            let id = 120 + i as u64;
+            let frame = frame_with(id, 1, 0, &head_of(names), &msgpack(&()));
+            assert_eq!(peer.call(id, &frame).await.0, Status::MethodNotFound);
+        }
+        let names = [hosted[0], hosted[1], b"1.0.0", hosted[3]];
+        let frame = frame_with(130, 1, 0, &head_of(names), &msgpack(&()));
+        assert_eq!(peer.call(130, &frame).await.0, Status::ServiceNotFound);
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}

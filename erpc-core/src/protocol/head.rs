@@ -289,15 +289,47 @@ pub struct RequestHeadRef<'a> {
 
 impl<'a> RequestHeadRef<'a> {
     /// Decodes a head; every length is checked against the bytes present.
-    pub fn decode(mut buf: &'a [u8]) -> Result<Self, String> {
+    pub fn decode(buf: &'a [u8]) -> Result<Self, String> {
+        RawHead::decode(buf)?.checked()
+    }
+
+    /// The same head with owned strings.
+    pub fn into_owned(self) -> RequestHead {
+        RequestHead {
+            deadline: self.deadline,
+            service: ServiceKey::new(self.interface, self.group, self.version),
+            method: self.method.to_owned(),
+            metadata: self.metadata,
+        }
+    }
+}
+
+/// A request head whose names are bytes not yet checked to be UTF-8: what the server
+/// routes on. A name equal to one the server hosts is UTF-8 by that equality, so a
+/// routed call's names are never checked (the route's own strings are used), and only
+/// a request that routes nowhere is checked, for its error.
+#[derive(Debug)]
+pub(crate) struct RawHead<'a> {
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) interface: &'a [u8],
+    pub(crate) group: &'a [u8],
+    pub(crate) version: &'a [u8],
+    pub(crate) method: &'a [u8],
+    /// Checked like any metadata (keys and values are UTF-8).
+    pub(crate) metadata: Metadata,
+}
+
+impl<'a> RawHead<'a> {
+    /// Decodes a head; every length is checked against the bytes present.
+    pub(crate) fn decode(mut buf: &'a [u8]) -> Result<Self, String> {
         if buf.remaining() < 4 {
             return Err("request head shorter than its deadline field".into());
         }
         let millis = buf.get_u32();
-        let interface = get_str(&mut buf, "interface")?;
-        let group = get_str(&mut buf, "group")?;
-        let version = get_str(&mut buf, "version")?;
-        let method = get_str(&mut buf, "method")?;
+        let interface = get_bytes(&mut buf, "interface")?;
+        let group = get_bytes(&mut buf, "group")?;
+        let version = get_bytes(&mut buf, "version")?;
+        let method = get_bytes(&mut buf, "method")?;
         if buf.remaining() < 2 {
             return Err("request head lacks its metadata count".into());
         }
@@ -324,14 +356,16 @@ impl<'a> RequestHeadRef<'a> {
         })
     }
 
-    /// The same head with owned strings.
-    pub fn into_owned(self) -> RequestHead {
-        RequestHead {
+    /// The head with its names checked to be UTF-8.
+    pub(crate) fn checked(self) -> Result<RequestHeadRef<'a>, String> {
+        Ok(RequestHeadRef {
             deadline: self.deadline,
-            service: ServiceKey::new(self.interface, self.group, self.version),
-            method: self.method.to_owned(),
+            interface: utf8(self.interface, "interface")?,
+            group: utf8(self.group, "group")?,
+            version: utf8(self.version, "version")?,
+            method: utf8(self.method, "method")?,
             metadata: self.metadata,
-        }
+        })
     }
 }
 
@@ -348,10 +382,6 @@ fn put_bytes(out: &mut BytesMut, s: &[u8]) -> Result<(), String> {
     out.put_u16(len);
     out.put_slice(s);
     Ok(())
-}
-
-fn get_str<'a>(buf: &mut &'a [u8], field: &str) -> Result<&'a str, String> {
-    utf8(get_bytes(buf, field)?, field)
 }
 
 /// The next length-prefixed string's bytes (not yet checked to be UTF-8).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dispatch::MethodPace;
 use super::limits::{Admission, Gate, LimitRule};
 use crate::admin::{CallMetrics, InFlight, MethodObserver, Side};
-use crate::protocol::{RequestHeadRef, Status};
+use crate::protocol::{RawHead, Status};
 use crate::service::{Service, ServiceKey};
 use crate::Error;
 
@@ -17,7 +17,8 @@ pub(crate) struct Route {
     /// Shared with every call's context (no copy of the strings per call).
     pub(crate) key: Arc<ServiceKey>,
     pub(crate) service: Arc<dyn Service>,
-    methods: FxHashMap<&'static str, usize>,
+    /// Method indexes by name, looked up with the request's bytes.
+    methods: FxHashMap<&'static [u8], usize>,
     service_gate: Gate,
     method_gates: Vec<Gate>,
     /// Metric handles by method index, resolved when the route is built (empty with
@@ -57,8 +58,8 @@ impl Route {
 #[derive(Default)]
 pub(crate) struct Router {
     /// Routes by interface name, then (group, version) among the few of each interface:
-    /// a request's borrowed strings are looked up without building a key.
-    services: FxHashMap<String, Vec<Route>>,
+    /// a request's borrowed names are looked up as bytes, without building a key.
+    services: FxHashMap<Box<[u8]>, Vec<Route>>,
 }
 
 impl Router {
@@ -72,7 +73,7 @@ impl Router {
         metrics: Option<&CallMetrics>,
     ) -> Result<(), Error> {
         let key = service.key();
-        let same_interface = self.services.get(&key.interface);
+        let same_interface = self.services.get(key.interface.as_bytes());
         if same_interface.is_some_and(|routes| routes.iter().any(|r| *r.key == key)) {
             return Err(Error::Config(format!("service {key} added twice")));
         }
@@ -81,7 +82,7 @@ impl Router {
             .methods
             .iter()
             .enumerate()
-            .map(|(i, m)| (m.name, i))
+            .map(|(i, m)| (m.name.as_bytes(), i))
             .collect();
         let mut service_gate = Gate::default();
         let mut method_gates: Vec<Gate> =
@@ -109,7 +110,7 @@ impl Router {
             None => Vec::new(),
         };
         self.services
-            .entry(key.interface.clone())
+            .entry(key.interface.as_bytes().into())
             .or_default()
             .push(Route {
                 key: Arc::new(key),
@@ -132,32 +133,53 @@ impl Router {
         self.services.values().flatten().map(|r| &r.service)
     }
 
-    /// The service and method index for a request, or the status to answer.
-    pub(crate) fn resolve(
-        &self,
-        head: &RequestHeadRef<'_>,
-    ) -> Result<(&Route, usize), (Status, String)> {
-        let route = self
-            .services
-            .get(head.interface)
-            .and_then(|routes| {
-                routes
-                    .iter()
-                    .find(|r| r.key.group == head.group && r.key.version == head.version)
+    /// The service and method index for a request, or the status to answer. The
+    /// request's names are compared as bytes: those that match a route's are UTF-8 by
+    /// that, and only a request that matches none is checked (a name that is not UTF-8
+    /// is a bad request, as it would be anywhere else in the head).
+    pub(crate) fn resolve(&self, head: &RawHead<'_>) -> Result<(&Route, usize), (Status, String)> {
+        let route = self.services.get(head.interface).and_then(|routes| {
+            routes.iter().find(|r| {
+                r.key.group.as_bytes() == head.group && r.key.version.as_bytes() == head.version
             })
-            .ok_or_else(|| {
-                let key = ServiceKey::new(head.interface, head.group, head.version);
-                (
-                    Status::ServiceNotFound,
-                    format!("service {key} is not hosted here"),
-                )
-            })?;
-        let index = route.methods.get(head.method).copied().ok_or_else(|| {
-            (
+        });
+        let Some(route) = route else {
+            return Err(unrouted(head));
+        };
+        let Some(&index) = route.methods.get(head.method) else {
+            let method = utf8(head.method, "method")?;
+            return Err((
                 Status::MethodNotFound,
-                format!("method {} not found on {}", head.method, route.key),
-            )
-        })?;
+                format!("method {method} not found on {}", route.key),
+            ));
+        };
         Ok((route, index))
     }
+}
+
+/// Why a request routes nowhere: a name that is not UTF-8, or no such service.
+fn unrouted(head: &RawHead<'_>) -> (Status, String) {
+    let names = || {
+        Ok((
+            utf8(head.interface, "interface")?,
+            utf8(head.group, "group")?,
+            utf8(head.version, "version")?,
+            utf8(head.method, "method")?,
+        ))
+    };
+    match names() {
+        Ok((interface, group, version, _)) => {
+            let key = ServiceKey::new(interface, group, version);
+            (
+                Status::ServiceNotFound,
+                format!("service {key} is not hosted here"),
+            )
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// A name of a request that routes nowhere, checked for its error message.
+fn utf8<'a>(name: &'a [u8], field: &str) -> Result<&'a str, (Status, String)> {
+    std::str::from_utf8(name).map_err(|_| (Status::BadRequest, format!("{field} is not UTF-8")))
 }
