@@ -307,6 +307,7 @@ where
     let out = OutboundRequest {
         key: &key,
         method: head.method,
+        names: None,
         timeout: head.deadline.unwrap_or(Duration::from_secs(1)),
         metadata: resend.metadata,
         serialization: request.serialization,
@@ -473,6 +474,7 @@ pub fn request_frame<A: Serialize + ?Sized>(
     let out = OutboundRequest {
         key: &probe_key(),
         method: "call",
+        names: None,
         timeout: Duration::from_millis(3000),
         metadata,
         serialization,

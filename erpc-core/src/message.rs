@@ -26,6 +26,8 @@ pub(crate) type ArgsWriter<'a> = dyn Fn(&mut BytesMut) -> Result<(), Error> + Sy
 pub(crate) struct OutboundRequest<'a> {
     pub(crate) key: &'a ServiceKey,
     pub(crate) method: &'a str,
+    /// `key` and `method` as the head writes them, when the caller keeps them encoded.
+    pub(crate) names: Option<&'a [u8]>,
     pub(crate) timeout: Duration,
     pub(crate) metadata: &'a Metadata,
     pub(crate) serialization: Serialization,
@@ -59,6 +61,7 @@ impl OutboundRequest<'_> {
             deadline: Some(self.timeout),
             service: self.key,
             method: self.method,
+            names: self.names,
             metadata: self.metadata,
         };
         // Allocated once for small payloads.
@@ -341,6 +344,7 @@ mod tests {
                 let out = OutboundRequest {
                     key: &key,
                     method: "add",
+                    names: None,
                     timeout: Duration::from_secs(1),
                     metadata: &metadata,
                     serialization,
@@ -371,6 +375,7 @@ mod tests {
         let out = OutboundRequest {
             key: &key,
             method: "m",
+            names: None,
             timeout: Duration::from_secs(1),
             metadata: &metadata,
             serialization: Serialization::MsgPack,

@@ -126,6 +126,9 @@ pub(crate) struct CallSlots<'a> {
     pub(crate) observer: Option<&'a OnceLock<MethodObserver>>,
     /// The service's subscription, kept on first use.
     pub(crate) subscription: Option<&'a SubscriptionSlot>,
+    /// The request head's names (service key and method) as written on the wire,
+    /// encoded once for the handle.
+    pub(crate) names: Option<&'a [u8]>,
 }
 
 struct Sent<'a> {
@@ -133,6 +136,8 @@ struct Sent<'a> {
     /// The calling handle's subscription slot, if it keeps one.
     subscription: Option<&'a SubscriptionSlot>,
     method: &'a str,
+    /// The head's names already encoded, if the calling handle keeps them.
+    names: Option<&'a [u8]>,
     options: &'a CallOptions,
     hash_key: Option<u64>,
     cluster: ClusterMode,
@@ -155,12 +160,7 @@ impl Dispatch<'_> {
     pub(crate) async fn run(&self, call: &mut ClientCall<'_>) -> Result<(), Error> {
         let request = self
             .client
-            .outbound(
-                self.sent.key,
-                self.sent.method,
-                call.timeout,
-                &call.metadata,
-            )
+            .outbound(&self.sent, call.timeout, &call.metadata)
             .encode_with(self.write_args)?;
         let frame = self
             .client
@@ -248,7 +248,7 @@ impl Client {
     {
         let Some(metrics) = &self.inner.metrics else {
             return self
-                .invoke_unobserved(key, method, args, options, hash_key, slots.subscription)
+                .invoke_unobserved(key, method, args, options, hash_key, slots)
                 .await;
         };
         let observed = match slots.observer {
@@ -258,7 +258,7 @@ impl Client {
             None => metrics.begin(Side::Consumer, key, method),
         };
         let result = self
-            .invoke_unobserved(key, method, args, options, hash_key, slots.subscription)
+            .invoke_unobserved(key, method, args, options, hash_key, slots)
             .await;
         observed.finish(result.as_ref().map(|_| ()).map_err(Error::kind));
         result
@@ -271,7 +271,7 @@ impl Client {
         args: &A,
         options: &CallOptions,
         hash_key: Option<u64>,
-        subscription: Option<&SubscriptionSlot>,
+        slots: CallSlots<'_>,
     ) -> Result<R, Error>
     where
         A: Serialize + Sync + ?Sized,
@@ -286,16 +286,15 @@ impl Client {
         let cluster = options.cluster.unwrap_or(self.inner.cluster);
         let sent = Sent {
             key,
-            subscription,
+            subscription: slots.subscription,
             method,
+            names: slots.names,
             options,
             hash_key,
             cluster,
         };
         let result = if self.inner.filters.is_empty() {
-            let request = self
-                .outbound(key, method, timeout, &metadata)
-                .encode(args)?;
+            let request = self.outbound(&sent, timeout, &metadata).encode(args)?;
             self.dispatch(&sent, &request, timeout, None).await
         } else {
             let serialization = self.inner.serialization;
@@ -336,7 +335,7 @@ impl Client {
             // No filter wraps this call: it goes as without filters, with what their
             // `wraps` prepared.
             let request = self
-                .outbound(key, method, call.timeout, &call.metadata)
+                .outbound(&sent, call.timeout, &call.metadata)
                 .encode_with(write_args)?;
             return self.dispatch(&sent, &request, call.timeout, None).await;
         };
@@ -361,14 +360,14 @@ impl Client {
 
     fn outbound<'a>(
         &self,
-        key: &'a ServiceKey,
-        method: &'a str,
+        sent: &Sent<'a>,
         timeout: Duration,
         metadata: &'a Metadata,
     ) -> OutboundRequest<'a> {
         OutboundRequest {
-            key,
-            method,
+            key: sent.key,
+            method: sent.method,
+            names: sent.names,
             timeout,
             metadata,
             serialization: self.inner.serialization,

@@ -9,6 +9,7 @@ use super::directory::SubscriptionSlot;
 use super::{CallOptions, CallSlots, Client, ClusterMode};
 use crate::admin::MethodObserver;
 use crate::balance::LoadBalancer;
+use crate::protocol::encode_names;
 use crate::service::{ServiceDescriptor, ServiceKey};
 use crate::Error;
 
@@ -23,8 +24,8 @@ pub struct ServiceClient {
     options: Arc<CallOptions>,
     /// `options` with `idempotent` set, for methods marked `#[erpc(idempotent)]`.
     idempotent_options: Arc<CallOptions>,
-    /// Each method's metric handles under `key`, resolved on its first call.
-    observers: Arc<[OnceLock<MethodObserver>]>,
+    /// What each method keeps under `key`, by method index.
+    methods: Arc<[MethodSlot]>,
     /// The subscription to `key`'s providers, kept on the first call that finds it.
     subscription: Arc<SubscriptionSlot>,
 }
@@ -45,9 +46,27 @@ impl ServiceClient {
                 idempotent: true,
                 ..CallOptions::default()
             }),
-            observers: observer_slots(descriptor),
+            methods: Arc::default(),
             subscription: Arc::default(),
         }
+        .with_method_slots()
+    }
+
+    /// Fresh per-method slots for the current key (a new group or version starts
+    /// with new ones).
+    fn with_method_slots(mut self) -> Self {
+        let key = &self.key;
+        self.methods = self
+            .descriptor
+            .methods
+            .iter()
+            .map(|method| MethodSlot {
+                observer: OnceLock::new(),
+                // A name too long for the head fails each call instead, with its error.
+                names: encode_names(key, method.name).ok(),
+            })
+            .collect();
+        self
     }
 
     fn with_options(mut self, change: impl Fn(&mut CallOptions)) -> Self {
@@ -60,18 +79,16 @@ impl ServiceClient {
     #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).group = group.into();
-        self.observers = observer_slots(self.descriptor);
         self.subscription = Arc::default();
-        self
+        self.with_method_slots()
     }
 
     /// Targets another version.
     #[must_use = "`with_*` returns the changed handle; the handle it is called on stays as it was"]
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.key).version = version.into();
-        self.observers = observer_slots(self.descriptor);
         self.subscription = Arc::default();
-        self
+        self.with_method_slots()
     }
 
     /// Sets the timeout of every call made through this handle.
@@ -172,6 +189,7 @@ impl ServiceClient {
         } else {
             &self.options
         };
+        let slot = self.methods.get(method);
         self.client
             .invoke(
                 &self.key,
@@ -180,15 +198,20 @@ impl ServiceClient {
                 options,
                 hash_key,
                 CallSlots {
-                    observer: self.observers.get(method),
+                    observer: slot.map(|slot| &slot.observer),
                     subscription: Some(&self.subscription),
+                    names: slot.and_then(|slot| slot.names.as_deref()),
                 },
             )
             .await
     }
 }
 
-/// One empty metric-handle slot per method of `descriptor`.
-fn observer_slots(descriptor: &ServiceDescriptor) -> Arc<[OnceLock<MethodObserver>]> {
-    descriptor.methods.iter().map(|_| OnceLock::new()).collect()
+/// What a handle keeps for one method of its service.
+#[derive(Debug)]
+struct MethodSlot {
+    /// The method's metric handles under the handle's key, resolved on its first call.
+    observer: OnceLock<MethodObserver>,
+    /// The key and method name as every request's head writes them.
+    names: Option<Box<[u8]>>,
 }

@@ -209,7 +209,22 @@ pub(crate) struct HeadRef<'a> {
     pub(crate) deadline: Option<Duration>,
     pub(crate) service: &'a ServiceKey,
     pub(crate) method: &'a str,
+    /// `service` and `method` already encoded ([`encode_names`]), when the caller keeps
+    /// them: written as they are.
+    pub(crate) names: Option<&'a [u8]>,
     pub(crate) metadata: &'a Metadata,
+}
+
+/// The head's four names (interface, group, version, method), each after its length,
+/// as [`HeadRef::encode`] writes them: what a calling handle encodes once per method.
+/// Fails when a name is longer than 65535 bytes.
+pub(crate) fn encode_names(service: &ServiceKey, method: &str) -> Result<Box<[u8]>, String> {
+    let names = [&service.interface, &service.group, &service.version, method];
+    let mut out = BytesMut::with_capacity(names.iter().map(|s| STRING_PREFIX + s.len()).sum());
+    for name in names {
+        put_bytes(&mut out, name.as_bytes())?;
+    }
+    Ok(out.to_vec().into_boxed_slice())
 }
 
 impl HeadRef<'_> {
@@ -218,10 +233,13 @@ impl HeadRef<'_> {
     /// and the pairs, each string after its 2-byte length.
     pub(crate) fn encoded_len(&self) -> usize {
         let key = self.service;
-        let strings = [&key.interface, &key.group, &key.version, self.method]
-            .iter()
-            .map(|s| STRING_PREFIX + s.len())
-            .sum::<usize>();
+        let strings = match self.names {
+            Some(names) => names.len(),
+            None => [&key.interface, &key.group, &key.version, self.method]
+                .iter()
+                .map(|s| STRING_PREFIX + s.len())
+                .sum::<usize>(),
+        };
         let pairs = self
             .metadata
             .wire_pairs()
@@ -236,9 +254,14 @@ impl HeadRef<'_> {
             .map(|d| d.as_millis().clamp(1, u32::MAX as u128) as u32)
             .unwrap_or(0);
         out.put_u32(millis);
-        let key = self.service;
-        for s in [&key.interface, &key.group, &key.version, self.method] {
-            put_bytes(out, s.as_bytes())?;
+        match self.names {
+            Some(names) => out.put_slice(names),
+            None => {
+                let key = self.service;
+                for s in [&key.interface, &key.group, &key.version, self.method] {
+                    put_bytes(out, s.as_bytes())?;
+                }
+            }
         }
         let count = u16::try_from(self.metadata.len())
             .map_err(|_| "more than 65535 metadata pairs".to_string())?;
@@ -258,6 +281,7 @@ impl RequestHead {
             deadline: self.deadline,
             service: &self.service,
             method: &self.method,
+            names: None,
             metadata: &self.metadata,
         }
         .encode(out)
@@ -492,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn the_encoded_length_is_known_before_encoding() {
+    fn the_encoded_length_is_known_before_encoding_and_kept_names_write_the_same_head() {
         for head in [
             sample(),
             RequestHead {
@@ -502,14 +526,23 @@ mod tests {
         ] {
             let mut out = BytesMut::new();
             head.encode(&mut out).unwrap();
-            let by_ref = HeadRef {
-                deadline: head.deadline,
-                service: &head.service,
-                method: &head.method,
-                metadata: &head.metadata,
-            };
-            assert_eq!(by_ref.encoded_len(), out.len());
+            let names = encode_names(&head.service, &head.method).unwrap();
+            for names in [None, Some(&names[..])] {
+                let by_ref = HeadRef {
+                    deadline: head.deadline,
+                    service: &head.service,
+                    method: &head.method,
+                    names,
+                    metadata: &head.metadata,
+                };
+                assert_eq!(by_ref.encoded_len(), out.len());
+                let mut again = BytesMut::new();
+                by_ref.encode(&mut again).unwrap();
+                assert_eq!(again, out);
+            }
         }
+        let long = ServiceKey::new("i".repeat(70_000), "", "1.0");
+        assert!(encode_names(&long, "m").is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(crate) mod trace;
 
 pub(crate) use codec::OutFrame;
 pub use codec::{encode_frame, CodecError, Frame, FrameCodec, Inbound};
-pub(crate) use head::RawHead;
+pub(crate) use head::{encode_names, RawHead};
 pub use head::{Metadata, RequestHead, RequestHeadRef};
 pub use key::ServiceKey;
 
