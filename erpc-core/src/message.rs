@@ -9,8 +9,8 @@ use crate::compress::{Compression, CompressionPolicy};
 use crate::protocol::codec::FrameBuilder;
 use crate::protocol::head::HeadRef;
 use crate::protocol::{
-    encode_frame, Frame, FrameHeader, MessageType, Metadata, OutFrame, RawHead, RequestHeadRef,
-    ServiceKey, Status, HEADER_LEN,
+    encode_frame, Frame, FrameHeader, MessageType, Metadata, OutFrame, RawHead, ServiceKey, Status,
+    HEADER_LEN,
 };
 use crate::serialize::Serialization;
 use crate::{Error, FrameDirection};
@@ -275,7 +275,7 @@ fn oversized_figures(message: &str) -> Option<(u64, u64)> {
 /// borrows its strings from the frame.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) struct InboundRequest<'a> {
-    pub(crate) head: RequestHeadRef<'a>,
+    pub(crate) head: crate::protocol::RequestHeadRef<'a>,
     pub(crate) request: crate::service::Request,
 }
 
