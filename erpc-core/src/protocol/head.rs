@@ -36,12 +36,12 @@ enum Value {
     Text(String),
     /// A well-formed `traceparent` (boxed: every `Metadata`, most of them empty, stays
     /// as small as with text only).
-    Trace(Box<Traceparent>),
+    Trace(Box<TraceValue>),
 }
 
 /// A well-formed `traceparent`: its ids and its text (ASCII).
 #[derive(Clone)]
-struct Traceparent {
+struct TraceValue {
     parent: TraceParent,
     text: [u8; trace::LEN],
 }
@@ -49,7 +49,7 @@ struct Traceparent {
 impl Value {
     fn trace(parent: TraceParent) -> Self {
         let text = parent.encode();
-        Value::Trace(Box::new(Traceparent { parent, text }))
+        Value::Trace(Box::new(TraceValue { parent, text }))
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -134,7 +134,7 @@ impl Metadata {
     fn push_decoded(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         if key == TRACEPARENT.as_bytes() {
             if let (Some(parent), Ok(text)) = (TraceParent::parse_bytes(value), value.try_into()) {
-                let trace = Value::Trace(Box::new(Traceparent { parent, text }));
+                let trace = Value::Trace(Box::new(TraceValue { parent, text }));
                 self.0.push((Cow::Borrowed(TRACEPARENT), trace));
                 return Ok(());
             }
@@ -219,12 +219,25 @@ pub(crate) struct HeadRef<'a> {
 /// as [`HeadRef::encode`] writes them: what a calling handle encodes once per method.
 /// Fails when a name is longer than 65535 bytes.
 pub(crate) fn encode_names(service: &ServiceKey, method: &str) -> Result<Box<[u8]>, String> {
-    let names = [&service.interface, &service.group, &service.version, method];
-    let mut out = BytesMut::with_capacity(names.iter().map(|s| STRING_PREFIX + s.len()).sum());
-    for name in names {
-        put_bytes(&mut out, name.as_bytes())?;
-    }
+    let mut out = BytesMut::with_capacity(names_len(service, method));
+    put_names(&mut out, service, method)?;
     Ok(out.to_vec().into_boxed_slice())
+}
+
+/// The bytes the four names take in a head.
+fn names_len(service: &ServiceKey, method: &str) -> usize {
+    [&service.interface, &service.group, &service.version, method]
+        .iter()
+        .map(|s| STRING_PREFIX + s.len())
+        .sum()
+}
+
+/// Writes the four names, each after its length.
+fn put_names(out: &mut BytesMut, service: &ServiceKey, method: &str) -> Result<(), String> {
+    for name in [&service.interface, &service.group, &service.version, method] {
+        put_bytes(out, name.as_bytes())?;
+    }
+    Ok(())
 }
 
 impl HeadRef<'_> {
@@ -232,13 +245,9 @@ impl HeadRef<'_> {
     /// The bytes [`HeadRef::encode`] writes: the deadline, four strings, the pair count
     /// and the pairs, each string after its 2-byte length.
     pub(crate) fn encoded_len(&self) -> usize {
-        let key = self.service;
         let strings = match self.names {
             Some(names) => names.len(),
-            None => [&key.interface, &key.group, &key.version, self.method]
-                .iter()
-                .map(|s| STRING_PREFIX + s.len())
-                .sum::<usize>(),
+            None => names_len(self.service, self.method),
         };
         let pairs = self
             .metadata
@@ -256,12 +265,7 @@ impl HeadRef<'_> {
         out.put_u32(millis);
         match self.names {
             Some(names) => out.put_slice(names),
-            None => {
-                let key = self.service;
-                for s in [&key.interface, &key.group, &key.version, self.method] {
-                    put_bytes(out, s.as_bytes())?;
-                }
-            }
+            None => put_names(out, self.service, self.method)?,
         }
         let count = u16::try_from(self.metadata.len())
             .map_err(|_| "more than 65535 metadata pairs".to_string())?;

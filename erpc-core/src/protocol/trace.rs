@@ -24,8 +24,8 @@ pub const TRACEPARENT: &str = "traceparent";
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceParent {
-    /// The trace id's high and low halves (two words rather than a `u128`, so that
-    /// the metadata holding one stays 8-byte aligned).
+    /// The trace id's high and low halves (two words rather than a `u128`: 8-byte
+    /// alignment, so metadata keeping one beside its text needs no padding for it).
     trace_id: [u64; 2],
     span_id: u64,
     flags: u8,
