@@ -224,9 +224,14 @@ pub(crate) fn encode_names(service: &ServiceKey, method: &str) -> Result<Box<[u8
     Ok(out.to_vec().into_boxed_slice())
 }
 
+/// The four names in the order the head writes them.
+fn names_of<'a>(service: &'a ServiceKey, method: &'a str) -> [&'a str; 4] {
+    [&service.interface, &service.group, &service.version, method]
+}
+
 /// The bytes the four names take in a head.
 fn names_len(service: &ServiceKey, method: &str) -> usize {
-    [&service.interface, &service.group, &service.version, method]
+    names_of(service, method)
         .iter()
         .map(|s| STRING_PREFIX + s.len())
         .sum()
@@ -234,7 +239,7 @@ fn names_len(service: &ServiceKey, method: &str) -> usize {
 
 /// Writes the four names, each after its length.
 fn put_names(out: &mut BytesMut, service: &ServiceKey, method: &str) -> Result<(), String> {
-    for name in [&service.interface, &service.group, &service.version, method] {
+    for name in names_of(service, method) {
         put_bytes(out, name.as_bytes())?;
     }
     Ok(())
@@ -386,14 +391,26 @@ impl<'a> RawHead<'a> {
 
     /// The head with its names checked to be UTF-8.
     pub(crate) fn checked(self) -> Result<RequestHeadRef<'a>, String> {
+        let [interface, group, version, method] = self.names()?;
         Ok(RequestHeadRef {
             deadline: self.deadline,
-            interface: utf8(self.interface, "interface")?,
-            group: utf8(self.group, "group")?,
-            version: utf8(self.version, "version")?,
-            method: utf8(self.method, "method")?,
+            interface,
+            group,
+            version,
+            method,
             metadata: self.metadata,
         })
+    }
+
+    /// Interface, group, version and method, each checked to be UTF-8 (in that order:
+    /// the error names the first that is not).
+    pub(crate) fn names(&self) -> Result<[&'a str; 4], String> {
+        Ok([
+            utf8(self.interface, "interface")?,
+            utf8(self.group, "group")?,
+            utf8(self.version, "version")?,
+            utf8(self.method, "method")?,
+        ])
     }
 }
 

@@ -147,7 +147,7 @@ impl Router {
             return Err(unrouted(head));
         };
         let Some(&index) = route.methods.get(head.method) else {
-            let method = utf8(head.method, "method")?;
+            let [.., method] = head.names().map_err(bad_request)?;
             return Err((
                 Status::MethodNotFound,
                 format!("method {method} not found on {}", route.key),
@@ -159,27 +159,19 @@ impl Router {
 
 /// Why a request routes nowhere: a name that is not UTF-8, or no such service.
 fn unrouted(head: &RawHead<'_>) -> (Status, String) {
-    let names = || {
-        Ok((
-            utf8(head.interface, "interface")?,
-            utf8(head.group, "group")?,
-            utf8(head.version, "version")?,
-            utf8(head.method, "method")?,
-        ))
-    };
-    match names() {
-        Ok((interface, group, version, _)) => {
+    match head.names() {
+        Ok([interface, group, version, _]) => {
             let key = ServiceKey::new(interface, group, version);
             (
                 Status::ServiceNotFound,
                 format!("service {key} is not hosted here"),
             )
         }
-        Err(refusal) => refusal,
+        Err(message) => bad_request(message),
     }
 }
 
-/// A name of a request that routes nowhere, checked for its error message.
-fn utf8<'a>(name: &'a [u8], field: &str) -> Result<&'a str, (Status, String)> {
-    std::str::from_utf8(name).map_err(|_| (Status::BadRequest, format!("{field} is not UTF-8")))
+/// A head the server cannot read is a bad request.
+fn bad_request(message: String) -> (Status, String) {
+    (Status::BadRequest, message)
 }
