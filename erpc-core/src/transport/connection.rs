@@ -2,7 +2,9 @@
 //!
 //! Every concurrent call to the provider shares this one TCP connection: a call gets a
 //! request id, parks a oneshot sender in the pending table and queues its frame to the
-//! writer task; the reader task matches each response's id to its waiting call.
+//! writer task; the reader task matches each response's id to its waiting call. The
+//! answers read together are handed over together, and the writer gathers the next
+//! calls their callers make into one write (see `Shared::more_frames_coming`).
 //!
 //! The reader also keeps the heartbeat: after one to two `heartbeat_interval`s without
 //! inbound traffic it sends a ping, and when nothing arrives within `heartbeat_timeout`
@@ -24,8 +26,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::task::AtomicWaker;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -34,7 +37,7 @@ use super::stream::{self, ClientTls, ReadHalf};
 use super::writer::{run_writer, OutFrame, QUEUE_FRAMES};
 use crate::message::EncodedRequest;
 use crate::protocol::codec::control_frame;
-use crate::protocol::{Frame, FrameCodec, Inbound, MessageType};
+use crate::protocol::{CodecError, Frame, FrameCodec, Inbound, MessageType};
 use crate::Error;
 
 /// Connection-level settings taken from the client configuration.
@@ -48,6 +51,13 @@ pub(crate) struct ConnectionSettings {
 }
 
 type Waiter = oneshot::Sender<Result<Frame, Error>>;
+
+/// Answers read but not yet handed to their calls: request id and outcome.
+type Answers = Vec<(u64, Result<Frame, Error>)>;
+
+/// Frames handled per read before their calls are woken (the answers of a batch of
+/// calls usually arrive together; this bounds what one pass holds).
+const DRAIN_FRAMES: usize = 256;
 
 /// Calls waiting for responses, and why the connection closed once it has.
 #[derive(Default)]
@@ -111,11 +121,25 @@ struct Shared {
     /// reader's timer knew.
     rearm: AtomicBool,
     reader: AtomicWaker,
+    /// Calls answered since the writer last asked whether more frames are coming.
+    answered: AtomicU64,
     going_away: AtomicBool,
     closed: AtomicBool,
 }
 
 impl Shared {
+    fn new(addr: &str) -> Self {
+        Self {
+            addr: Arc::from(addr),
+            pending: Mutex::new(Pending::default()),
+            rearm: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            answered: AtomicU64::new(0),
+            going_away: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
     /// Marks the connection closed and fails every waiting call.
     fn close(&self, reason: String) {
         let waiters = {
@@ -139,6 +163,17 @@ impl Shared {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether more frames are about to be queued, so that the writer should gather
+    /// them into its batch: other calls wait for answers (each may be followed by
+    /// another), or the reader answered several calls since the writer last asked
+    /// (their callers, woken together, are queueing their next calls). The second
+    /// keeps the first caller to call again from leaving alone while the others
+    /// follow a moment later: at 64 calls in flight that split every batch in two
+    /// writes on each side. A lone caller's next call still leaves at once.
+    fn more_frames_coming(&self) -> bool {
+        self.answered.swap(0, Ordering::Relaxed) > 1 || self.pending.lock().waiters.len() > 1
     }
 }
 
@@ -175,18 +210,10 @@ impl Connection {
             .map_err(|e| connect_error(format!("TCP_NODELAY: {e}")))?;
         let (read, write) = stream.into_split();
         let (queue, rx) = mpsc::channel(QUEUE_FRAMES);
-        let shared = Arc::new(Shared {
-            addr: Arc::from(addr),
-            pending: Mutex::new(Pending::default()),
-            rearm: AtomicBool::new(false),
-            reader: AtomicWaker::new(),
-            going_away: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(addr));
         let writer_shared = shared.clone();
-        // Other calls waiting on this connection will queue frames soon: batch them.
         let waiting = shared.clone();
-        let busy = move || waiting.pending.lock().waiters.len() > 1;
+        let busy = move || waiting.more_frames_coming();
         tokio::spawn(async move {
             if let Err(e) = run_writer(write, rx, busy, None, |_| {}).await {
                 writer_shared.close(format!("write failed: {e}"));
@@ -393,6 +420,7 @@ impl Reader {
         let expiry = tokio::time::sleep(interval);
         tokio::pin!(expiry);
         let mut armed = false;
+        let mut answers = Vec::new();
         let reason = loop {
             tokio::select! {
                 () = &mut expiry, if armed => {
@@ -405,7 +433,10 @@ impl Reader {
                 item = frames.next() => match item {
                     Some(Ok(inbound)) => {
                         heard = true;
-                        self.handle(inbound);
+                        let ended = self.handle_read(inbound, &mut frames, &mut answers);
+                        if let Some(reason) = ended {
+                            break reason;
+                        }
                     }
                     Some(Err(e)) => break format!("read failed: {e}"),
                     None => break "closed by peer".to_string(),
@@ -471,10 +502,45 @@ impl Reader {
         }
     }
 
-    fn handle(&self, inbound: Inbound) {
+    /// Handles `first` and the frames already read after it (up to [`DRAIN_FRAMES`]),
+    /// then wakes the calls they answer all at once: one lock of the pending table,
+    /// and the woken callers queue their next calls together, where waking each as
+    /// its answer was decoded let an idle worker steal them one by one and send each
+    /// in a write of its own. Says why the connection ended, if it did.
+    fn handle_read<S>(
+        &self,
+        first: Inbound,
+        frames: &mut S,
+        answers: &mut Answers,
+    ) -> Option<String>
+    where
+        S: futures::Stream<Item = Result<Inbound, CodecError>> + Unpin,
+    {
+        self.handle(first, answers);
+        let mut ended = None;
+        for _ in 1..DRAIN_FRAMES {
+            // Ready frames only: the codec's buffer, or a read that needs no wait.
+            match frames.next().now_or_never() {
+                Some(Some(Ok(inbound))) => self.handle(inbound, answers),
+                Some(Some(Err(e))) => {
+                    ended = Some(format!("read failed: {e}"));
+                    break;
+                }
+                Some(None) => {
+                    ended = Some("closed by peer".to_string());
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.complete(answers);
+        ended
+    }
+
+    fn handle(&self, inbound: Inbound, answers: &mut Answers) {
         match inbound {
             Inbound::Frame(frame) => match frame.header.message_type() {
-                Some(MessageType::Response) => self.complete(frame.header.request_id, Ok(frame)),
+                Some(MessageType::Response) => answers.push((frame.header.request_id, Ok(frame))),
                 Some(MessageType::Ping) => {
                     self.send(control_frame(MessageType::Pong, frame.header.request_id));
                 }
@@ -487,27 +553,37 @@ impl Reader {
                     tracing::warn!(addr = %self.shared.addr, ?other, "unexpected frame from provider")
                 }
             },
-            Inbound::Oversized(header) => self.complete(
+            Inbound::Oversized(header) => answers.push((
                 header.request_id,
                 Err(Error::FrameTooLarge {
                     size: u64::from(header.body_len),
                     limit: u64::from(self.settings.max_frame),
                     direction: crate::FrameDirection::Response,
                 }),
-            ),
+            )),
             Inbound::Malformed { header, reason } => {
-                self.complete(header.request_id, Err(Error::Protocol(reason)))
+                answers.push((header.request_id, Err(Error::Protocol(reason))))
             }
         }
     }
 
-    fn complete(&self, id: u64, result: Result<Frame, Error>) {
-        let waiter = self.shared.pending.lock().waiters.remove(&id);
-        match waiter {
-            Some((waiter, _)) => {
-                let _ = waiter.send(result);
+    /// Hands each answer to its waiting call (one lock for all), emptying `answers`.
+    fn complete(&self, answers: &mut Answers) {
+        let mut waiters: SmallVec<[(Waiter, Result<Frame, Error>); 64]> = SmallVec::new();
+        {
+            let mut pending = self.shared.pending.lock();
+            for (id, result) in answers.drain(..) {
+                match pending.waiters.remove(&id) {
+                    Some((waiter, _)) => waiters.push((waiter, result)),
+                    None => tracing::trace!(id, "response for a call nobody waits for (cancelled)"),
+                }
             }
-            None => tracing::trace!(id, "response for a call nobody waits for (cancelled)"),
+        }
+        self.shared
+            .answered
+            .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        for (waiter, result) in waiters {
+            let _ = waiter.send(result);
         }
     }
 }
@@ -546,6 +622,76 @@ mod tests {
         assert_eq!(expired, [1]);
         assert_eq!(pending.earliest(), Some(at(50)));
         assert_eq!(pending.waiters.len(), 1);
+    }
+
+    fn reader(shared: &Arc<Shared>) -> Reader {
+        let (queue, _) = mpsc::channel(4);
+        let settings = ConnectionSettings {
+            connect_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(60),
+            max_frame: 1 << 20,
+            tls: None,
+        };
+        Reader {
+            shared: shared.clone(),
+            queue: queue.downgrade(),
+            settings,
+        }
+    }
+
+    fn response(id: u64) -> Inbound {
+        Inbound::Frame(Frame {
+            header: crate::protocol::FrameHeader::new(MessageType::Response, id),
+            head: Bytes::new(),
+            payload: Bytes::from_static(b"ok"),
+        })
+    }
+
+    /// Frames `ids` already read, then nothing more for now.
+    fn read_already(
+        ids: std::ops::RangeInclusive<u64>,
+    ) -> impl futures::Stream<Item = Result<Inbound, CodecError>> + Unpin {
+        futures::stream::iter(ids.map(|id| Ok(response(id)))).chain(futures::stream::pending())
+    }
+
+    #[test]
+    fn answers_read_together_reach_their_calls_in_one_pass_and_their_next_calls_are_gathered() {
+        let shared = Arc::new(Shared::new("127.0.0.1:1"));
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut calls = Vec::new();
+        for id in 1..=8 {
+            let (tx, rx) = oneshot::channel();
+            shared.pending.lock().insert(id, tx, far);
+            calls.push(rx);
+        }
+        let ended =
+            reader(&shared).handle_read(response(1), &mut read_already(2..=8), &mut Vec::new());
+        assert_eq!(ended, None);
+        for (id, call) in (1..).zip(&mut calls) {
+            let answer = call.try_recv().expect("answered in the same pass");
+            assert_eq!(answer.expect("a response").header.request_id, id);
+        }
+        // The first of the eight callers to call again waits for the other seven,
+        // though it is the only call waiting for an answer yet.
+        shared.pending.lock().insert(9, waiter(), far);
+        assert!(shared.more_frames_coming());
+        // That burst is spent once the writer asked.
+        assert!(!shared.more_frames_coming());
+    }
+
+    #[test]
+    fn a_lone_callers_next_call_leaves_at_once_and_a_failed_read_still_delivers_what_came_before() {
+        let shared = Arc::new(Shared::new("127.0.0.1:1"));
+        let far = Instant::now() + Duration::from_secs(60);
+        let (tx, mut rx) = oneshot::channel();
+        shared.pending.lock().insert(1, tx, far);
+        let mut broken = futures::stream::iter([Err(CodecError::BadMagic(7))]);
+        let ended = reader(&shared).handle_read(response(1), &mut broken, &mut Vec::new());
+        assert!(ended.is_some_and(|reason| reason.starts_with("read failed")));
+        assert!(rx.try_recv().is_ok_and(|answer| answer.is_ok()));
+        shared.pending.lock().insert(2, waiter(), far);
+        assert!(!shared.more_frames_coming());
     }
 
     #[test]
