@@ -143,6 +143,11 @@ struct Cli {
     /// load on a shared machine).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Slices each cell's measured time is cut into within a round; the frameworks
+    /// take their slices in turn, so a slow spell of a shared machine falls on all of
+    /// them (default: 4; 1 with --quick; 2 with --smoke, to run the slicing in CI).
+    #[arg(long)]
+    slices: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +177,7 @@ struct Plan {
     duration: Duration,
     idle_conns: usize,
     rounds: usize,
+    slices: usize,
     csv: String,
 }
 
@@ -200,8 +206,8 @@ fn plan(cli: &Cli) -> Plan {
     } else {
         cli.only.clone()
     };
-    let (payloads, concurrency, warmup, duration, idle) = if cli.smoke {
-        (vec![64], vec![16], 0.05, 0.2, 200)
+    let (payloads, concurrency, warmup, duration, idle, slices) = if cli.smoke {
+        (vec![64], vec![16], 0.05, 0.2, 200, 2)
     } else if cli.quick {
         (
             cli.payloads.clone(),
@@ -209,6 +215,7 @@ fn plan(cli: &Cli) -> Plan {
             0.1,
             0.3,
             10_000,
+            1,
         )
     } else {
         (
@@ -217,6 +224,7 @@ fn plan(cli: &Cli) -> Plan {
             0.5,
             2.0,
             10_000,
+            4,
         )
     };
     Plan {
@@ -227,6 +235,7 @@ fn plan(cli: &Cli) -> Plan {
         duration: Duration::from_secs_f64(cli.duration.unwrap_or(duration)),
         idle_conns: cli.idle_conns.unwrap_or(idle),
         rounds: cli.rounds.max(1),
+        slices: cli.slices.unwrap_or(slices).max(1),
         csv: cli.csv.clone(),
     }
 }
@@ -357,21 +366,15 @@ fn run_bench(plan: Plan) -> Result<(), String> {
     let mut rows = Vec::new();
     let cells = plan.payloads.len() * plan.concurrency.len() * plan.frameworks.len();
     eprintln!(
-        "running {cells} cells, {:?} warm-up + {:?} each, best of {}",
-        plan.warmup, plan.duration, plan.rounds
+        "running {cells} cells, {:?} warm-up + {:?} each in {} slices, best of {}",
+        plan.warmup, plan.duration, plan.slices, plan.rounds
     );
     for &payload in &plan.payloads {
         for &concurrency in &plan.concurrency {
             let mut best: Vec<Option<report::Row>> = plan.frameworks.iter().map(|_| None).collect();
-            // Rounds go through every framework in turn, so a burst of outside load
-            // hits one round of each rather than every round of one; each round starts
-            // one framework later, so none holds the same place in every round (on this
-            // VM, of `erpc` and `erpc+metrics` run in fixed order, whichever ran second
-            // came out about 9 % slower on average, three runs each way).
             for round in 0..plan.rounds {
-                for i in rotated(plan.frameworks.len(), round) {
-                    let framework = plan.frameworks[i];
-                    let row = rt.block_on(run_cell(&plan, framework, payload, concurrency))?;
+                let rows = rt.block_on(run_round(&plan, payload, concurrency, round))?;
+                for (i, row) in rows {
                     eprintln!("{}", report::progress_line(&row));
                     if best[i].as_ref().is_none_or(|b| row.qps() > b.qps()) {
                         best[i] = Some(row);
@@ -406,37 +409,70 @@ fn rotated(n: usize, round: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |i| (i + round) % n.max(1))
 }
 
-async fn run_cell(
+/// Measures one cell of every framework: all their servers and clients stay up for the
+/// round, and each framework's measured time is cut into `plan.slices` slices taken in
+/// turn. Rounds go through the frameworks so that a burst of outside load hits every
+/// one of them rather than one, and each round and slice starts one framework later,
+/// so none holds the same place throughout (on this VM, of `erpc` and `erpc+metrics`
+/// run in fixed order, whichever ran second came out about 9 % slower on average, three
+/// runs each way; whole 2 s cells in turn still left one framework's cell in a slow
+/// spell of the machine now and then: a round's QPS ratio of two frameworks ranged
+/// 1.5 to 2.6).
+///
+/// Returns each framework's row (by its index in the plan) in the order the round ran
+/// them.
+async fn run_round(
     plan: &Plan,
-    framework: Framework,
     payload: usize,
     concurrency: usize,
-) -> Result<report::Row, String> {
-    let server = ServerProcess::start(framework.server())?;
-    let caller = load::Caller::connect(framework, server.addr()).await?;
-    let measured = load::run(
-        &caller,
-        payload,
-        concurrency,
-        plan.warmup,
-        plan.duration,
-        server.pid(),
-    )
-    .await;
-    let server_hwm_kib = stats::status_kib(server.pid(), "VmHWM");
-    drop(caller);
-    drop(server);
-    if let Some(e) = &measured.first_error {
-        eprintln!("{} {payload} B x{concurrency}: {e}", framework.name());
+    round: usize,
+) -> Result<Vec<(usize, report::Row)>, String> {
+    let mut peers = Vec::with_capacity(plan.frameworks.len());
+    for &framework in &plan.frameworks {
+        let server = ServerProcess::start(framework.server())?;
+        let caller = load::Caller::connect(framework, server.addr()).await?;
+        peers.push((server, caller));
     }
-    Ok(report::Row::new(
-        framework,
-        payload,
-        concurrency,
-        &measured,
-        server_hwm_kib,
-    ))
+    let slice = plan.duration.div_f64(plan.slices as f64);
+    let mut measured: Vec<Option<load::Measured>> = peers.iter().map(|_| None).collect();
+    for s in 0..plan.slices {
+        // A framework's first slice warms its connection up; later ones only refill
+        // the calls in flight.
+        let warmup = match s {
+            0 => plan.warmup,
+            _ => plan.warmup.min(REWARM),
+        };
+        for i in rotated(peers.len(), round + s) {
+            let (server, caller) = &peers[i];
+            let part = load::run(caller, payload, concurrency, warmup, slice, server.pid()).await;
+            match &mut measured[i] {
+                Some(so_far) => so_far.merge(part),
+                none => *none = Some(part),
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(peers.len());
+    for i in rotated(peers.len(), round) {
+        let (Some(measured), (server, _)) = (measured[i].take(), &peers[i]) else {
+            continue;
+        };
+        let framework = plan.frameworks[i];
+        if let Some(e) = &measured.first_error {
+            eprintln!("{} {payload} B x{concurrency}: {e}", framework.name());
+        }
+        let server_hwm_kib = stats::status_kib(server.pid(), "VmHWM");
+        let row = report::Row::new(framework, payload, concurrency, &measured, server_hwm_kib);
+        rows.push((i, row));
+    }
+    for (server, caller) in peers {
+        drop(caller);
+        drop(server);
+    }
+    Ok(rows)
 }
+
+/// Warm-up before a framework's later slices in a round.
+const REWARM: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -84,6 +84,21 @@ pub(crate) struct Measured {
     pub(crate) server_cpu: f64,
 }
 
+impl Measured {
+    /// Adds `other`, a later slice of the same cell, to this one.
+    pub(crate) fn merge(&mut self, other: Measured) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.seconds += other.seconds;
+        let _ = self.latency.add(&other.latency);
+        self.client_cpu += other.client_cpu;
+        self.server_cpu += other.server_cpu;
+    }
+}
+
 struct Worker {
     calls: u64,
     errors: u64,
@@ -177,4 +192,41 @@ pub(crate) async fn run(
         let _ = measured.latency.add(&worker.latency);
     }
     measured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{histogram, Measured};
+
+    fn slice(calls: u64, errors: u64, error: Option<&str>, latency_ns: u64) -> Measured {
+        let mut latency = histogram();
+        for _ in 0..calls {
+            latency.record(latency_ns).expect("in bounds");
+        }
+        Measured {
+            calls,
+            errors,
+            first_error: error.map(str::to_string),
+            seconds: 0.5,
+            latency,
+            client_cpu: 0.25,
+            server_cpu: 0.125,
+        }
+    }
+
+    #[test]
+    fn slices_of_a_cell_add_up_and_keep_the_first_error() {
+        let mut cell = slice(100, 0, None, 1_000);
+        cell.merge(slice(300, 2, Some("first"), 9_000));
+        cell.merge(slice(0, 1, Some("second"), 1));
+        assert_eq!((cell.calls, cell.errors), (400, 3));
+        assert_eq!(cell.first_error.as_deref(), Some("first"));
+        assert!((cell.seconds - 1.5).abs() < 1e-9);
+        assert!((cell.client_cpu - 0.75).abs() < 1e-9);
+        assert!((cell.server_cpu - 0.375).abs() < 1e-9);
+        assert_eq!(cell.latency.len(), 400);
+        // A quarter of the calls took 1 µs, the rest 9 µs.
+        assert!(cell.latency.value_at_quantile(0.2) < 1_100);
+        assert!(cell.latency.value_at_quantile(0.5) > 8_900);
+    }
 }
