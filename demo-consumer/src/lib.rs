@@ -88,6 +88,10 @@ pub async fn run(args: ConsumerArgs) -> Result<(), erpc::Error> {
         println!("admin endpoints on http://{admin}/ (metrics, health, ready, services)");
     }
     let outcome = exercise(&client, &args).await;
+    // Done calling: the consumer stops following the registry before its providers
+    // leave it (still following, it would see the last one go, keep the list it had and
+    // warn about it, as a consumer whose every provider left should).
+    drop(client);
     if !providers.is_empty() {
         println!("shutting down {} providers gracefully", providers.len());
         for provider in providers {

@@ -1,5 +1,5 @@
 //! The README's quick-start command: the embedded demo runs two providers, spreads calls
-//! over both, and shuts them down cleanly.
+//! over both, and shuts them down cleanly: without a warning or an error on the way.
 
 use std::process::Command;
 
@@ -35,4 +35,11 @@ fn embedded_demo_spreads_calls_over_two_providers_and_exits_cleanly() {
     assert_eq!(per_provider.iter().sum::<u32>(), 400);
     assert_eq!(per_provider, [200, 200], "calls not spread evenly");
     assert!(stdout.contains("all providers stopped"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for log in [&stdout, &stderr] {
+        assert!(
+            !log.contains("WARN") && !log.contains("ERROR"),
+            "a first run shows the user a warning or an error:\n{log}"
+        );
+    }
 }

@@ -208,7 +208,10 @@ async fn follow(
                     let previous = sender.borrow().clone();
                     let known = previous.as_ref().is_some_and(|r| !r.providers.is_empty());
                     if change.all.is_empty() && known {
-                        tracing::warn!(service = %key, "registry pushed an empty provider list; keeping the last one");
+                        tracing::warn!(
+                            service = %key,
+                            "the registry lists no provider any more; calls keep going to the last ones listed until one registers (empty-list protection)"
+                        );
                         continue;
                     }
                     // Drained providers (weight 0) take no new calls: no balancer sees them.
