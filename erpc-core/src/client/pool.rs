@@ -208,19 +208,22 @@ impl Endpoint {
     /// Records the outcome of a call that was sent and ended at `now`.
     pub(crate) fn record(&self, success: bool, rtt: Duration, now: Instant) {
         self.judge(success, now);
-        if success && !self.samples_latency(rtt, now) {
+        if !success {
             return;
         }
-        if success {
-            let mut latency = self.latency.lock();
-            latency.observe(rtt, now);
-            let nanos = latency.get().map_or(0, |d| d.as_nanos().max(1));
-            self.latency_nanos
-                .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
-            let stamp = now.saturating_duration_since(self.born).as_nanos();
-            self.latency_stamp
-                .store(u64::try_from(stamp).unwrap_or(u64::MAX), Ordering::Relaxed);
+        // The clock as a count of nanoseconds since `born`: one subtraction of
+        // `Instant`s per call, and integers from there.
+        let now_nanos =
+            u64::try_from(now.saturating_duration_since(self.born).as_nanos()).unwrap_or(u64::MAX);
+        if !self.samples_latency(rtt, now_nanos) {
+            return;
         }
+        let mut latency = self.latency.lock();
+        latency.observe(rtt, now);
+        let nanos = latency.get().map_or(0, |d| d.as_nanos().max(1));
+        self.latency_nanos
+            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency_stamp.store(now_nanos, Ordering::Relaxed);
     }
 
     /// Whether an answer that took `rtt` updates the latency estimate. Under load,
@@ -228,14 +231,14 @@ impl Endpoint {
     /// [`SAMPLE_SPACING`]: the average is weighted by time, so the answers skipped in
     /// between would have moved it by as much as the one taken does, and the lock and
     /// `exp` are paid once per spacing instead of once per call. A slower answer
-    /// always applies at once (the peak).
-    fn samples_latency(&self, rtt: Duration, now: Instant) -> bool {
+    /// always applies at once (the peak). `now_nanos` counts from `born`.
+    fn samples_latency(&self, rtt: Duration, now_nanos: u64) -> bool {
         let estimate = self.latency_nanos.load(Ordering::Relaxed);
         if estimate == 0 || rtt.as_nanos() > u128::from(estimate) {
             return true;
         }
-        let stamp = Duration::from_nanos(self.latency_stamp.load(Ordering::Relaxed));
-        now.saturating_duration_since(self.born + stamp) >= SAMPLE_SPACING
+        let stamp = self.latency_stamp.load(Ordering::Relaxed);
+        u128::from(now_nanos.saturating_sub(stamp)) >= SAMPLE_SPACING.as_nanos()
     }
 
     /// Passes an outcome to the breaker, counting the ejection it may cause.
