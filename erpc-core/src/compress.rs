@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 
+use crate::protocol::codec::FrameBuilder;
 use crate::Error;
 
 /// A compression algorithm; its id travels in every frame.
@@ -126,6 +127,18 @@ impl CompressionPolicy {
         } else {
             Compression::None
         }
+    }
+
+    /// Compresses the payload written into `frame` when this policy says so, and marks
+    /// the frame's header with the algorithm used.
+    pub(crate) fn apply(&self, frame: &mut FrameBuilder) -> Result<(), Error> {
+        let algorithm = self.for_len(frame.payload_len());
+        if algorithm != Compression::None {
+            let packed = algorithm.compress(frame.payload())?;
+            frame.replace_payload(&packed);
+        }
+        frame.header_mut().compression = algorithm.id();
+        Ok(())
     }
 }
 

@@ -69,7 +69,7 @@ impl OutboundRequest<'_> {
         head.encode(frame.buf()).map_err(Error::Encode)?;
         frame.end_head();
         payload(frame.buf())?;
-        compress_payload(&mut frame, self.compression)?;
+        self.compression.apply(&mut frame)?;
         let size = frame.body_len();
         if size > self.max_frame as usize {
             return Err(Error::FrameTooLarge {
@@ -107,20 +107,6 @@ impl EncodedRequest {
             body: self.body.clone(),
         }
     }
-}
-
-/// Compresses the payload written into `frame` when the policy says so.
-pub(crate) fn compress_payload(
-    frame: &mut FrameBuilder,
-    policy: CompressionPolicy,
-) -> Result<(), Error> {
-    let algorithm = policy.for_len(frame.payload_len());
-    if algorithm != Compression::None {
-        let packed = algorithm.compress(frame.payload())?;
-        frame.replace_payload(&packed);
-    }
-    frame.header_mut().compression = algorithm.id();
-    Ok(())
 }
 
 /// Resolves a frame's serializer and compression ids.

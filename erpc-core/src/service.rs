@@ -88,7 +88,7 @@ impl Request {
         let mut frame = FrameBuilder::new(header, SMALL_REPLY);
         frame.end_head();
         self.serialization.encode(value, frame.buf())?;
-        crate::message::compress_payload(&mut frame, self.compression)?;
+        self.compression.apply(&mut frame)?;
         frame.finish().map(Reply).map_err(Error::Encode)
     }
 }
