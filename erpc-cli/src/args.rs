@@ -5,8 +5,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use erpc::ServiceKey;
 
-use crate::error::CliError;
-
 /// Command line.
 #[derive(Parser)]
 #[command(
@@ -92,11 +90,6 @@ impl Global {
             self.group.as_deref().unwrap_or(""),
             self.version.as_deref().unwrap_or("1.0"),
         )
-    }
-
-    /// Where services are found: `--registry`, else `--addr`.
-    pub(crate) fn target(&self) -> Result<crate::target::Target, CliError> {
-        crate::target::Target::new(self)
     }
 }
 

@@ -63,7 +63,7 @@ impl Source {
 }
 
 impl Target {
-    /// The target the global options name.
+    /// Where the global options say services are found: `--registry`, else `--addr`.
     pub(crate) fn new(global: &Global) -> Result<Self, CliError> {
         let url = match (&global.registry, &global.addr) {
             (Some(url), _) => url.clone(),

@@ -50,7 +50,7 @@ impl Prepared {
     /// builds the client.
     pub(crate) async fn new(global: &Global, args: &CallArgs) -> Result<Self, CliError> {
         let values = parse_args(&read_args(&args.args)?)?;
-        let target = global.target()?;
+        let target = crate::target::Target::new(global)?;
         let key = global.key(&args.service);
         if target.has_catalogue() && target.providers(&key).await?.is_empty() {
             return Err(explain::unknown_service(&target, &key).await);

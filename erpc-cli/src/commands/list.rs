@@ -20,7 +20,7 @@ struct Row {
 /// Lists every service of the registry (or the `--admin` provider), filtered by
 /// `--group` / `--version` when given.
 pub(crate) async fn run(global: &Global) -> Result<(), CliError> {
-    let target = global.target()?;
+    let target = crate::target::Target::new(global)?;
     let Some(mut keys) = target.services().await? else {
         return Err(CliError::usage(format!(
             "{} keeps no service catalogue: list needs a nacos:// or zookeeper:// registry, or the provider's admin listener (--admin HOST:PORT); `erpc describe SERVICE` works on any target",

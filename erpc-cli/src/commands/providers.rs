@@ -7,7 +7,7 @@ use crate::output;
 
 /// Prints the providers of `service`.
 pub(crate) async fn run(global: &Global, service: &str) -> Result<(), CliError> {
-    let target = global.target()?;
+    let target = crate::target::Target::new(global)?;
     let key = global.key(service);
     let providers = target.providers(&key).await?;
     if providers.is_empty() {

@@ -16,7 +16,7 @@ pub(crate) async fn run(
     service: &str,
     count: Option<u64>,
 ) -> Result<(), CliError> {
-    let target = global.target()?;
+    let target = crate::target::Target::new(global)?;
     let key = global.key(service);
     // A registry that is down fails here (exit 3), not silently later; a service with no
     // provider yet is watched for, with a note in case its name is misspelt.

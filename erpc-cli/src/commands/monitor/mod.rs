@@ -44,7 +44,7 @@ const MAX_BODY: usize = 16 * 1024;
 
 /// Serves the monitor until ctrl-c.
 pub(crate) async fn run(global: &Global, args: &MonitorArgs) -> Result<(), CliError> {
-    let target = global.target()?;
+    let target = crate::target::Target::new(global)?;
     // Fail now, with one clear line, on a registry that lists no services or is down.
     if target.services().await?.is_none() {
         return Err(CliError::usage(format!(
