@@ -171,7 +171,9 @@ impl Shared {
     /// (their callers, woken together, are queueing their next calls). The second
     /// keeps the first caller to call again from leaving alone while the others
     /// follow a moment later: at 64 calls in flight that split every batch in two
-    /// writes on each side. A lone caller's next call still leaves at once.
+    /// writes on each side. A lone caller's next call still leaves at once (after a
+    /// burst of answers that nobody follows up, the next call waits one turn of the
+    /// worker: the writer yields once and finds nothing more).
     fn more_frames_coming(&self) -> bool {
         self.answered.swap(0, Ordering::Relaxed) > 1 || self.pending.lock().waiters.len() > 1
     }
