@@ -432,17 +432,12 @@ impl Reader {
                     let earliest = self.shared.pending.lock().earliest();
                     armed = arm(expiry.as_mut(), earliest);
                 }
-                item = frames.next() => match item {
-                    Some(Ok(inbound)) => {
-                        heard = true;
-                        let ended = self.handle_read(inbound, &mut frames, &mut answers);
-                        if let Some(reason) = ended {
-                            break reason;
-                        }
+                item = frames.next() => {
+                    heard = true;
+                    if let Some(reason) = self.handle_read(item, &mut frames, &mut answers) {
+                        break reason;
                     }
-                    Some(Err(e)) => break format!("read failed: {e}"),
-                    None => break "closed by peer".to_string(),
-                },
+                }
                 () = &mut heartbeat => {
                     let now = Instant::now();
                     if heard {
@@ -504,37 +499,39 @@ impl Reader {
         }
     }
 
-    /// Handles `first` and the frames already read after it (up to [`DRAIN_FRAMES`]),
-    /// then wakes the calls they answer all at once: one lock of the pending table,
-    /// and the woken callers queue their next calls together, where waking each as
-    /// its answer was decoded let an idle worker steal them one by one and send each
-    /// in a write of its own. Says why the connection ended, if it did.
+    /// Handles `first` (what the stream gave when it woke the reader) and the frames
+    /// already read after it (up to [`DRAIN_FRAMES`] in all), then wakes the calls they
+    /// answer all at once: one lock of the pending table, and the woken callers queue
+    /// their next calls together, where waking each as its answer was decoded let an
+    /// idle worker steal them one by one and send each in a write of its own. Says why
+    /// the connection ended, if it did; the answers read before that still go out.
     fn handle_read<S>(
         &self,
-        first: Inbound,
+        first: Option<Result<Inbound, CodecError>>,
         frames: &mut S,
         answers: &mut Answers,
     ) -> Option<String>
     where
         S: futures::Stream<Item = Result<Inbound, CodecError>> + Unpin,
     {
-        self.handle(first, answers);
-        let mut ended = None;
-        for _ in 1..DRAIN_FRAMES {
+        let mut item = first;
+        let mut handled = 0;
+        let ended = loop {
+            match item {
+                Some(Ok(inbound)) => self.handle(inbound, answers),
+                Some(Err(e)) => break Some(format!("read failed: {e}")),
+                None => break Some("closed by peer".to_string()),
+            }
+            handled += 1;
+            if handled == DRAIN_FRAMES {
+                break None; // the rest stays in the stream for the next pass
+            }
             // Ready frames only: the codec's buffer, or a read that needs no wait.
             match frames.next().now_or_never() {
-                Some(Some(Ok(inbound))) => self.handle(inbound, answers),
-                Some(Some(Err(e))) => {
-                    ended = Some(format!("read failed: {e}"));
-                    break;
-                }
-                Some(None) => {
-                    ended = Some("closed by peer".to_string());
-                    break;
-                }
-                None => break,
+                Some(next) => item = next,
+                None => break None,
             }
-        }
+        };
         self.complete(answers);
         ended
     }
@@ -571,6 +568,9 @@ impl Reader {
 
     /// Hands each answer to its waiting call (one lock for all), emptying `answers`.
     fn complete(&self, answers: &mut Answers) {
+        if answers.is_empty() {
+            return; // a pass of pings, pongs or goaway only
+        }
         let mut waiters: SmallVec<[(Waiter, Result<Frame, Error>); 64]> = SmallVec::new();
         {
             let mut pending = self.shared.pending.lock();
@@ -667,8 +667,11 @@ mod tests {
             shared.pending.lock().insert(id, tx, far);
             calls.push(rx);
         }
-        let ended =
-            reader(&shared).handle_read(response(1), &mut read_already(2..=8), &mut Vec::new());
+        let ended = reader(&shared).handle_read(
+            Some(Ok(response(1))),
+            &mut read_already(2..=8),
+            &mut Vec::new(),
+        );
         assert_eq!(ended, None);
         for (id, call) in (1..).zip(&mut calls) {
             let answer = call.try_recv().expect("answered in the same pass");
@@ -683,13 +686,46 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_hands_over_at_most_its_bound_and_leaves_the_rest_for_the_next() {
+        let shared = Arc::new(Shared::new("127.0.0.1:1"));
+        let far = Instant::now() + Duration::from_secs(60);
+        let total = DRAIN_FRAMES as u64 + 44;
+        let mut calls = Vec::new();
+        for id in 1..=total {
+            let (tx, rx) = oneshot::channel();
+            shared.pending.lock().insert(id, tx, far);
+            calls.push(rx);
+        }
+        let reader = reader(&shared);
+        let mut rest = read_already(2..=total);
+        assert_eq!(
+            reader.handle_read(Some(Ok(response(1))), &mut rest, &mut Vec::new()),
+            None
+        );
+        // Calls whose answer arrived since last asked (each answer is taken once).
+        let answered = |calls: &mut Vec<oneshot::Receiver<Result<Frame, Error>>>| {
+            calls
+                .iter_mut()
+                .map(|c| c.try_recv())
+                .filter(Result::is_ok)
+                .count()
+        };
+        assert_eq!(answered(&mut calls), DRAIN_FRAMES);
+        // No frame read was dropped at the bound: the next pass starts with the next one.
+        let next = rest.next().now_or_never().expect("a frame is ready");
+        assert_eq!(reader.handle_read(next, &mut rest, &mut Vec::new()), None);
+        assert_eq!(answered(&mut calls), 44);
+    }
+
+    #[test]
     fn a_lone_callers_next_call_leaves_at_once_and_a_failed_read_still_delivers_what_came_before() {
         let shared = Arc::new(Shared::new("127.0.0.1:1"));
         let far = Instant::now() + Duration::from_secs(60);
         let (tx, mut rx) = oneshot::channel();
         shared.pending.lock().insert(1, tx, far);
         let mut broken = futures::stream::iter([Err(CodecError::BadMagic(7))]);
-        let ended = reader(&shared).handle_read(response(1), &mut broken, &mut Vec::new());
+        let ended =
+            reader(&shared).handle_read(Some(Ok(response(1))), &mut broken, &mut Vec::new());
         assert!(ended.is_some_and(|reason| reason.starts_with("read failed")));
         assert!(rx.try_recv().is_ok_and(|answer| answer.is_ok()));
         shared.pending.lock().insert(2, waiter(), far);
