@@ -427,11 +427,13 @@ async fn run_round(
     concurrency: usize,
     round: usize,
 ) -> Result<Vec<(usize, report::Row)>, String> {
+    // Callers first: a tuple drops in field order, so every client lets go of its
+    // connection before its server is killed, on every way out of this function.
     let mut peers = Vec::with_capacity(plan.frameworks.len());
     for &framework in &plan.frameworks {
         let server = ServerProcess::start(framework.server())?;
         let caller = load::Caller::connect(framework, server.addr()).await?;
-        peers.push((server, caller));
+        peers.push((caller, server));
     }
     let slice = plan.duration.div_f64(plan.slices as f64);
     let mut measured: Vec<Option<load::Measured>> = peers.iter().map(|_| None).collect();
@@ -443,7 +445,7 @@ async fn run_round(
             _ => plan.warmup.min(REWARM),
         };
         for i in rotated(peers.len(), round + s) {
-            let (server, caller) = &peers[i];
+            let (caller, server) = &peers[i];
             let part = load::run(caller, payload, concurrency, warmup, slice, server.pid()).await;
             match &mut measured[i] {
                 Some(so_far) => so_far.merge(part),
@@ -453,7 +455,7 @@ async fn run_round(
     }
     let mut rows = Vec::with_capacity(peers.len());
     for i in rotated(peers.len(), round) {
-        let (Some(measured), (server, _)) = (measured[i].take(), &peers[i]) else {
+        let (Some(measured), (_, server)) = (measured[i].take(), &peers[i]) else {
             continue;
         };
         let framework = plan.frameworks[i];
@@ -463,10 +465,6 @@ async fn run_round(
         let server_hwm_kib = stats::status_kib(server.pid(), "VmHWM");
         let row = report::Row::new(framework, payload, concurrency, &measured, server_hwm_kib);
         rows.push((i, row));
-    }
-    for (server, caller) in peers {
-        drop(caller);
-        drop(server);
     }
     Ok(rows)
 }
