@@ -13,17 +13,21 @@ use crate::Error;
 /// computation, a cache hit). A handler that has to wait (on I/O, a lock, another
 /// service) continues as its own task from where it stopped.
 ///
-/// What the reader runs delays the connection's next requests, so a method whose first
-/// poll ran long (over 100 µs: CPU-heavy work before its first wait) is spawned from
-/// the start for its next calls, and tried on the reader again later (after 256 calls,
-/// then twice as many each time it is still long). Choose [`Dispatch::Spawn`] when
-/// handlers do heavy work before they first wait and even that occasional try is too
-/// much.
+/// What the reader runs delays the connection's next requests, so the reader runs a
+/// call's first poll only for a method whose last first poll, timed wherever it ran,
+/// took at most 100 µs. A method's first call is its own task (nothing is known of it
+/// yet); after a long first poll (CPU-heavy work before the first wait) the method's
+/// calls are spawned and timed there until one is short again, and at least for the
+/// next 256 calls (twice as many each time long ones come back), so a method that is
+/// only sometimes long stays off the reader. The reader never tries a method to learn
+/// its pace. Choose [`Dispatch::Spawn`] when even a short first poll on the reader is
+/// unwelcome, e.g. handlers whose first poll is sometimes long without warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Dispatch {
-    /// A call's first poll runs on the connection's reader; a handler that waits, or a
-    /// method whose first polls run long, continues as its own task (default).
+    /// A call's first poll runs on the connection's reader when its method's first
+    /// polls are short; a handler that waits continues as its own task, and a new or
+    /// CPU-heavy method is its own task from the start (default).
     #[default]
     Adaptive,
     /// Every call is its own task from the start (Dubbo's `all` dispatcher).

@@ -217,7 +217,7 @@ struct Conn {
 struct Admitted<'a> {
     service: Arc<dyn Service>,
     /// How the method's first polls have run (for [`Dispatch::Adaptive`]).
-    pace: &'a MethodPace,
+    pace: &'a Arc<MethodPace>,
     key: Arc<ServiceKey>,
     method: usize,
     method_name: &'static str,

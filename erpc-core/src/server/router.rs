@@ -25,7 +25,7 @@ pub(crate) struct Route {
     /// metrics off): observing a call takes no lookup.
     observers: Vec<MethodObserver>,
     /// How each method's first polls have run, by method index.
-    paces: Vec<MethodPace>,
+    paces: Vec<Arc<MethodPace>>,
 }
 
 impl Route {
@@ -35,7 +35,7 @@ impl Route {
     }
 
     /// How `method`'s first polls have run (`method` is an index `resolve` gave).
-    pub(crate) fn pace(&self, method: usize) -> &MethodPace {
+    pub(crate) fn pace(&self, method: usize) -> &Arc<MethodPace> {
         &self.paces[method]
     }
 
@@ -119,11 +119,7 @@ impl Router {
                 service_gate,
                 method_gates,
                 observers,
-                paces: descriptor
-                    .methods
-                    .iter()
-                    .map(|_| MethodPace::default())
-                    .collect(),
+                paces: descriptor.methods.iter().map(|_| Arc::default()).collect(),
             });
         Ok(())
     }
