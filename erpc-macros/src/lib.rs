@@ -136,7 +136,8 @@ fn service_impl(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
         }
         Err(error) => return error.into_compile_error(),
     };
-    let service = Service::parse(item_trait, args, &mut errors);
+    let taken: Vec<&str> = expand::reserved_names().collect();
+    let service = Service::parse(item_trait, args, &taken, &mut errors);
     if errors.is_empty() {
         return expand::expand(&service);
     }

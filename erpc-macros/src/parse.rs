@@ -57,10 +57,17 @@ pub(crate) struct Arg {
 }
 
 impl Service {
-    /// Validates `item`, recording every problem into `errors`.
+    /// Validates `item`, recording every problem into `errors`. `taken` lists the names
+    /// the generated clients define (the expansion's `reserved_names`): no method may
+    /// have one of them.
     ///
     /// The returned model is only meaningful when `errors` stays empty.
-    pub(crate) fn parse(item: ItemTrait, args: ServiceArgs, errors: &mut Errors) -> Self {
+    pub(crate) fn parse(
+        item: ItemTrait,
+        args: ServiceArgs,
+        taken: &[&str],
+        errors: &mut Errors,
+    ) -> Self {
         check_trait_header(&item, errors);
         let mut methods: Vec<Method> = Vec::new();
         for trait_item in &item.items {
@@ -68,7 +75,7 @@ impl Service {
                 errors.spanned(trait_item, unsupported_item(trait_item));
                 continue;
             };
-            let Some(method) = Method::parse(function, errors) else {
+            let Some(method) = Method::parse(function, taken, errors) else {
                 continue;
             };
             if methods.iter().any(|m| m.wire_name == method.wire_name) {
@@ -120,7 +127,7 @@ fn unsupported_item(item: &TraitItem) -> &'static str {
 }
 
 impl Method {
-    fn parse(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
+    fn parse(function: &TraitItemFn, taken: &[&str], errors: &mut Errors) -> Option<Method> {
         let before = errors.len();
         let sig = &function.sig;
         let options = MethodOptions::parse(&function.attrs, errors);
@@ -133,7 +140,7 @@ impl Method {
             }
         }
         check_signature_header(sig, errors);
-        check_method_name(&sig.ident, errors);
+        check_method_name(&sig.ident, taken, errors);
         check_receiver(sig, errors);
         let args = parse_args(sig, errors);
         let output = match &sig.output {
@@ -218,9 +225,9 @@ fn check_signature_header(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-fn check_method_name(ident: &Ident, errors: &mut Errors) {
+fn check_method_name(ident: &Ident, taken: &[&str], errors: &mut Errors) {
     let name = ident.unraw().to_string();
-    if crate::expand::reserved_names().any(|reserved| reserved == name) {
+    if taken.contains(&name.as_str()) {
         errors.spanned(
             ident,
             format!("`{name}` is reserved: the generated clients define a method or field of that name; rename the method"),

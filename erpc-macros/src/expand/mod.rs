@@ -131,7 +131,8 @@ mod tests {
             }
         };
         let mut errors = Errors::default();
-        let service = Service::parse(item, ServiceArgs::default(), &mut errors);
+        let taken: Vec<&str> = reserved_names().collect();
+        let service = Service::parse(item, ServiceArgs::default(), &taken, &mut errors);
         assert!(errors.is_empty());
         let file: syn::File = syn::parse2(expand(&service)).expect("the expansion parses");
         let client_types = ["StoreClient", "StoreBlockingClient"];
