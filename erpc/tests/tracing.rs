@@ -429,3 +429,51 @@ async fn the_sample_ratio_is_read_from_the_configuration() {
     })
     .await;
 }
+
+/// A layer that keeps the message of every event at DEBUG or above.
+#[derive(Clone, Default)]
+struct Messages(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber> Layer<S> for Messages {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        if let Some(message) = fields.get("message") {
+            self.0.lock().unwrap().push(message.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_traceparent_is_ignored_and_logged_once_per_call() {
+    let (captured, messages) = (Captured::default(), Messages::default());
+    let subscriber = tracing_subscriber::registry()
+        .with(captured.clone())
+        .with(messages.clone())
+        .with(tracing_subscriber::filter::LevelFilter::DEBUG);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    bounded(TEST_LIMIT, async {
+        let server = hop(None).await;
+        let malformed = "00-not-a-trace";
+        let client = RelayClient::new(direct(server.local_addr()).build().unwrap())
+            .with_metadata(TRACEPARENT, malformed);
+        assert_eq!(client.relay().await.unwrap().as_deref(), Some(malformed));
+
+        let spans = closed_spans(&captured, 1).await;
+        assert_eq!(spans[0].name, "erpc.server");
+        assert!(
+            !spans[0].fields.contains_key("parent_span_id"),
+            "a malformed traceparent names no parent: {spans:#?}"
+        );
+        let logged = messages
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains("malformed traceparent"))
+            .count();
+        assert_eq!(logged, 1, "{:#?}", messages.0.lock().unwrap());
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}

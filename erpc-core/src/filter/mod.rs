@@ -218,9 +218,10 @@ impl ServerCall {
     }
 
     /// The caller's trace context (its well-formed `traceparent`, parsed when the
-    /// request was decoded).
+    /// request was decoded). A malformed one is `None` here; the handler's context logs
+    /// it, once per call that reaches its handler.
     pub(crate) fn incoming_trace(&self) -> Option<TraceParent> {
-        crate::context::incoming_trace(&self.metadata, self.peer)
+        self.metadata.trace()
     }
 
     /// When the caller stops waiting; `None` when it sent no deadline.
