@@ -1,7 +1,8 @@
 //! Governance through the registry, on every Nacos line available (rnacos always; the
 //! official Nacos 2.x / 3.x when `ERPC_NACOS2_LIB` / `ERPC_NACOS3_LIB` are set):
 //! `NacosRegistry::update_instance`, which `erpc monitor` uses, drains (weight 0),
-//! disables and restores a registered instance, keeping its metadata.
+//! disables and restores a registered instance, keeping its metadata; and
+//! `NacosRegistry::instances` lists the disabled instance (on Nacos 2.x/3.x).
 
 #[path = "../../erpc-nacos/tests/support/mod.rs"]
 mod support;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use erpc::nacos::NacosRegistry;
 use erpc::registry::{Provider, Registration};
 use erpc::ServiceKey;
-use support::{eventually, Options};
+use support::{eventually, Kind, Options};
 
 /// Generous: Nacos 2.x/3.x apply an update asynchronously, on a loaded machine.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -71,6 +72,31 @@ async fn weight_and_enabled_on_every_nacos_line() {
             .await
             .unwrap_or_else(|e| panic!("{kind:?}: disables: {e}"));
         listed(None).await;
+        // Governance still sees it, disabled (rnacos's open API hides disabled instances).
+        let seen = registry
+            .instances(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: lists every instance: {e}"));
+        let disabled = seen.iter().find(|i| i.provider.addr == addr);
+        match kind {
+            Kind::Rnacos => assert!(disabled.is_none(), "{kind:?}: {seen:?}"),
+            Kind::Nacos2 | Kind::Nacos3 => {
+                let disabled = disabled.unwrap_or_else(|| panic!("{kind:?}: listed: {seen:?}"));
+                assert!(
+                    !disabled.enabled && disabled.healthy,
+                    "{kind:?}: {disabled:?}"
+                );
+                assert_eq!(
+                    disabled
+                        .provider
+                        .metadata
+                        .get("erpc.admin")
+                        .map(String::as_str),
+                    Some("127.0.0.1:9100"),
+                    "{kind:?}: metadata kept"
+                );
+            }
+        }
 
         // Back to weight 100 (exactly Nacos weight 1.0, which rnacos ignores as such).
         registration.provider.weight = 100;
@@ -79,6 +105,15 @@ async fn weight_and_enabled_on_every_nacos_line() {
             .await
             .unwrap_or_else(|e| panic!("{kind:?}: enables: {e}"));
         let restored = listed(Some(100)).await.expect("listed");
+        let seen = registry
+            .instances(&key)
+            .await
+            .expect("lists every instance");
+        assert!(
+            seen.iter()
+                .any(|i| i.provider.addr == addr && i.enabled && i.provider.weight == 100),
+            "{kind:?}: {seen:?}"
+        );
         assert_eq!(
             restored.metadata.get("erpc.admin").map(String::as_str),
             Some("127.0.0.1:9100"),

@@ -21,7 +21,7 @@ use common::monitor::Monitor;
 use common::Provider;
 use demo_api::CalculatorClient;
 use erpc::nacos::NacosRegistry;
-use erpc::registry::Registry;
+use erpc::registry::{Registration, Registry};
 use serde_json::{json, Value};
 use support::{eventually, Kind, Options, Server, Unavailable};
 
@@ -600,6 +600,66 @@ async fn monitor_page_in_headless_chromium() {
     drop(monitor);
     a.stop().await;
     b.stop().await;
+}
+
+/// A provider disabled outside the monitor (the Nacos console, another tool) is shown
+/// disabled, and enabling it from the monitor gives it back to consumers. On the
+/// official Nacos lines: rnacos's open API lists no disabled instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_disabled_outside_the_monitor_is_shown_and_enabled_from_it() {
+    const TEST: &str = "a_provider_disabled_outside_the_monitor_is_shown_and_enabled_from_it";
+    for kind in [Kind::Nacos2, Kind::Nacos3] {
+        let server = match Server::start(kind, Options::default()) {
+            Ok(server) => server,
+            Err(Unavailable(why)) => {
+                support::skipped(TEST, kind, &why);
+                continue;
+            }
+        };
+        let url = format!("nacos://{}", server.addr());
+        let registry = NacosRegistry::from_url(&url).expect("nacos URL");
+        let key = erpc::ServiceKey::new(CALC, "", "1.0");
+        let registration = Registration {
+            key: key.clone(),
+            provider: erpc::registry::Provider::new(format!("127.0.0.1:{}", support::dead_port())),
+        };
+        let addr = registration.provider.addr.clone();
+        registry
+            .register_instance(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: registers: {e}"));
+        registry
+            .update_instance(&registration, false)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: disables: {e}"));
+
+        let monitor = Monitor::start(&url, None);
+        eventually(SETTLE, &format!("{kind:?}: shown disabled"), || async {
+            let state = monitor.state().await;
+            (provider(&state, &addr)?["enabled"] == false).then_some(())
+        })
+        .await;
+        let (status, answer) = monitor
+            .act(
+                None,
+                json!({"interface": CALC, "version": "1.0", "addr": addr, "enabled": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{kind:?}: {answer}");
+        eventually(
+            SETTLE,
+            &format!("{kind:?}: listed for consumers"),
+            || async {
+                let listed = registry.providers(&key).await.ok()?;
+                listed.iter().any(|p| p.addr == addr).then_some(())
+            },
+        )
+        .await;
+        registry
+            .deregister_instance(&registration)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: deregisters: {e}"));
+    }
 }
 
 #[test]

@@ -107,6 +107,17 @@ pub(crate) struct LoginAnswer {
     pub(crate) token_ttl: u64,
 }
 
+/// `GET /v1/ns/catalog/instances`: one page of a cluster's instances, disabled ones
+/// included.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CatalogPage {
+    /// Each instance as sent; decoded one by one by [`decode_hosts`].
+    pub(crate) list: Vec<Value>,
+    /// Instances in all pages.
+    pub(crate) count: u64,
+}
+
 /// `GET /v1/ns/service/list`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

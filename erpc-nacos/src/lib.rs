@@ -54,7 +54,8 @@ use erpc_core::ServiceKey;
 
 pub use error::NacosError;
 pub use naming::{
-    from_nacos_weight, parse_service_name, service_name, to_nacos_weight, METADATA_LIMIT,
+    from_nacos_weight, parse_service_name, service_name, to_nacos_weight, ListedInstance,
+    METADATA_LIMIT,
 };
 pub use secret::Secret;
 pub use url::{ApiVersion, NacosConfig, DEFAULT_CLUSTER, DEFAULT_GROUP, DEFAULT_NAMESPACE};
@@ -127,6 +128,34 @@ impl NacosRegistry {
     /// The current healthy, enabled erpc providers of `key`, read once.
     pub async fn providers(&self, key: &ServiceKey) -> Result<Vec<Provider>, NacosError> {
         self.naming.providers(&service_name(key)?).await
+    }
+
+    /// Every erpc instance of `key` as Nacos keeps it, disabled and unhealthy ones
+    /// included, with its flags: what governance needs to see (a provider disabled from
+    /// the Nacos console, say), where [`NacosRegistry::providers`] lists what consumers
+    /// call.
+    ///
+    /// Read from the 3.x admin API (`/v3/admin/ns/instance/list`: with auth on, the user
+    /// needs admin rights), or on older lines from the console catalog
+    /// (`/v1/ns/catalog/instances`, of the configured cluster). rnacos 0.8 answers the
+    /// catalog without its disabled instances (only its own console, on another port,
+    /// lists them), so there a disabled instance is not seen.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), erpc_nacos::NacosError> {
+    /// use erpc_core::ServiceKey;
+    /// use erpc_nacos::NacosRegistry;
+    ///
+    /// let registry = NacosRegistry::from_url("nacos://127.0.0.1:8848")?;
+    /// let key = ServiceKey::new("demo_api::Calculator", "", "1.0");
+    /// for instance in registry.instances(&key).await? {
+    ///     let state = if instance.enabled { "enabled" } else { "disabled" };
+    ///     println!("{} weight {} {state}", instance.provider.addr, instance.provider.weight);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn instances(&self, key: &ServiceKey) -> Result<Vec<ListedInstance>, NacosError> {
+        self.naming.listed(&service_name(key)?).await
     }
 
     /// Every erpc service registered in the namespace and group (services whose name does

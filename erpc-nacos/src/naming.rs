@@ -152,36 +152,77 @@ pub(crate) fn providers(
 ) -> Vec<Provider> {
     let mut providers: Vec<Provider> = instances
         .into_iter()
-        .filter(|i| i.enabled && i.healthy && !i.ip.is_empty())
-        .filter_map(|i| {
-            let port = u16::try_from(i.port).ok().filter(|p| *p != 0)?;
-            let host = if i.ip.contains(':') {
-                format!("[{}]", i.ip)
-            } else {
-                i.ip.clone()
-            };
-            let metadata = i.string_metadata();
-            let scheme = match metadata.get(TRANSPORT_KEY).map(String::as_str) {
-                Some("tls") => TLS_PREFIX,
-                _ => "",
-            };
-            let provider = Provider {
-                addr: format!("{scheme}{host}:{port}"),
-                weight: from_nacos_weight(i.weight),
-                metadata,
-            };
-            match provider.metadata.get(PROTOCOL_KEY) {
-                Some(protocol) if protocol != PROTOCOL => {
-                    foreign(&provider.addr, protocol);
-                    None
-                }
-                _ => Some(provider),
-            }
-        })
+        .filter(|i| i.enabled && i.healthy)
+        .filter_map(|i| provider_of(&i, &mut foreign))
         .collect();
     providers.sort_by(|a, b| a.addr.cmp(&b.addr));
     providers.dedup_by(|a, b| a.addr == b.addr);
     providers
+}
+
+/// Every erpc instance among `instances`, enabled or not, healthy or not, with its
+/// flags (as [`providers`] reads them otherwise); sorted by address.
+pub(crate) fn listed(
+    instances: Vec<Instance>,
+    mut foreign: impl FnMut(&str, &str),
+) -> Vec<ListedInstance> {
+    let mut listed: Vec<ListedInstance> = instances
+        .into_iter()
+        .filter_map(|i| {
+            provider_of(&i, &mut foreign).map(|provider| ListedInstance {
+                provider,
+                enabled: i.enabled,
+                healthy: i.healthy,
+            })
+        })
+        .collect();
+    listed.sort_by(|a, b| a.provider.addr.cmp(&b.provider.addr));
+    listed.dedup_by(|a, b| a.provider.addr == b.provider.addr);
+    listed
+}
+
+/// The erpc provider an instance stands for: `None` without an address or a valid port,
+/// or (handed to `foreign`) when it speaks another protocol.
+fn provider_of(i: &Instance, foreign: &mut impl FnMut(&str, &str)) -> Option<Provider> {
+    if i.ip.is_empty() {
+        return None;
+    }
+    let port = u16::try_from(i.port).ok().filter(|p| *p != 0)?;
+    let host = if i.ip.contains(':') {
+        format!("[{}]", i.ip)
+    } else {
+        i.ip.clone()
+    };
+    let metadata = i.string_metadata();
+    let scheme = match metadata.get(TRANSPORT_KEY).map(String::as_str) {
+        Some("tls") => TLS_PREFIX,
+        _ => "",
+    };
+    let provider = Provider {
+        addr: format!("{scheme}{host}:{port}"),
+        weight: from_nacos_weight(i.weight),
+        metadata,
+    };
+    match provider.metadata.get(PROTOCOL_KEY) {
+        Some(protocol) if protocol != PROTOCOL => {
+            foreign(&provider.addr, protocol);
+            None
+        }
+        _ => Some(provider),
+    }
+}
+
+/// An instance as Nacos keeps it: the provider it stands for and its flags, what
+/// governance needs to see ([`NacosRegistry::instances`](crate::NacosRegistry::instances)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ListedInstance {
+    /// Address, weight (0 to 100 per cent of normal) and metadata.
+    pub provider: Provider,
+    /// `false`: disabled (consumers do not see it).
+    pub enabled: bool,
+    /// `false`: its heartbeats stopped (consumers do not see it).
+    pub healthy: bool,
 }
 
 #[cfg(test)]
@@ -290,6 +331,48 @@ mod tests {
         assert_eq!(
             addrs,
             [("10.0.0.2:1", 100), ("10.0.0.6:1", 100), ("[::1]:2", 50)]
+        );
+        assert_eq!(skipped, ["10.0.0.5:1 dubbo"]);
+    }
+
+    #[test]
+    fn governance_lists_disabled_and_unhealthy_erpc_instances_with_their_flags() {
+        let ok = Instance {
+            ip: "10.0.0.2".into(),
+            port: 1,
+            ..Instance::default()
+        };
+        let off = Instance {
+            enabled: false,
+            ip: "10.0.0.1".into(),
+            ..ok.clone()
+        };
+        let sick = Instance {
+            healthy: false,
+            ip: "10.0.0.3".into(),
+            ..ok.clone()
+        };
+        let mut dubbo = Instance {
+            ip: "10.0.0.5".into(),
+            enabled: false,
+            ..ok.clone()
+        };
+        dubbo.metadata.insert("protocol".into(), "dubbo".into());
+        let mut skipped = Vec::new();
+        let list = listed(vec![ok, off, sick, dubbo], |addr, p| {
+            skipped.push(format!("{addr} {p}"))
+        });
+        let flags: Vec<_> = list
+            .iter()
+            .map(|i| (i.provider.addr.as_str(), i.enabled, i.healthy))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                ("10.0.0.1:1", false, true),
+                ("10.0.0.2:1", true, true),
+                ("10.0.0.3:1", true, false)
+            ]
         );
         assert_eq!(skipped, ["10.0.0.5:1 dubbo"]);
     }

@@ -12,10 +12,10 @@ use erpc_core::registry::Provider;
 use reqwest::Method;
 use tokio::sync::OnceCell;
 
-use crate::api::{self, BeatAnswer, InstanceList, ServiceList, V3Result};
+use crate::api::{self, BeatAnswer, CatalogPage, InstanceList, ServiceList, V3Result};
 use crate::client::{Client, Params};
 use crate::error::clip;
-use crate::naming;
+use crate::naming::{self, ListedInstance};
 use crate::url::ApiVersion;
 use crate::{NacosConfig, NacosError};
 
@@ -245,17 +245,7 @@ impl Naming {
         let hosts = match self.api().await? {
             ApiVersion::V3 => {
                 let data = self.v3(Method::GET, "list", &params).await?;
-                match data {
-                    serde_json::Value::Array(hosts) => hosts,
-                    serde_json::Value::Null => Vec::new(),
-                    other => {
-                        return Err(NacosError::Decode {
-                            url: "/v3/client/ns/instance/list".to_string(),
-                            reason: "data is not a list".to_string(),
-                            body: clip(&other.to_string()),
-                        })
-                    }
-                }
+                hosts_of(data, "/v3/client/ns/instance/list")?
             }
             _ => {
                 // rnacos defaults healthyOnly to true and Nacos to false: always say it.
@@ -271,6 +261,48 @@ impl Naming {
         Ok(naming::providers(hosts, |addr, protocol| {
             self.skipped_foreign(service, addr, protocol)
         }))
+    }
+
+    /// Every erpc instance of `service`, disabled and unhealthy ones included: the 3.x
+    /// admin API's list, or the 1.x/2.x console catalog of the configured cluster
+    /// (paged).
+    pub(crate) async fn listed(&self, service: &str) -> Result<Vec<ListedInstance>, NacosError> {
+        let hosts = match self.api().await? {
+            ApiVersion::V3 => {
+                let mut params = self.params(service);
+                params.push(("healthyOnly", "false".to_string()));
+                let data = self.v3(Method::GET, "all", &params).await?;
+                hosts_of(data, "/v3/admin/ns/instance/list")?
+            }
+            _ => self.catalog(service).await?,
+        };
+        let hosts = api::decode_hosts(hosts);
+        Ok(naming::listed(hosts, |addr, protocol| {
+            self.skipped_foreign(service, addr, protocol)
+        }))
+    }
+
+    /// `GET /v1/ns/catalog/instances`, every page.
+    async fn catalog(&self, service: &str) -> Result<Vec<serde_json::Value>, NacosError> {
+        const PATH: &str = "/v1/ns/catalog/instances";
+        const PAGE_SIZE: usize = 500;
+        let mut hosts = Vec::new();
+        for page in 1.. {
+            let mut params = self.params(service);
+            params.extend([
+                ("clusterName", self.config.cluster.clone()),
+                ("pageNo", page.to_string()),
+                ("pageSize", PAGE_SIZE.to_string()),
+            ]);
+            let body = self.client.call(Method::GET, PATH, &params).await?;
+            let page: CatalogPage = decode(PATH, &body)?;
+            let got = page.list.len();
+            hosts.extend(page.list);
+            if got < PAGE_SIZE || hosts.len() as u64 >= page.count {
+                break;
+            }
+        }
+        Ok(hosts)
     }
 
     /// Logs (once per instance) that a provider of another protocol was left out.
@@ -328,6 +360,8 @@ impl Naming {
     ) -> Result<serde_json::Value, NacosError> {
         let path = match operation {
             "list" => "/v3/client/ns/instance/list",
+            // Disabled instances too: the client API leaves them out.
+            "all" => "/v3/admin/ns/instance/list",
             // The client API cannot change an instance: the admin API can.
             "update" => "/v3/admin/ns/instance",
             _ => "/v3/client/ns/instance",
@@ -357,6 +391,19 @@ impl Naming {
             return result_error(operation, path.to_string(), result);
         }
         Ok(result.data)
+    }
+}
+
+/// The hosts of a v3 list's `data` (`null`: none), read from `url`.
+fn hosts_of(data: serde_json::Value, url: &str) -> Result<Vec<serde_json::Value>, NacosError> {
+    match data {
+        serde_json::Value::Array(hosts) => Ok(hosts),
+        serde_json::Value::Null => Ok(Vec::new()),
+        other => Err(NacosError::Decode {
+            url: url.to_string(),
+            reason: "data is not a list".to_string(),
+            body: clip(&other.to_string()),
+        }),
     }
 }
 

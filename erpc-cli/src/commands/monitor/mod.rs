@@ -11,7 +11,9 @@
 //! | `POST /api/governance` | JSON [`state::Action`] (`application/json`, else `415`); needs the header `x-erpc-token` when `--token` is set (else `401`) |
 //!
 //! Governance works on Nacos (instance weight and `enabled`); on ZooKeeper it answers
-//! `501` with the reason, and the page says so.
+//! `501` with the reason, and the page says so. Providers disabled outside the monitor
+//! are shown (and can be enabled) where Nacos lists disabled instances
+//! ([`erpc::nacos::NacosRegistry::instances`]: Nacos 2.x/3.x, not rnacos).
 
 mod prom;
 mod state;

@@ -28,6 +28,9 @@ pub(crate) struct Snapshot {
     pub(crate) registry: String,
     /// Why governance is unavailable (ZooKeeper), or `None` when it works.
     pub(crate) governance_unsupported: Option<String>,
+    /// Why providers disabled outside this monitor cannot be shown (the registry
+    /// refused to list them), or `None`.
+    pub(crate) disabled_unlisted: Option<String>,
     /// Actions need the operator token.
     pub(crate) token_required: bool,
     /// Unix milliseconds of the last refresh.
@@ -142,6 +145,10 @@ struct Seen {
     at: Instant,
     totals: Totals,
 }
+
+/// A service's providers as the registry lists them, with their enabled flag, and why
+/// disabled ones could not be listed (when the registry refused).
+type RegistryView = (Vec<(Provider, bool)>, Option<String>);
 
 /// Mutable state behind the page.
 #[derive(Default)]
@@ -343,22 +350,23 @@ impl Monitor {
             ));
         };
         keys.sort_by_key(ToString::to_string);
-        let lists = join_all(keys.iter().map(|key| self.target.providers(key))).await;
+        let lists = join_all(keys.iter().map(|key| self.registry_view(key))).await;
         let mut listed = Vec::with_capacity(keys.len());
-        for (key, providers) in keys.into_iter().zip(lists) {
-            let providers = providers.map_err(|e| e.message)?;
+        let mut unlisted = None;
+        for (key, view) in keys.into_iter().zip(lists) {
+            let (mut all, why) = view?;
+            unlisted = unlisted.or(why);
             let remembered: Vec<Provider> = {
                 let mut state = self.state.lock();
                 match state.disabled.get_mut(&key) {
                     Some(disabled) => {
-                        // Listed again: enabled by someone else.
-                        disabled.retain(|addr, _| !providers.iter().any(|p| p.addr == *addr));
+                        // Listed again (enabled by someone else, or seen disabled).
+                        disabled.retain(|addr, _| !all.iter().any(|(p, _)| p.addr == *addr));
                         disabled.values().cloned().collect()
                     }
                     None => Vec::new(),
                 }
             };
-            let mut all: Vec<(Provider, bool)> = providers.into_iter().map(|p| (p, true)).collect();
             for provider in remembered {
                 // A disabled provider that stopped is forgotten.
                 if accepts_connections(&provider.addr, Duration::from_secs(1)).await {
@@ -370,7 +378,39 @@ impl Monitor {
             all.sort_by(|a, b| a.0.addr.cmp(&b.0.addr));
             listed.push((key, all));
         }
+        self.state.lock().snapshot.disabled_unlisted = unlisted;
         Ok(listed)
+    }
+
+    /// The providers of `key` as the registry lists them, with their enabled flag: on
+    /// Nacos every instance consumers call and every disabled one (whoever disabled it;
+    /// rnacos does not list disabled instances, nor does a Nacos that refuses the
+    /// listing, where only what consumers call is shown), elsewhere what consumers call.
+    ///
+    /// With the list, why disabled instances could not be listed, when Nacos refused.
+    async fn registry_view(&self, key: &ServiceKey) -> Result<RegistryView, String> {
+        let mut unlisted = None;
+        if let Some(nacos) = self.target.nacos() {
+            match nacos.instances(key).await {
+                Ok(instances) => {
+                    let view = instances
+                        .into_iter()
+                        // An enabled instance whose heartbeats stopped is called by no one.
+                        .filter(|i| i.healthy || !i.enabled)
+                        .map(|i| (i.provider, i.enabled))
+                        .collect();
+                    return Ok((view, None));
+                }
+                Err(error) => {
+                    unlisted = Some(format!(
+                        "providers disabled outside this monitor are not shown: listing every instance of {key} failed ({})",
+                        chain(&error)
+                    ));
+                }
+            }
+        }
+        let providers = self.target.providers(key).await.map_err(|e| e.message)?;
+        Ok((providers.into_iter().map(|p| (p, true)).collect(), unlisted))
     }
 
     /// The server-side totals of the provider whose admin listener is `admin`.
@@ -415,31 +455,31 @@ impl Monitor {
         }
         let key = ServiceKey::new(&action.interface, &action.group, &action.version);
         let listed = self
-            .target
-            .providers(&key)
+            .registry_view(&key)
             .await
-            .map_err(|e| ActionError::Registry(e.message))?;
-        let (mut provider, was_enabled) = match listed.into_iter().find(|p| p.addr == action.addr) {
-            Some(provider) => (provider, true),
-            None => {
-                let state = self.state.lock();
-                let remembered = state
-                    .disabled
-                    .get(&key)
-                    .and_then(|d| d.get(&action.addr))
-                    .cloned();
-                match remembered {
-                    Some(provider) => (provider, false),
-                    None => {
-                        return Err(ActionError::UnknownProvider(format!(
-                            "{key} has no provider {} in {}",
-                            action.addr,
-                            self.target.shown()
-                        )))
+            .map_err(ActionError::Registry)?;
+        let (mut provider, was_enabled) =
+            match listed.0.into_iter().find(|(p, _)| p.addr == action.addr) {
+                Some(listed) => listed,
+                None => {
+                    let state = self.state.lock();
+                    let remembered = state
+                        .disabled
+                        .get(&key)
+                        .and_then(|d| d.get(&action.addr))
+                        .cloned();
+                    match remembered {
+                        Some(provider) => (provider, false),
+                        None => {
+                            return Err(ActionError::UnknownProvider(format!(
+                                "{key} has no provider {} in {}",
+                                action.addr,
+                                self.target.shown()
+                            )))
+                        }
                     }
                 }
-            }
-        };
+            };
         if let Some(weight) = action.weight {
             provider.weight = weight;
         }
