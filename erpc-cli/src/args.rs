@@ -119,6 +119,10 @@ pub(crate) enum Command {
     Providers {
         /// Interface name, e.g. `demo_api::Calculator`.
         service: String,
+        /// Every instance the registry keeps, disabled and unhealthy ones included, with
+        /// its state (Nacos 2.x/3.x; rnacos lists no disabled instance).
+        #[arg(long)]
+        all: bool,
     },
     /// Calls a method with JSON arguments and prints the JSON result.
     Call(CallArgs),

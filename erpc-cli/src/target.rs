@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use erpc::nacos::NacosRegistry;
+use erpc::nacos::{ListedInstance, NacosRegistry};
 use erpc::registry::{Provider, Registry, StaticRegistry};
 use erpc::zookeeper::ZookeeperRegistry;
 use erpc::ServiceKey;
@@ -137,6 +137,20 @@ impl Target {
                 .map(Provider::new)
                 .collect()),
         }
+    }
+
+    /// Every instance of `key` with its enabled and healthy flags, disabled ones included
+    /// ([`NacosRegistry::instances`]); `None` when the registry is not Nacos.
+    pub(crate) async fn instances(
+        &self,
+        key: &ServiceKey,
+    ) -> Option<Result<Vec<ListedInstance>, CliError>> {
+        let nacos = self.nacos()?;
+        Some(
+            self.bounded("Nacos", nacos.instances(key))
+                .await
+                .and_then(|listed| listed.map_err(CliError::from)),
+        )
     }
 
     /// Every service the registry (or the admin listener) knows; `None` when neither

@@ -639,6 +639,15 @@ async fn a_provider_disabled_outside_the_monitor_is_shown_and_enabled_from_it() 
             (provider(&state, &addr)?["enabled"] == false).then_some(())
         })
         .await;
+        // `erpc providers --all` lists it too, with its state.
+        let args = ["--registry", &url, "providers", CALC, "--all", "-o", "json"];
+        let run = common::erpc_async(args.iter().map(|a| a.to_string()).collect()).await;
+        let listed: Value = serde_json::from_str(run.ok()).expect("JSON");
+        assert_eq!(
+            listed,
+            json!([{"addr": addr, "weight": 100, "state": "disabled", "metadata": {"protocol": "erpc"}}]),
+            "{kind:?}"
+        );
         let (status, answer) = monitor
             .act(
                 None,

@@ -22,7 +22,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::List => list::run(global).await,
         Command::Describe { service } => describe::run(global, service).await,
-        Command::Providers { service } => providers::run(global, service).await,
+        Command::Providers { service, all } => providers::run(global, service, *all).await,
         Command::Call(args) => call::run(global, args).await,
         Command::Bench(args) => bench::run(global, args).await,
         Command::Monitor(args) => monitor::run(global, args).await,

@@ -1,35 +1,82 @@
-//! `erpc providers SERVICE`: the providers the registry lists, with their metadata.
+//! `erpc providers SERVICE [--all]`: the providers the registry lists, with their
+//! metadata; with `--all`, every instance it keeps (disabled and unhealthy ones too)
+//! and its state.
+
+use erpc::registry::Provider;
 
 use crate::args::{Format, Global};
 use crate::error::CliError;
 use crate::explain;
 use crate::output;
 
-/// Prints the providers of `service`.
-pub(crate) async fn run(global: &Global, service: &str) -> Result<(), CliError> {
+/// One row: a provider and its state (`enabled`, `disabled`, `unhealthy`).
+struct Row {
+    provider: Provider,
+    state: &'static str,
+}
+
+/// Prints the providers of `service` (every instance with `all`).
+pub(crate) async fn run(global: &Global, service: &str, all: bool) -> Result<(), CliError> {
     let target = crate::target::Target::new(global)?;
     let key = global.key(service);
-    let providers = target.providers(&key).await?;
-    if providers.is_empty() {
+    let rows = match (all, target.instances(&key).await) {
+        (true, Some(listed)) => listed?
+            .into_iter()
+            .map(|i| Row {
+                state: match (i.enabled, i.healthy) {
+                    (false, _) => "disabled",
+                    (true, false) => "unhealthy",
+                    (true, true) => "enabled",
+                },
+                provider: i.provider,
+            })
+            .collect(),
+        // Only Nacos keeps disabled instances: elsewhere every listed one is enabled.
+        _ => target
+            .providers(&key)
+            .await?
+            .into_iter()
+            .map(|provider| Row {
+                provider,
+                state: "enabled",
+            })
+            .collect::<Vec<_>>(),
+    };
+    if rows.is_empty() {
         return Err(explain::unknown_service(&target, &key).await);
     }
     let printed = match global.output {
         Format::Json => {
-            let list: Vec<_> = providers
+            let list: Vec<_> = rows
                 .iter()
-                .map(|p| serde_json::json!({"addr": p.addr, "weight": p.weight, "metadata": p.metadata}))
+                .map(|Row { provider: p, state }| {
+                    let mut item = serde_json::json!({"addr": p.addr, "weight": p.weight, "metadata": p.metadata});
+                    if all {
+                        item["state"] = serde_json::json!(state);
+                    }
+                    item
+                })
                 .collect();
             output::json(&serde_json::Value::Array(list), Format::Json)
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = providers
+            let table: Vec<Vec<String>> = rows
                 .iter()
-                .map(|p| {
+                .map(|Row { provider: p, state }| {
                     let version = p.metadata.get("erpc.version").cloned().unwrap_or_default();
-                    vec![p.addr.clone(), p.weight.to_string(), version]
+                    let mut row = vec![p.addr.clone(), p.weight.to_string()];
+                    if all {
+                        row.push(state.to_string());
+                    }
+                    row.push(version);
+                    row
                 })
                 .collect();
-            output::table(&["ADDRESS", "WEIGHT", "ERPC"], &rows)
+            let headers: &[&str] = match all {
+                true => &["ADDRESS", "WEIGHT", "STATE", "ERPC"],
+                false => &["ADDRESS", "WEIGHT", "ERPC"],
+            };
+            output::table(headers, &table)
         }
     };
     println!("{printed}");

@@ -390,8 +390,8 @@ impl Monitor {
     /// With the list, why disabled instances could not be listed, when Nacos refused.
     async fn registry_view(&self, key: &ServiceKey) -> Result<RegistryView, String> {
         let mut unlisted = None;
-        if let Some(nacos) = self.target.nacos() {
-            match nacos.instances(key).await {
+        if let Some(listed) = self.target.instances(key).await {
+            match listed {
                 Ok(instances) => {
                     let view = instances
                         .into_iter()
@@ -404,7 +404,7 @@ impl Monitor {
                 Err(error) => {
                     unlisted = Some(format!(
                         "providers disabled outside this monitor are not shown: listing every instance of {key} failed ({})",
-                        chain(&error)
+                        error.message
                     ));
                 }
             }
