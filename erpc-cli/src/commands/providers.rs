@@ -19,29 +19,38 @@ struct Row {
 pub(crate) async fn run(global: &Global, service: &str, all: bool) -> Result<(), CliError> {
     let target = crate::target::Target::new(global)?;
     let key = global.key(service);
-    let rows = match (all, target.instances(&key).await) {
-        (true, Some(listed)) => listed?
-            .into_iter()
-            .map(|i| Row {
-                state: match (i.enabled, i.healthy) {
+    // What consumers call (every cluster), then, with `all`, what else Nacos keeps.
+    let mut rows: Vec<Row> = target
+        .providers(&key)
+        .await?
+        .into_iter()
+        .map(|provider| Row {
+            provider,
+            state: "enabled",
+        })
+        .collect();
+    if all {
+        // Only Nacos keeps disabled instances: elsewhere every listed one is enabled.
+        if let Some(listed) = target.instances(&key).await {
+            for instance in listed? {
+                let state = match (instance.enabled, instance.healthy) {
                     (false, _) => "disabled",
                     (true, false) => "unhealthy",
-                    (true, true) => "enabled",
-                },
-                provider: i.provider,
-            })
-            .collect(),
-        // Only Nacos keeps disabled instances: elsewhere every listed one is enabled.
-        _ => target
-            .providers(&key)
-            .await?
-            .into_iter()
-            .map(|provider| Row {
-                provider,
-                state: "enabled",
-            })
-            .collect::<Vec<_>>(),
-    };
+                    (true, true) => continue,
+                };
+                if !rows
+                    .iter()
+                    .any(|r| r.provider.addr == instance.provider.addr)
+                {
+                    rows.push(Row {
+                        provider: instance.provider,
+                        state,
+                    });
+                }
+            }
+            rows.sort_by(|a, b| a.provider.addr.cmp(&b.provider.addr));
+        }
+    }
     if rows.is_empty() {
         return Err(explain::unknown_service(&target, &key).await);
     }

@@ -382,35 +382,29 @@ impl Monitor {
         Ok(listed)
     }
 
-    /// The providers of `key` as the registry lists them, with their enabled flag: on
-    /// Nacos every instance consumers call and every disabled one (whoever disabled it;
-    /// rnacos does not list disabled instances, nor does a Nacos that refuses the
-    /// listing, where only what consumers call is shown), elsewhere what consumers call.
-    ///
-    /// With the list, why disabled instances could not be listed, when Nacos refused.
+    /// The providers of `key` with their enabled flag: what consumers call, and on Nacos
+    /// every disabled instance too, whoever disabled it (rnacos lists none; a Nacos that
+    /// refuses the listing neither, and then the reason comes along).
     async fn registry_view(&self, key: &ServiceKey) -> Result<RegistryView, String> {
-        let mut unlisted = None;
-        if let Some(listed) = self.target.instances(key).await {
-            match listed {
-                Ok(instances) => {
-                    let view = instances
-                        .into_iter()
-                        // An enabled instance whose heartbeats stopped is called by no one.
-                        .filter(|i| i.healthy || !i.enabled)
-                        .map(|i| (i.provider, i.enabled))
-                        .collect();
-                    return Ok((view, None));
-                }
-                Err(error) => {
-                    unlisted = Some(format!(
-                        "providers disabled outside this monitor are not shown: listing every instance of {key} failed ({})",
-                        error.message
-                    ));
-                }
-            }
-        }
         let providers = self.target.providers(key).await.map_err(|e| e.message)?;
-        Ok((providers.into_iter().map(|p| (p, true)).collect(), unlisted))
+        let mut view: Vec<(Provider, bool)> = providers.into_iter().map(|p| (p, true)).collect();
+        let unlisted = match self.target.instances(key).await {
+            None => None,
+            Some(Ok(instances)) => {
+                for instance in instances {
+                    let shown = view.iter().any(|(p, _)| p.addr == instance.provider.addr);
+                    if !instance.enabled && !shown {
+                        view.push((instance.provider, false));
+                    }
+                }
+                None
+            }
+            Some(Err(error)) => Some(format!(
+                "providers disabled outside this monitor are not shown: listing every instance of {key} failed ({})",
+                error.message
+            )),
+        };
+        Ok((view, unlisted))
     }
 
     /// The server-side totals of the provider whose admin listener is `admin`.
