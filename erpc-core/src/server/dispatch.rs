@@ -24,8 +24,9 @@ const FIRST_STREAK: u32 = 256;
 /// The longest streak, reached by a method whose first polls keep turning long again.
 const LONGEST_STREAK: u32 = 1 << 16;
 
-/// What one method's first polls have looked like, shared by every connection.
-#[derive(Debug)]
+/// What one method's first polls have looked like, shared by every connection. The
+/// default is a method not called yet: its first call is spawned (and timed).
+#[derive(Debug, Default)]
 pub(crate) struct MethodPace {
     /// Whether the last first poll timed was short (none is known at first).
     short: AtomicBool,
@@ -35,17 +36,6 @@ pub(crate) struct MethodPace {
     /// The streak the next long first poll starts: doubles while long first polls
     /// keep coming, back to none after a short one on the reader.
     streak: AtomicU32,
-}
-
-impl Default for MethodPace {
-    /// A method not called yet: its first call is spawned (and timed).
-    fn default() -> Self {
-        Self {
-            short: AtomicBool::new(false),
-            spawn_next: AtomicU32::new(0),
-            streak: AtomicU32::new(0),
-        }
-    }
 }
 
 impl MethodPace {
