@@ -139,18 +139,26 @@ impl Target {
         }
     }
 
-    /// Every instance of `key` with its enabled and healthy flags, disabled ones included
+    /// The instances Nacos keeps for `key` besides `shown` (what consumers call): the
+    /// disabled and the unhealthy ones, with their flags
     /// ([`NacosRegistry::instances`]); `None` when the registry is not Nacos.
-    pub(crate) async fn instances(
+    pub(crate) async fn unlisted_instances(
         &self,
         key: &ServiceKey,
+        shown: &[Provider],
     ) -> Option<Result<Vec<ListedInstance>, CliError>> {
         let nacos = self.nacos()?;
-        Some(
-            self.bounded("Nacos", nacos.instances(key))
-                .await
-                .and_then(|listed| listed.map_err(CliError::from)),
-        )
+        let listed = self
+            .bounded("Nacos", nacos.instances(key))
+            .await
+            .and_then(|listed| listed.map_err(CliError::from));
+        Some(listed.map(|instances| {
+            instances
+                .into_iter()
+                .filter(|i| !(i.enabled && i.healthy))
+                .filter(|i| shown.iter().all(|p| p.addr != i.provider.addr))
+                .collect()
+        }))
     }
 
     /// Every service the registry (or the admin listener) knows; `None` when neither

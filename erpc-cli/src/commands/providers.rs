@@ -20,36 +20,28 @@ pub(crate) async fn run(global: &Global, service: &str, all: bool) -> Result<(),
     let target = crate::target::Target::new(global)?;
     let key = global.key(service);
     // What consumers call (every cluster), then, with `all`, what else Nacos keeps.
-    let mut rows: Vec<Row> = target
-        .providers(&key)
-        .await?
+    let providers = target.providers(&key).await?;
+    let others = match all {
+        // Only Nacos keeps disabled instances: elsewhere every listed one is enabled.
+        true => target
+            .unlisted_instances(&key, &providers)
+            .await
+            .transpose()?,
+        false => None,
+    };
+    let mut rows: Vec<Row> = providers
         .into_iter()
         .map(|provider| Row {
             provider,
             state: "enabled",
         })
         .collect();
-    if all {
-        // Only Nacos keeps disabled instances: elsewhere every listed one is enabled.
-        if let Some(listed) = target.instances(&key).await {
-            for instance in listed? {
-                let state = match (instance.enabled, instance.healthy) {
-                    (false, _) => "disabled",
-                    (true, false) => "unhealthy",
-                    (true, true) => continue,
-                };
-                if !rows
-                    .iter()
-                    .any(|r| r.provider.addr == instance.provider.addr)
-                {
-                    rows.push(Row {
-                        provider: instance.provider,
-                        state,
-                    });
-                }
-            }
-            rows.sort_by(|a, b| a.provider.addr.cmp(&b.provider.addr));
-        }
+    if let Some(others) = others {
+        rows.extend(others.into_iter().map(|i| Row {
+            state: if i.enabled { "unhealthy" } else { "disabled" },
+            provider: i.provider,
+        }));
+        rows.sort_by(|a, b| a.provider.addr.cmp(&b.provider.addr));
     }
     if rows.is_empty() {
         return Err(explain::unknown_service(&target, &key).await);

@@ -387,16 +387,14 @@ impl Monitor {
     /// refuses the listing neither, and then the reason comes along).
     async fn registry_view(&self, key: &ServiceKey) -> Result<RegistryView, String> {
         let providers = self.target.providers(key).await.map_err(|e| e.message)?;
+        let others = self.target.unlisted_instances(key, &providers).await;
         let mut view: Vec<(Provider, bool)> = providers.into_iter().map(|p| (p, true)).collect();
-        let unlisted = match self.target.instances(key).await {
+        let unlisted = match others {
             None => None,
             Some(Ok(instances)) => {
-                for instance in instances {
-                    let shown = view.iter().any(|(p, _)| p.addr == instance.provider.addr);
-                    if !instance.enabled && !shown {
-                        view.push((instance.provider, false));
-                    }
-                }
+                // An enabled instance whose heartbeats stopped is called by no one.
+                let disabled = instances.into_iter().filter(|i| !i.enabled);
+                view.extend(disabled.map(|i| (i.provider, false)));
                 None
             }
             Some(Err(error)) => Some(format!(
